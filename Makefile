@@ -1,0 +1,35 @@
+# One command to run the service locally, one to run the tests. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3; do command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-moto test-ddblocal token bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.13 (or 3.12) is required"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m infra.local.run
+
+# The whole suite on both backends: moto in-process, then DynamoDB Local.
+test: $(STAMP)
+	$(PY) -m infra.local.ddblocal --ensure
+	BACKEND=moto $(PY) -m pytest -q -p no:cacheprovider tests
+	BACKEND=ddblocal $(PY) -m pytest -q -p no:cacheprovider tests
+
+test-moto: $(STAMP)
+	BACKEND=moto $(PY) -m pytest -q tests $(ARGS)
+
+test-ddblocal: $(STAMP)
+	BACKEND=ddblocal $(PY) -m pytest -q tests $(ARGS)
+
+token: $(STAMP)
+	$(PY) -m tools.token $(ARGS)
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

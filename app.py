@@ -1,0 +1,26 @@
+"""Wiring only: blueprints for routes, and the stream and scheduled handlers.
+
+Each capability lives in chalicelib/<capability>; this file registers what it exposes.
+"""
+from chalice import Chalice
+
+from chalicelib import health, streams
+from chalicelib.core.config import stream_arn
+from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
+from chalicelib.store.base import ClickItem, MainItem, bind
+
+app = Chalice(app_name="referral-service")
+bind()
+
+for capability in (health,):
+    app.register_blueprint(capability.routes.blueprint)
+
+
+@app.on_dynamodb_record(stream_arn=stream_arn("main"), batch_size=100, starting_position="TRIM_HORIZON")
+def on_main_change(event):
+    return streams.process_batch("main", MainItem, event.to_dict()["Records"])
+
+
+@app.on_dynamodb_record(stream_arn=stream_arn("clicks"), batch_size=500, starting_position="TRIM_HORIZON")
+def on_click(event):
+    return streams.process_batch("clicks", ClickItem, event.to_dict()["Records"])

@@ -1,0 +1,15 @@
+"""Make a stage ready: tables from the specs (idempotent) and the seeded `default` campaign."""
+from __future__ import annotations
+
+from typing import Any
+
+from .campaigns.service import seed_default
+from .store.base import bind
+from .store.tables import ensure_tables
+
+
+def prepare(ddb_client: Any, prefix: str | None = None) -> dict[str, str]:
+    bind(prefix)
+    arns = ensure_tables(ddb_client, prefix)
+    seed_default()
+    return arns

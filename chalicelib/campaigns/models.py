@@ -1,0 +1,31 @@
+"""Campaign items (main table).
+
+Access patterns:
+- current campaign: GetItem pk=CAMP#<id>, sk=CONFIG
+- a past version (facts are judged by the version in force): GetItem pk=CAMP#<id>, sk=V#<n:06d>
+- all campaigns: Query gsi1 gsi1pk=CAMPAIGNS (one small partition: a brand runs tens, not millions)
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+
+from ..store.base import MainItem
+
+
+class Campaign(MainItem, discriminator="campaign"):
+    campaign_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    offer = UnicodeAttribute(default="")
+    landing_url = UnicodeAttribute()
+    status = UnicodeAttribute(default="active")
+    starts_at = UnicodeAttribute(null=True)
+    ends_at = UnicodeAttribute(null=True)
+    rules = UnicodeAttribute()  # JSON of rules.Rules
+    version = NumberAttribute(default=1)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    budget_spent_points = NumberAttribute(default=0)
+
+    @classmethod
+    def key(cls, campaign_id: str) -> tuple[str, str]:
+        return f"CAMP#{campaign_id}", "CONFIG"

@@ -1,0 +1,105 @@
+"""Campaign rules: a validated, pure description of what a campaign pays and when.
+
+Money is integer fen; rates are basis points (1 bp = 0.01 %). A change to a campaign makes a
+new version; facts are judged by the version in force when they happened.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Fen = Annotated[int, Field(strict=True, ge=0, le=10_000_000_00)]
+Pts = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
+Bps = Annotated[int, Field(strict=True, ge=0, le=10_000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AdvocateLevel(Strict):
+    name: str = Field(min_length=1, max_length=40)
+    min_conversions: int = Field(strict=True, ge=0)
+    commission_bps: Bps
+
+
+class Milestone(Strict):
+    conversions: int = Field(strict=True, ge=1)
+    bonus_points: Pts
+
+
+class Rules(Strict):
+    attribution_window_days: int = Field(30, strict=True, ge=1, le=365)
+    min_purchase_fen: Fen = 0
+    referee_signup_points: Pts = 0
+    referee_coupon_fen: Fen = 0
+    referrer_conversion_points: Pts = 0
+    advocate_levels: list[AdvocateLevel] = Field(default_factory=list, max_length=10)
+    milestones: list[Milestone] = Field(default_factory=list, max_length=20)
+    second_level_bps: Bps = 0
+    monthly_cap_points: Pts | None = None
+    budget_points: Pts | None = None
+    hold_days: int = Field(7, strict=True, ge=0, le=90)
+    assist_target: int = Field(5, strict=True, ge=1, le=1000)
+    assist_reward_points: Pts = 0
+    checkin_points: Pts = 0
+    checkin_streak_bonus: dict[str, Pts] = Field(default_factory=dict)
+    signups_per_hour_alert: int = Field(30, strict=True, ge=1, le=100_000)
+    time_zone: str = "Asia/Shanghai"
+
+    @model_validator(mode="after")
+    def _levels_ordered(self) -> "Rules":
+        thresholds = [level.min_conversions for level in self.advocate_levels]
+        if thresholds and (thresholds[0] != 0 or thresholds != sorted(set(thresholds))):
+            raise ValueError("advocate_levels must start at 0 conversions and rise strictly")
+        return self
+
+    def level_for(self, conversions: int) -> AdvocateLevel | None:
+        current = None
+        for level in self.advocate_levels:
+            if conversions >= level.min_conversions:
+                current = level
+        return current
+
+
+class CampaignIn(Strict):
+    campaign_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,39}$")
+    name: str = Field(min_length=1, max_length=80)
+    offer: str = Field("", max_length=200)
+    landing_url: str = Field(pattern=r"^https?://", max_length=500)
+    starts_at: str | None = Field(None, max_length=40)
+    ends_at: str | None = Field(None, max_length=40)
+    status: Literal["active", "paused", "ended"] = "active"
+    rules: Rules = Field(default_factory=Rules)
+
+
+DEFAULT_CAMPAIGN = CampaignIn(
+    campaign_id="default",
+    name="Invite friends",
+    offer="¥20 off your first order",
+    landing_url="https://shop.example.com/welcome",
+    rules=Rules(
+        attribution_window_days=30,
+        min_purchase_fen=50_00,
+        referee_signup_points=100,
+        referee_coupon_fen=20_00,
+        referrer_conversion_points=500,
+        advocate_levels=[
+            AdvocateLevel(name="friend", min_conversions=0, commission_bps=300),
+            AdvocateLevel(name="advocate", min_conversions=5, commission_bps=500),
+            AdvocateLevel(name="ambassador", min_conversions=20, commission_bps=800),
+        ],
+        milestones=[Milestone(conversions=3, bonus_points=300), Milestone(conversions=10, bonus_points=1500),
+                    Milestone(conversions=25, bonus_points=5000)],
+        second_level_bps=100,
+        monthly_cap_points=50_000,
+        budget_points=10_000_000,
+        hold_days=7,
+        assist_target=5,
+        assist_reward_points=200,
+        checkin_points=10,
+        checkin_streak_bonus={"7": 50, "30": 300},
+        signups_per_hour_alert=30,
+    ),
+)

@@ -1,0 +1,215 @@
+"""One mechanism for every HTTP route: size limit, JSON parsing, validation, auth, roles,
+rate limits, Idempotency-Key, the error envelope and request-id logging.
+
+A capability declares its routes on a `Routes` (wrapping a Chalice Blueprint):
+
+    routes = Routes(Blueprint(__name__))
+
+    @routes.post("/v1/links", roles=(MEMBER,), body=LinkIn, summary="Create a share link")
+    def create_link(req: Req) -> dict:
+        return links.create(req.principal.sub, req.body)
+
+The view receives a `Req` (principal, body, query, path params, client key) and returns a
+dict (200 JSON), a `Reply`, or a Chalice `Response` (redirects, images).
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from chalice import Blueprint, Response
+from pydantic import BaseModel, ValidationError
+
+from . import auth
+from .config import settings
+from .errors import ApiError, BadRequest, PayloadTooLarge, Unprocessable, error_body
+from .logs import get_logger, request_id_var
+
+log = get_logger("http")
+
+JSON_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
+PUBLIC: tuple[str, ...] = ()
+
+
+@dataclass
+class Reply:
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Req:
+    principal: auth.Principal | None
+    body: Any
+    query: Any
+    params: dict[str, str]
+    headers: dict[str, str]
+    client_key: str
+    request_id: str
+    raw_body: bytes
+    route_key: str = ""
+
+    @property
+    def member_id(self) -> str:
+        assert self.principal is not None
+        return self.principal.sub
+
+
+@dataclass
+class RouteDoc:
+    path: str
+    method: str
+    roles: tuple[str, ...]
+    summary: str
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    idempotent: bool
+    rate_limit: str | None
+    produces: str = "application/json"
+
+
+ROUTE_DOCS: list[RouteDoc] = []
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str),
+        status_code=status,
+        headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+    )
+
+
+def error_response(err: ApiError, request_id: str) -> Response:
+    return json_response(err.body(), err.status, {"X-Request-Id": request_id, **err.headers})
+
+
+def validation_details(exc: ValidationError) -> dict[str, Any]:
+    fields = []
+    for problem in exc.errors(include_url=False, include_context=False, include_input=False):
+        fields.append({"field": ".".join(str(p) for p in problem["loc"]) or "(body)",
+                       "problem": problem["msg"], "type": problem["type"]})
+    return {"fields": fields}
+
+
+def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Unprocessable(f"invalid {where}", code="validation_failed", details=validation_details(exc)) from exc
+
+
+def _client_key(request: Any) -> str:
+    identity = (request.context or {}).get("identity") or {}
+    return identity.get("sourceIp") or "unknown"
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw or not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}", code="malformed_json") from exc
+
+
+class Routes:
+    """Route declarations for one capability, on its own Chalice Blueprint."""
+
+    def __init__(self, import_name: str):
+        self.blueprint = Blueprint(import_name)
+
+    def get(self, path: str, **kw: Any) -> Callable:
+        return self.route(path, "GET", **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable:
+        return self.route(path, "POST", **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable:
+        return self.route(path, "PUT", **kw)
+
+    def route(self, path: str, method: str, *, roles: tuple[str, ...] = PUBLIC, body: type[BaseModel] | None = None,
+              query: type[BaseModel] | None = None, summary: str = "", idempotent: bool | None = None,
+              rate_limit: str | None = None, produces: str = "application/json") -> Callable:
+        idempotent = (method == "POST") if idempotent is None else idempotent
+        ROUTE_DOCS.append(RouteDoc(path, method, roles, summary, body, query, idempotent, rate_limit, produces))
+        blueprint = self.blueprint
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            def view(**params: str) -> Response:
+                return handle(blueprint.current_request, fn, params, roles, body, query, idempotent, rate_limit)
+
+            view.__name__ = fn.__name__
+            view.__doc__ = fn.__doc__
+            blueprint.route(path, methods=[method], content_types=JSON_TYPES)(view)
+            return fn
+
+        return decorate
+
+
+def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: tuple[str, ...],
+           body_model: type[BaseModel] | None, query_model: type[BaseModel] | None,
+           idempotent: bool, rate_limit: str | None) -> Response:
+    request_id = ((request.context or {}).get("requestId")) or uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    try:
+        req = _build_request(request, params, roles, body_model, query_model, request_id, rate_limit)
+        if idempotent and req.headers.get("idempotency-key"):
+            from . import idempotency
+
+            response = idempotency.run(req, lambda: _call(fn, req))
+        else:
+            response = _call(fn, req)
+        response.headers.setdefault("X-Request-Id", request_id)
+        return response
+    except ApiError as err:
+        return error_response(err, request_id)
+    except Exception:  # the one place an unexpected failure becomes a 500
+        log.exception("unhandled error", extra={"path": request.context.get("resourcePath") if request.context else None})
+        return json_response(
+            error_body("internal_error", "something went wrong on our side; quote the request id",
+                       {"request_id": request_id}),
+            500, {"X-Request-Id": request_id})
+    finally:
+        request_id_var.reset(token)
+
+
+def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],
+                   body_model: type[BaseModel] | None, query_model: type[BaseModel] | None,
+                   request_id: str, rate_limit: str | None) -> Req:
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    raw = request.raw_body or b""
+    if len(raw) > settings().max_body_bytes:
+        raise PayloadTooLarge(f"body exceeds {settings().max_body_bytes} bytes")
+    principal = None
+    if roles:
+        principal = auth.authenticate(headers.get("authorization"))
+        auth.require_role(principal, roles)
+    client_key = _client_key(request)
+    if rate_limit:
+        from . import ratelimit
+
+        ratelimit.check(rate_limit, client_key)
+    body: Any = None
+    if body_model is not None:
+        data = _parse_json(raw)
+        if not isinstance(data, dict):
+            raise Unprocessable("body must be a JSON object", code="validation_failed")
+        body = parse_model(body_model, data, "body")
+    query: Any = None
+    if query_model is not None:
+        query = parse_model(query_model, dict(request.query_params or {}), "query parameters")
+    route = (request.context or {}).get("resourcePath", "")
+    route_key = f"{request.method} {route} " + json.dumps(params, sort_keys=True)
+    return Req(principal, body, query, params, headers, client_key, request_id, raw, route_key)
+
+
+def _call(fn: Callable[[Req], Any], req: Req) -> Response:
+    result = fn(req)
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, Reply):
+        return json_response(result.body, result.status, result.headers)
+    return json_response(result)

@@ -1,0 +1,86 @@
+"""`Idempotency-Key` on POST: the same key and body within 24 h returns the first response;
+the same key with another body is a 409; two concurrent requests with one key run once.
+
+One record per (caller, key) in the control table, claimed with a conditional put. An expired
+record counts as absent even before TTL deletes it (TTL lags by up to two days), and an
+in-progress claim older than the lock time is taken over (the first runner died).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Callable
+
+from chalice import Response
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DeleteError, PutError
+
+from . import clock
+from .errors import Conflict, Unprocessable
+from ..store.base import ControlItem, condition_failed
+
+TTL_SECONDS = 24 * 3600
+LOCK_SECONDS = 60
+MAX_KEY_LENGTH = 128
+
+
+class IdempotencyRecord(ControlItem, discriminator="idempotency"):
+    status = UnicodeAttribute()  # in_progress | done
+    request_hash = UnicodeAttribute()
+    lock_until = NumberAttribute()
+    response_status = NumberAttribute(null=True)
+    response_body = UnicodeAttribute(null=True)
+    response_headers = UnicodeAttribute(null=True)
+
+
+def run(req, call: Callable[[], Response]) -> Response:
+    key = req.headers["idempotency-key"]
+    if len(key) > MAX_KEY_LENGTH:
+        raise Unprocessable(f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters", code="validation_failed")
+    caller = req.principal.sub if req.principal else f"ip:{req.client_key}"
+    digest = hashlib.sha256(req.route_key.encode() + b"\0" + req.raw_body).hexdigest()
+    now = clock.epoch()
+    record = IdempotencyRecord(pk=f"IDEM#{caller}#{key}", sk="IDEM", status="in_progress", request_hash=digest,
+                               lock_until=now + LOCK_SECONDS, expires_at=now + TTL_SECONDS)
+    try:
+        record.save(condition=(IdempotencyRecord.pk.does_not_exist()
+                               | (IdempotencyRecord.expires_at < now)
+                               | ((IdempotencyRecord.status == "in_progress") & (IdempotencyRecord.lock_until < now))))
+    except PutError as exc:
+        if not condition_failed(exc):
+            raise
+        return _replay(record.pk, digest)
+    try:
+        response = call()
+    except BaseException:
+        _release(record)
+        raise
+    if response.status_code >= 500 or response.status_code in (409, 429):
+        _release(record)  # not a final answer: let a retry run again
+        return response
+    record.status = "done"
+    record.response_status = response.status_code
+    record.response_body = response.body if isinstance(response.body, str) else json.dumps(response.body)
+    record.response_headers = json.dumps({k: v for k, v in response.headers.items() if k.lower() != "x-request-id"})
+    record.save()
+    return response
+
+
+def _replay(pk: str, digest: str) -> Response:
+    stored = IdempotencyRecord.get(pk, "IDEM", consistent_read=True)
+    if stored.request_hash != digest:
+        raise Conflict("this Idempotency-Key was used with a different request", code="idempotency_key_reused")
+    if stored.status != "done":
+        raise Conflict("a request with this Idempotency-Key is still running", code="request_in_progress",
+                       headers={"Retry-After": "1"})
+    headers = json.loads(stored.response_headers or "{}")
+    headers["Idempotent-Replayed"] = "true"
+    return Response(body=stored.response_body, status_code=int(stored.response_status), headers=headers)
+
+
+def _release(record: IdempotencyRecord) -> None:
+    try:
+        record.delete(condition=IdempotencyRecord.status == "in_progress")
+    except DeleteError:
+        pass
+

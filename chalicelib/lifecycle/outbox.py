@@ -1,0 +1,49 @@
+"""The outbox: one message per moment that matters to a member (welcome, tier up, win-back,
+reward available…), written by stream handlers with a deterministic key so a redelivered
+record writes nothing new. A sender (push, SMS, WeChat template message) reads from here.
+
+Access pattern: a member's messages, newest first: Query pk=M#<id>, sk begins_with NOTE#.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.exceptions import PutError
+
+from ..core.pagination import PageQuery, page
+from ..members.models import member_pk
+from ..store.base import MainItem, condition_failed
+
+
+class Notification(MainItem, discriminator="notification"):
+    member_id = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    source_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    payload = UnicodeAttribute(default="{}")
+
+
+def post(member_id: str, kind: str, source_id: str, at: str, payload: dict[str, Any] | None = None) -> bool:
+    """Write the message once per (member, kind, source). Returns False if it was already there."""
+    note = Notification(member_pk(member_id), f"NOTE#{at}#{kind}#{source_id}", member_id=member_id, kind=kind,
+                        source_id=source_id, created_at=at, payload=json.dumps(payload or {}, ensure_ascii=False))
+    try:
+        note.save(condition=Notification.pk.does_not_exist())
+        return True
+    except PutError as exc:
+        if condition_failed(exc):
+            return False
+        raise
+
+
+def render(note: Notification) -> dict[str, Any]:
+    return {"kind": note.kind, "source_id": note.source_id, "created_at": note.created_at,
+            "payload": json.loads(note.payload or "{}")}
+
+
+def list_for(member_id: str, page_query: PageQuery) -> dict[str, Any]:
+    return page(Notification.query, page_query, f"notes:{member_id}", render,
+                hash_key=member_pk(member_id), range_key_condition=Notification.sk.startswith("NOTE#"),
+                scan_index_forward=False)

@@ -1,0 +1,83 @@
+"""Member and identity items (main table).
+
+Access patterns:
+- member by id: GetItem pk=M#<id>, sk=PROFILE
+- member by login identity: GetItem pk=ID#<provider>#<subject>, sk=ID → member_id
+- a referrer's downline, newest first: Query gsi1 gsi1pk=REF#<referrer>
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+
+from ..store.base import MainItem
+
+PROFILE = "PROFILE"
+
+
+def member_pk(member_id: str) -> str:
+    return f"M#{member_id}"
+
+
+class Member(MainItem, discriminator="member"):
+    member_id = UnicodeAttribute()
+    display_name = UnicodeAttribute(default="")
+    created_at = UnicodeAttribute()
+    source = UnicodeAttribute(default="login")  # login | backend
+    stage = UnicodeAttribute(default="new")
+    tier = UnicodeAttribute(default="bronze")
+    device_id = UnicodeAttribute(null=True)
+    phone_hash = UnicodeAttribute(null=True)
+    # referral binding (written once, conditionally)
+    referrer_id = UnicodeAttribute(null=True)
+    grandparent_id = UnicodeAttribute(null=True)
+    referral_campaign_id = UnicodeAttribute(null=True)
+    referral_code = UnicodeAttribute(null=True)
+    referral_click_id = UnicodeAttribute(null=True)
+    bound_at = UnicodeAttribute(null=True)
+    window_ends_at = UnicodeAttribute(null=True)
+    referral_status = UnicodeAttribute(null=True)  # signed_up | converted
+    converted_at = UnicodeAttribute(null=True)
+    converting_order_id = UnicodeAttribute(null=True)
+    # purchase counters (stream-maintained)
+    orders = NumberAttribute(default=0)
+    gmv_fen = NumberAttribute(default=0)
+    first_purchase_at = UnicodeAttribute(null=True)
+    last_purchase_at = UnicodeAttribute(null=True)
+    # balances (changed only together with a ledger entry, in one transaction)
+    points_available = NumberAttribute(default=0)
+    points_pending = NumberAttribute(default=0)
+    points_redeemed = NumberAttribute(default=0)
+    # advocate counters
+    referrals_signed_up = NumberAttribute(default=0)
+    referrals_converted = NumberAttribute(default=0)
+
+    @classmethod
+    def key(cls, member_id: str) -> tuple[str, str]:
+        return member_pk(member_id), PROFILE
+
+    @classmethod
+    def new(cls, member_id: str, created_at: str, **fields) -> "Member":
+        return cls(member_pk(member_id), PROFILE, member_id=member_id, created_at=created_at, **fields)
+
+    @classmethod
+    def find(cls, member_id: str, consistent: bool = False) -> "Member | None":
+        try:
+            return cls.get(*cls.key(member_id), consistent_read=consistent)
+        except cls.DoesNotExist:
+            return None
+
+
+class Identity(MainItem, discriminator="identity"):
+    provider = UnicodeAttribute()
+    subject = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+    @classmethod
+    def key(cls, provider: str, subject: str) -> tuple[str, str]:
+        return f"ID#{provider}#{subject}", "ID"
+
+    @classmethod
+    def new(cls, provider: str, subject: str, member_id: str, created_at: str) -> "Identity":
+        pk, sk = cls.key(provider, subject)
+        return cls(pk, sk, provider=provider, subject=subject, member_id=member_id, created_at=created_at)

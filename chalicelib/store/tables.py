@@ -1,0 +1,110 @@
+"""The one definition of every table: keys, indexes, stream and TTL.
+
+The local runtime and the tests create tables from `TABLES` (`ensure_tables`), and the AWS
+template is generated from the same specs (`infra/aws/template.py`). Access patterns are
+named next to the index that serves them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.config import settings
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    hash_key: str
+    range_key: str
+    range_type: str = "S"
+    serves: str = ""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical: str
+    serves: str
+    stream_view: str | None = None
+    ttl_attribute: str | None = "expires_at"
+    hash_key: str = "pk"
+    range_key: str = "sk"
+    indexes: tuple[Index, ...] = field(default_factory=tuple)
+
+    def create_request(self, table_name: str) -> dict[str, Any]:
+        attrs = {self.hash_key: "S", self.range_key: "S"}
+        for index in self.indexes:
+            attrs[index.hash_key] = "S"
+            attrs[index.range_key] = index.range_type
+        request: dict[str, Any] = {
+            "TableName": table_name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": k, "AttributeType": t} for k, t in attrs.items()],
+            "KeySchema": [
+                {"AttributeName": self.hash_key, "KeyType": "HASH"},
+                {"AttributeName": self.range_key, "KeyType": "RANGE"},
+            ],
+        }
+        if self.indexes:
+            request["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.hash_key, "KeyType": "HASH"},
+                        {"AttributeName": index.range_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in self.indexes
+            ]
+        if self.stream_view:
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": self.stream_view}
+        return request
+
+
+MAIN = TableSpec(
+    logical="main",
+    serves="members, identities, codes, links, campaigns, orders, ledger, outbox, flags, audit, counters",
+    stream_view="NEW_AND_OLD_IMAGES",
+    indexes=(
+        Index("gsi1", "gsi1pk", "gsi1sk",
+              serves="a referrer's downline (REF#<member>, by bind time); fraud flags by status; audit log"),
+        Index("gsi2", "gsi2pk", "gsi2sk",
+              serves="sweeps: pending ledger entries by release time; members by last activity"),
+    ),
+)
+
+CLICKS = TableSpec(
+    logical="clicks",
+    serves="raw click events (one write per click); aggregated into counters by the stream",
+    stream_view="NEW_IMAGE",
+)
+
+CONTROL = TableSpec(
+    logical="control",
+    serves="idempotency records and rate-limit windows (TTL-expired; no stream: no downstream work)",
+)
+
+TABLES: dict[str, TableSpec] = {spec.logical: spec for spec in (MAIN, CLICKS, CONTROL)}
+
+
+def ensure_tables(client: Any, prefix: str | None = None) -> dict[str, str]:
+    """Create missing tables and switch on TTL. Idempotent. Returns logical → stream ARN."""
+    prefix = settings().table_prefix if prefix is None else prefix
+    existing: set[str] = set()
+    for page in client.get_paginator("list_tables").paginate():
+        existing.update(page["TableNames"])
+    arns: dict[str, str] = {}
+    for spec in TABLES.values():
+        name = prefix + spec.logical
+        if name not in existing:
+            client.create_table(**spec.create_request(name))
+            client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+            if spec.ttl_attribute:
+                client.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+                )
+        if spec.stream_view:
+            arns[spec.logical] = client.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+    return arns
