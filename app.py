@@ -4,15 +4,16 @@ Each capability lives in chalicelib/<capability>; this file registers what it ex
 """
 from chalice import Chalice
 
-from chalicelib import health, streams
+from chalicelib import health, openapi, streams
 from chalicelib.core.config import stream_arn
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
+from chalicelib.members import routes as members
 from chalicelib.store.base import ClickItem, MainItem, bind
 
 app = Chalice(app_name="referral-service")
 bind()
 
-for capability in (health,):
+for capability in (health, members, openapi):
     app.register_blueprint(capability.routes.blueprint)
 
 

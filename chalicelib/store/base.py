@@ -115,3 +115,12 @@ def cancelled_by_condition(exc: Exception) -> bool:
     """True when a transaction was cancelled because one of its conditions did not hold."""
     reasons = getattr(exc, "cancellation_reasons", None) or []
     return any(r is not None and getattr(r, "code", None) == "ConditionalCheckFailed" for r in reasons)
+
+
+def transaction():
+    """A PynamoDB TransactWrite on the main table's connection settings (≤ 100 items,
+    never two operations on one item)."""
+    from pynamodb.connection import Connection
+    from pynamodb.transactions import TransactWrite
+
+    return TransactWrite(connection=Connection(region=MainItem.Meta.region, host=MainItem.Meta.host))

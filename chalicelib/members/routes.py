@@ -1,0 +1,46 @@
+"""Member endpoints: login, my profile, my notifications."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.auth import MEMBER, issue_token
+from ..core.config import settings
+from ..core.http import Req, Routes
+from ..core.pagination import PageQuery
+from ..lifecycle import outbox
+from . import service
+from .schemas import LoginIn
+
+routes = Routes(__name__)
+
+
+@routes.post("/v1/auth/login", body=LoginIn, rate_limit="login", idempotent=False,
+             summary="Log in (first login creates the member and binds the referral)")
+def login(req: Req) -> Any:
+    from ..referrals import attribution
+
+    body: LoginIn = req.body
+    provider, subject = service.identify(body)
+    result = service.find_or_create(provider, subject, display_name=body.display_name, device_id=body.device_id)
+    outcome = attribution.on_login(result.member, result.created, body.referral, device_id=body.device_id)
+    return {
+        "access_token": issue_token(result.member.member_id, MEMBER),
+        "token_type": "Bearer",
+        "expires_in": settings().token_ttl_seconds,
+        "member": service.public_member(result.member),
+        "created": result.created,
+        "attribution": outcome,
+    }
+
+
+@routes.get("/v1/members/me", roles=(MEMBER,), summary="My profile, points, tier, referrals")
+def me(req: Req) -> Any:
+    member = service.get(req.member_id)
+    referrer = service.Member.find(member.referrer_id) if member.referrer_id else None
+    return service.profile(member, referrer)
+
+
+@routes.get("/v1/members/me/notifications", roles=(MEMBER,), query=PageQuery,
+            summary="My outbox messages, newest first")
+def my_notifications(req: Req) -> Any:
+    return outbox.list_for(req.member_id, req.query)

@@ -1,0 +1,100 @@
+"""Member accounts: login (the sign-up on first call), lookup, the profile view."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import TransactWriteError
+
+from ..core import clock
+from ..core.config import settings
+from ..core.errors import Conflict, Forbidden, NotFound
+from ..core.masking import mask_name
+from ..store.base import cancelled_by_condition, transaction
+from . import wechat
+from .models import Identity, Member
+from .schemas import LoginIn
+
+
+@dataclass
+class LoginResult:
+    member: Member
+    created: bool
+
+
+def member_id_for(provider: str, subject: str) -> str:
+    """Deterministic id per identity: two concurrent first logins create the same member."""
+    return "m_" + hashlib.sha256(f"{provider}:{subject}".encode()).hexdigest()[:20]
+
+
+def identify(body: LoginIn) -> tuple[str, str]:
+    if body.provider == "dev":
+        if not settings().dev_login_enabled:
+            raise Forbidden("the dev login provider is disabled on this stage", code="provider_disabled")
+        return "dev", body.openid or ""
+    session = wechat.code_to_session(body.code or "")
+    return "wechat", session["openid"]
+
+
+def find_or_create(provider: str, subject: str, display_name: str | None = None,
+                   device_id: str | None = None, member_id: str | None = None,
+                   source: str = "login", at: str | None = None) -> LoginResult:
+    """The member behind an identity, created (with the identity) on first sight."""
+    pk, sk = Identity.key(provider, subject)
+    try:
+        existing = Identity.get(pk, sk)
+        return LoginResult(_member(existing.member_id), created=False)
+    except Identity.DoesNotExist:
+        pass
+    at = at or clock.now_iso()
+    member_id = member_id or member_id_for(provider, subject)
+    member = Member.new(member_id, at, display_name=display_name or "", device_id=device_id, source=source)
+    identity = Identity.new(provider, subject, member_id, at)
+    try:
+        with transaction() as tx:
+            tx.save(identity, condition=Identity.pk.does_not_exist())
+            tx.save(member, condition=Member.pk.does_not_exist())
+    except TransactWriteError as exc:
+        if not cancelled_by_condition(exc):
+            raise
+        # Someone created it first (a concurrent first login or sign-up of the same identity).
+        try:
+            winner = Identity.get(pk, sk, consistent_read=True)
+        except Identity.DoesNotExist:
+            raise Conflict(f"member id {member_id!r} belongs to another identity", code="member_id_taken") from None
+        return LoginResult(_member(winner.member_id, consistent=True), created=False)
+    return LoginResult(member, created=True)
+
+
+def _member(member_id: str, consistent: bool = False) -> Member:
+    member = Member.find(member_id, consistent=consistent)
+    if member is None:
+        raise NotFound(f"member {member_id!r} does not exist", code="member_not_found")
+    return member
+
+
+def get(member_id: str) -> Member:
+    return _member(member_id)
+
+
+def public_member(member: Member) -> dict[str, Any]:
+    """The member as the member sees themself."""
+    return {"member_id": member.member_id, "display_name": member.display_name, "created_at": member.created_at}
+
+
+def profile(member: Member, referrer: Member | None) -> dict[str, Any]:
+    from ..rewards.levels import advocate_level  # the advocate level is the rewards rules'
+
+    return {
+        **public_member(member),
+        "tier": member.tier,
+        "stage": member.stage,
+        "points": {"available": int(member.points_available), "pending": int(member.points_pending)},
+        "advocate": {"level": advocate_level(member),
+                     "referrals": {"signed_up": int(member.referrals_signed_up),
+                                   "converted": int(member.referrals_converted)}},
+        "referred_by": ({"display_name": mask_name(referrer.display_name), "since": member.bound_at}
+                        if referrer else None),
+        "orders": {"count": int(member.orders), "gmv_fen": int(member.gmv_fen)},
+    }

@@ -1,0 +1,43 @@
+"""WeChat mini-program login: exchange the `code` from wx.login() for the member's openid
+through the code-to-session call. Base URL, app id and secret come from configuration.
+"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from ..core.config import settings
+from ..core.errors import ApiError, Unauthorized
+
+TIMEOUT_SECONDS = 3.0
+# errcodes that mean the member's code is bad (not our configuration or WeChat being down)
+BAD_CODE_ERRORS = {40029, 40163, 40226}
+
+
+class UpstreamError(ApiError):
+    status, code = 502, "wechat_unavailable"
+
+
+def code_to_session(js_code: str) -> dict:
+    """→ {"openid": ..., "unionid"?: ...}; raises Unauthorized for a bad code."""
+    cfg = settings()
+    if not cfg.wechat_app_id or not cfg.wechat_app_secret:
+        raise ApiError("WeChat login is not configured for this stage", status=503, code="provider_not_configured")
+    query = urllib.parse.urlencode({"appid": cfg.wechat_app_id, "secret": cfg.wechat_app_secret,
+                                    "js_code": js_code, "grant_type": "authorization_code"})
+    url = f"{cfg.wechat_api_base}/sns/jscode2session?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (configured https URL)
+            answer = json.loads(response.read() or b"{}")
+    except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+        raise UpstreamError(f"WeChat did not answer: {type(exc).__name__}") from exc
+    errcode = int(answer.get("errcode") or 0)
+    if errcode in BAD_CODE_ERRORS:
+        raise Unauthorized("the WeChat login code is invalid or was already used", code="invalid_login_code")
+    if errcode:
+        raise UpstreamError(f"WeChat refused the login (errcode {errcode})", details={"errcode": errcode})
+    if not answer.get("openid"):
+        raise UpstreamError("WeChat answered without an openid")
+    return answer

@@ -1,0 +1,70 @@
+"""The OpenAPI 3 document, generated from the declared routes (`core.http.ROUTE_DOCS`) and
+their pydantic schemas, served at /openapi.json."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .core.http import ROUTE_DOCS, Req, Routes
+
+routes = Routes(__name__)
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}},
+}
+
+
+def _schema(model, components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def document() -> dict[str, Any]:
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    paths: dict[str, Any] = {}
+    for doc in ROUTE_DOCS:
+        operation: dict[str, Any] = {
+            "summary": doc.summary or doc.path,
+            "operationId": f"{doc.method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', doc.path).strip('_') or 'root'}",
+            "responses": {
+                "200": {"description": "OK", "content": {doc.produces: {}}},
+                "default": {"description": "error", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        }
+        if doc.roles:
+            operation["security"] = [{"bearer": []}]
+            operation["x-roles"] = list(doc.roles)
+        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for name in re.findall(r"{(\w+)}", doc.path)]
+        if doc.query is not None:
+            for name, field in doc.query.model_fields.items():
+                parameters.append({"name": name, "in": "query", "required": field.is_required(),
+                                   "schema": {"type": "string"}, "description": field.description or ""})
+        if doc.idempotent:
+            parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                               "schema": {"type": "string", "maxLength": 128}})
+        if parameters:
+            operation["parameters"] = parameters
+        if doc.body is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": _schema(doc.body, components)}}}
+        paths.setdefault(doc.path, {})[doc.method.lower()] = operation
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Referral and KOC-growth service", "version": "1.0.0"},
+        "paths": paths,
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    }
+
+
+@routes.get("/openapi.json", summary="This document")
+def openapi(req: Req) -> Any:
+    return document()
