@@ -8,12 +8,15 @@ from chalicelib import health, openapi, streams
 from chalicelib.core.config import stream_arn
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.members import routes as members
+from chalicelib.facts import routes as facts
+from chalicelib.fraud import routes as fraud
+from chalicelib.referrals import attribution as _attribution  # noqa: F401  (registers stream handlers)
 from chalicelib.store.base import ClickItem, MainItem, bind
 
 app = Chalice(app_name="referral-service")
 bind()
 
-for capability in (health, members, openapi):
+for capability in (health, members, facts, fraud, openapi):
     app.register_blueprint(capability.routes.blueprint)
 
 

@@ -31,11 +31,13 @@ class Member(MainItem, discriminator="member"):
     referrer_id = UnicodeAttribute(null=True)
     grandparent_id = UnicodeAttribute(null=True)
     referral_campaign_id = UnicodeAttribute(null=True)
+    referral_campaign_version = NumberAttribute(null=True)
     referral_code = UnicodeAttribute(null=True)
     referral_click_id = UnicodeAttribute(null=True)
     bound_at = UnicodeAttribute(null=True)
     window_ends_at = UnicodeAttribute(null=True)
-    referral_status = UnicodeAttribute(null=True)  # signed_up | converted
+    referral_status = UnicodeAttribute(null=True)  # signed_up | converted | void (fraud rejected)
+    referral_hold = UnicodeAttribute(null=True)  # "fraud_review" while a fraud flag is open
     converted_at = UnicodeAttribute(null=True)
     converting_order_id = UnicodeAttribute(null=True)
     # purchase counters (stream-maintained)

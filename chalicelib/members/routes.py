@@ -17,19 +17,17 @@ routes = Routes(__name__)
 @routes.post("/v1/auth/login", body=LoginIn, rate_limit="login", idempotent=False,
              summary="Log in (first login creates the member and binds the referral)")
 def login(req: Req) -> Any:
-    from ..referrals import attribution
-
     body: LoginIn = req.body
     provider, subject = service.identify(body)
-    result = service.find_or_create(provider, subject, display_name=body.display_name, device_id=body.device_id)
-    outcome = attribution.on_login(result.member, result.created, body.referral, device_id=body.device_id)
+    result = service.find_or_create(provider, subject, display_name=body.display_name, device_id=body.device_id,
+                                    referral=body.referral)
     return {
         "access_token": issue_token(result.member.member_id, MEMBER),
         "token_type": "Bearer",
         "expires_in": settings().token_ttl_seconds,
         "member": service.public_member(result.member),
         "created": result.created,
-        "attribution": outcome,
+        "attribution": result.attribution,
     }
 
 
@@ -44,3 +42,9 @@ def me(req: Req) -> Any:
             summary="My outbox messages, newest first")
 def my_notifications(req: Req) -> Any:
     return outbox.list_for(req.member_id, req.query)
+
+
+@routes.get("/v1/members/me/referrals", roles=(MEMBER,), query=PageQuery,
+            summary="My direct referees (masked), newest first")
+def my_referrals(req: Req) -> Any:
+    return service.list_referrals(req.member_id, req.query)

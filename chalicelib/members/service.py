@@ -21,6 +21,7 @@ from .schemas import LoginIn
 class LoginResult:
     member: Member
     created: bool
+    attribution: dict[str, Any] | None = None
 
 
 def member_id_for(provider: str, subject: str) -> str:
@@ -38,22 +39,28 @@ def identify(body: LoginIn) -> tuple[str, str]:
 
 
 def find_or_create(provider: str, subject: str, display_name: str | None = None,
-                   device_id: str | None = None, member_id: str | None = None,
-                   source: str = "login", at: str | None = None) -> LoginResult:
-    """The member behind an identity, created (with the identity) on first sight."""
+                   device_id: str | None = None, member_id: str | None = None, source: str = "login",
+                   at: str | None = None, referral: Any = None, phone_hash: str | None = None) -> LoginResult:
+    """The member behind an identity, created (with the identity) on first sight. A referral is
+    bound in the same transaction that creates the member, or not at all."""
+    from ..referrals import attribution
+
     pk, sk = Identity.key(provider, subject)
     try:
-        existing = Identity.get(pk, sk)
-        return LoginResult(_member(existing.member_id), created=False)
+        existing = _member(Identity.get(pk, sk).member_id)
+        return LoginResult(existing, False, attribution.refusal_for_existing(existing, referral))
     except Identity.DoesNotExist:
         pass
     at = at or clock.now_iso()
     member_id = member_id or member_id_for(provider, subject)
-    member = Member.new(member_id, at, display_name=display_name or "", device_id=device_id, source=source)
-    identity = Identity.new(provider, subject, member_id, at)
+    binding = attribution.plan(member_id, referral, at, device_id, phone_hash) if referral else None
+    member = Member.new(member_id, at, display_name=display_name or "", device_id=device_id,
+                        phone_hash=phone_hash, source=source)
     try:
         with transaction() as tx:
-            tx.save(identity, condition=Identity.pk.does_not_exist())
+            tx.save(Identity.new(provider, subject, member_id, at), condition=Identity.pk.does_not_exist())
+            if isinstance(binding, attribution.Binding):
+                binding.contribute(member, tx)
             tx.save(member, condition=Member.pk.does_not_exist())
     except TransactWriteError as exc:
         if not cancelled_by_condition(exc):
@@ -63,8 +70,10 @@ def find_or_create(provider: str, subject: str, display_name: str | None = None,
             winner = Identity.get(pk, sk, consistent_read=True)
         except Identity.DoesNotExist:
             raise Conflict(f"member id {member_id!r} belongs to another identity", code="member_id_taken") from None
-        return LoginResult(_member(winner.member_id, consistent=True), created=False)
-    return LoginResult(member, created=True)
+        existing = _member(winner.member_id, consistent=True)
+        return LoginResult(existing, False, attribution.refusal_for_existing(existing, referral))
+    outcome = binding.outcome() if isinstance(binding, attribution.Binding) else binding
+    return LoginResult(member, True, outcome)
 
 
 def _member(member_id: str, consistent: bool = False) -> Member:
@@ -98,3 +107,15 @@ def profile(member: Member, referrer: Member | None) -> dict[str, Any]:
                         if referrer else None),
         "orders": {"count": int(member.orders), "gmv_fen": int(member.gmv_fen)},
     }
+
+
+def render_referee(referee: Member) -> dict[str, Any]:
+    return {"display_name": mask_name(referee.display_name), "status": referee.referral_status,
+            "signed_up_at": referee.bound_at, "converted_at": referee.converted_at}
+
+
+def list_referrals(member_id: str, page_query) -> dict[str, Any]:
+    from ..core.pagination import page
+
+    return page(Member.by_gsi1.query, page_query, f"referrals:{member_id}", render_referee,
+                hash_key=f"REF#{member_id}", scan_index_forward=False)

@@ -3,8 +3,8 @@ through the code-to-session call. Base URL, app id and secret come from configur
 """
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -31,13 +31,20 @@ def code_to_session(js_code: str) -> dict:
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (configured https URL)
             answer = json.loads(response.read() or b"{}")
-    except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+    # OSError covers URLError/HTTPError, timeouts and a dropped connection (RemoteDisconnected);
+    # HTTPException a garbled status line; ValueError a body that is not JSON.
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         raise UpstreamError(f"WeChat did not answer: {type(exc).__name__}") from exc
-    errcode = int(answer.get("errcode") or 0)
+    if not isinstance(answer, dict):
+        raise UpstreamError("WeChat answered something other than a JSON object")
+    try:
+        errcode = int(answer.get("errcode") or 0)
+    except (TypeError, ValueError):
+        raise UpstreamError("WeChat answered an unreadable errcode") from None
     if errcode in BAD_CODE_ERRORS:
         raise Unauthorized("the WeChat login code is invalid or was already used", code="invalid_login_code")
     if errcode:
         raise UpstreamError(f"WeChat refused the login (errcode {errcode})", details={"errcode": errcode})
-    if not answer.get("openid"):
+    if not isinstance(answer.get("openid"), str) or not answer["openid"]:
         raise UpstreamError("WeChat answered without an openid")
     return answer

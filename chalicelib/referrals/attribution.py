@@ -1,11 +1,244 @@
-"""Who gets credit for what: binding at sign-up, converting purchases, refunds."""
+"""Who gets credit for what, exactly once.
+
+- Sign-up: `plan()` reads the code, campaign, referrer, click and the code's hourly sign-up
+  count; `Binding.contribute()` adds the binding to the transaction that creates the member,
+  so a member is bound once, at creation, or never (see graph.py for why that rules out
+  cycles).
+- Purchase and refund facts are attributed by stream handlers (`apply_purchase`,
+  `apply_refund`). Each one is tied to a conditional write on the fact itself (`counted`), so
+  redelivery changes nothing, and converting checks the order's refunded amount it read, so a
+  refund racing the purchase is never missed.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from pynamodb.exceptions import TransactWriteError
 
-def on_login(member, created: bool, referral, device_id: str | None = None) -> dict[str, Any] | None:
-    """Bind a referral given at login. Returns the outcome shown to the mini-program."""
+from ..campaigns import service as campaigns
+from ..campaigns.models import Campaign
+from ..core import clock
+from ..core.logs import get_logger
+from ..core.masking import mask_name
+from ..facts.models import Order, Refund, SignupWindow
+from ..fraud.models import FraudFlag
+from ..members.models import Member
+from ..store.base import cancelled_by_condition, transaction
+from ..streams import Change, on_change
+from . import codes, graph
+from .models import Click, Code
+
+log = get_logger("attribution")
+MAX_RETRIES = 5
+
+
+def person(member: Member | None) -> graph.Person | None:
+    if member is None:
+        return None
+    return graph.Person(member.member_id, member.referrer_id, member.grandparent_id,
+                        int(member.referrals_signed_up or 0), member.device_id, member.phone_hash)
+
+
+def not_bound(reason: str, **extra: Any) -> dict[str, Any]:
+    return {"status": "not_bound", "reason": reason, **extra}
+
+
+@dataclass
+class Binding:
+    referrer: Member
+    code: Code
+    campaign: Campaign
+    click_id: str | None
+    fraud: list[str]
+    hour: str
+
+    def contribute(self, member: Member, tx: Any) -> None:
+        """Bind the new `member` inside the transaction that creates it."""
+        rules = campaigns.rules_of(self.campaign)
+        at = member.created_at
+        member.referrer_id, member.grandparent_id = graph.ancestors(person(self.referrer))
+        member.referral_campaign_id = self.campaign.campaign_id
+        member.referral_campaign_version = int(self.campaign.version)
+        member.referral_code = self.code.code
+        member.referral_click_id = self.click_id
+        member.bound_at = at
+        member.window_ends_at = graph.window_end(at, rules.attribution_window_days)
+        member.referral_status = "signed_up"
+        member.referral_hold = "fraud_review" if self.fraud else None
+        member.gsi1pk, member.gsi1sk = f"REF#{self.referrer.member_id}", f"{at}#{member.member_id}"
+        # The referee condition (does not exist yet) is on the member put; the referrer must
+        # still exist. Counters move only together with that conditional put.
+        tx.update(self.referrer, actions=[Member.referrals_signed_up.add(1)], condition=Member.pk.exists())
+        window = SignupWindow(*SignupWindow.key(self.code.code, self.hour))
+        tx.update(window, actions=[SignupWindow.signups.add(1),
+                                   SignupWindow.expires_at.set(clock.epoch() + 7 * 86400)])
+        if self.fraud:
+            tx.save(new_flag(member.member_id, self.referrer.member_id, self.code.code, self.fraud, at),
+                    condition=FraudFlag.pk.does_not_exist())
+
+    def outcome(self) -> dict[str, Any]:
+        return {"status": "bound", "campaign_id": self.campaign.campaign_id, "code": self.code.code,
+                "referrer": {"display_name": mask_name(self.referrer.display_name)},
+                "click_linked": self.click_id is not None, "held_for_review": bool(self.fraud)}
+
+
+def new_flag(referee_id: str, referrer_id: str, code: str | None, reasons: list[str], at: str) -> FraudFlag:
+    return FraudFlag(*FraudFlag.key(referee_id), flag_id=referee_id, referee_id=referee_id, referrer_id=referrer_id,
+                     code=code, reasons=set(reasons), status="open", created_at=at,
+                     **FraudFlag.index_keys("open", at))
+
+
+def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
+         phone_hash: str | None = None) -> Binding | dict[str, Any]:
+    """Everything a binding needs, read up front; or the refusal to show the caller."""
+    code = codes.resolve(referral.code)
+    if code is None or code.status != "active":
+        return not_bound("unknown_code")
+    campaign = campaigns.find(code.campaign_id)
+    if campaign is None or not campaigns.is_running(campaign, at):
+        return not_bound("campaign_not_running")
+    referrer = Member.find(code.member_id)
+    if referrer is None:
+        return not_bound("unknown_code")
+    refusal = graph.refusal(graph.Person(referee_id), person(referrer), is_new=True)
+    if refusal:
+        return not_bound(refusal)
+    click_id = None
+    if referral.click_id:
+        try:
+            click = Click.get(*Click.key(referral.click_id))
+            if graph.click_usable(click.code, click.at, code.code, at):
+                click_id = click.click_id
+        except Click.DoesNotExist:
+            pass
+    hour = at[:13]
+    try:
+        seen = int(SignupWindow.get(*SignupWindow.key(code.code, hour)).signups)
+    except SignupWindow.DoesNotExist:
+        seen = 0
+    rules = campaigns.rules_of(campaign)
+    fraud = graph.fraud_reasons(device_id, phone_hash, person(referrer), seen + 1, rules.signups_per_hour_alert)
+    return Binding(referrer, code, campaign, click_id, fraud, hour)
+
+
+def refusal_for_existing(member: Member, referral: Any) -> dict[str, Any] | None:
+    """The answer when a sign-up with a referral names a member who already exists."""
     if referral is None:
         return None
-    return {"status": "not_bound", "reason": "referral binding is not available yet"}
+    if member.referrer_id:
+        return not_bound("already_referred")
+    code = codes.resolve(referral.code)
+    if code is None:
+        return not_bound("unknown_code")
+    referrer = Member.find(code.member_id)
+    reason = graph.refusal(person(member), person(referrer), is_new=False) if referrer else "unknown_code"
+    return not_bound(reason or "existing_member")
+
+
+# -- purchases and refunds (stream handlers) -------------------------------------------------
+
+@on_change("main", "order")
+def on_order(change: Change) -> None:
+    if change.event == "INSERT":
+        apply_purchase(change.new.order_id)
+
+
+@on_change("main", "refund")
+def on_refund(change: Change) -> None:
+    if change.event == "INSERT":
+        apply_refund(change.new.order_id, change.new.refund_id)
+
+
+def _retrying(apply_once) -> None:
+    """Run an optimistic read-decide-write step until its conditions hold or it is done."""
+    for _ in range(MAX_RETRIES):
+        try:
+            apply_once()
+            return
+        except TransactWriteError as exc:
+            if not cancelled_by_condition(exc):
+                raise
+    raise RuntimeError("attribution kept conflicting; the stream will redeliver")
+
+
+def apply_purchase(order_id: str) -> None:
+    def once() -> None:
+        order = Order.get(*Order.key(order_id), consistent_read=True)
+        if order.counted:
+            return  # already applied: a redelivery
+        member = Member.get(*Member.key(order.member_id), consistent_read=True)
+        member_actions = [Member.orders.add(1), Member.gmv_fen.add(int(order.amount_fen)),
+                          Member.first_purchase_at.set(Member.first_purchase_at | order.occurred_at)]
+        if not member.last_purchase_at or order.occurred_at > member.last_purchase_at:
+            member_actions.append(Member.last_purchase_at.set(order.occurred_at))
+        member_condition = None
+        converting = _converts(member, order)
+        with transaction() as tx:
+            tx.update(order, actions=[Order.counted.set(True)],
+                      condition=Order.counted.does_not_exist() & (Order.refunded_fen == order.refunded_fen))
+            if converting:
+                member_actions += [Member.referral_status.set("converted"), Member.converted_at.set(order.occurred_at),
+                                   Member.converting_order_id.set(order.order_id)]
+                member_condition = Member.referral_status == "signed_up"
+                tx.update(Member(*Member.key(member.referrer_id)), actions=[Member.referrals_converted.add(1)],
+                          condition=Member.pk.exists())
+                if int(order.refunded_fen) > 0:  # refunded before we even attributed it
+                    member_actions.append(_flag_quick_refund(tx, member, order.occurred_at))
+            tx.update(member, actions=member_actions, condition=member_condition)
+
+    _retrying(once)
+
+
+def _converts(member: Member, order: Order) -> bool:
+    if not member.referrer_id or member.referral_status != "signed_up":
+        return False
+    campaign = campaigns.find(member.referral_campaign_id)
+    if campaign is None:
+        return False
+    rules = campaigns.rules_of(campaign)
+    net = int(order.amount_fen) - int(order.refunded_fen)
+    return graph.converts(net, order.occurred_at, rules.min_purchase_fen, member.window_ends_at)
+
+
+def apply_refund(order_id: str, refund_id: str) -> None:
+    def once() -> None:
+        refund = Refund.get(*Refund.key(order_id, refund_id), consistent_read=True)
+        if refund.counted:
+            return
+        order = Order.get(*Order.key(order_id), consistent_read=True)
+        member = Member.get(*Member.key(order.member_id), consistent_read=True)
+        member_actions = [Member.gmv_fen.add(-int(refund.amount_fen))]
+        member_condition = None
+        with transaction() as tx:
+            tx.update(refund, actions=[Refund.counted.set(True)], condition=Refund.counted.does_not_exist())
+            if member.converting_order_id == order.order_id:
+                if graph.quick_refund(order.occurred_at, refund.occurred_at):
+                    member_actions.append(_flag_quick_refund(tx, member, refund.occurred_at))
+                campaign = campaigns.find(member.referral_campaign_id)
+                minimum = campaigns.rules_of(campaign).min_purchase_fen if campaign else 0
+                net = int(order.amount_fen) - int(order.refunded_fen)
+                if net <= 0 or net < minimum:  # the conversion no longer stands
+                    member_actions += [Member.referral_status.set("signed_up"), Member.converted_at.remove(),
+                                       Member.converting_order_id.remove()]
+                    member_condition = Member.converting_order_id == order.order_id
+                    tx.update(Member(*Member.key(member.referrer_id)),
+                              actions=[Member.referrals_converted.add(-1)], condition=Member.pk.exists())
+            tx.update(member, actions=member_actions, condition=member_condition)
+
+    _retrying(once)
+
+
+def _flag_quick_refund(tx: Any, member: Member, at: str) -> Any:
+    """Open (or add to) the referral's fraud flag; returns the hold action for the member."""
+    flag = FraudFlag(*FraudFlag.key(member.member_id))
+    keys = FraudFlag.index_keys("open", at)
+    tx.update(flag, actions=[
+        FraudFlag.reasons.add({"quick_refund"}),
+        FraudFlag.flag_id.set(member.member_id), FraudFlag.referee_id.set(member.member_id),
+        FraudFlag.referrer_id.set(member.referrer_id), FraudFlag.code.set(FraudFlag.code | member.referral_code),
+        FraudFlag.status.set(FraudFlag.status | "open"), FraudFlag.created_at.set(FraudFlag.created_at | at),
+        FraudFlag.gsi1pk.set(FraudFlag.gsi1pk | keys["gsi1pk"]), FraudFlag.gsi1sk.set(FraudFlag.gsi1sk | keys["gsi1sk"]),
+        FraudFlag.type.set(FraudFlag),
+    ])
+    return Member.referral_hold.set("fraud_review")

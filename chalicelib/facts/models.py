@@ -1,0 +1,54 @@
+"""Facts reported by the brand's backend: orders and refunds (main table).
+
+Access patterns:
+- an order: GetItem pk=O#<order_id>, sk=ORDER
+- a refund: GetItem pk=O#<order_id>, sk=REFUND#<refund_id>; an order's refunds: Query pk=O#<order_id>
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+
+from ..store.base import MainItem
+
+
+class Order(MainItem, discriminator="order"):
+    order_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    amount_fen = NumberAttribute()
+    currency = UnicodeAttribute(default="CNY")
+    occurred_at = UnicodeAttribute()
+    store_id = UnicodeAttribute(null=True)
+    channel = UnicodeAttribute(null=True)
+    request_hash = UnicodeAttribute()
+    refunded_fen = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+    counted = BooleanAttribute(null=True)  # set once the member's counters include this order
+
+    @classmethod
+    def key(cls, order_id: str) -> tuple[str, str]:
+        return f"O#{order_id}", "ORDER"
+
+
+class Refund(MainItem, discriminator="refund"):
+    order_id = UnicodeAttribute()
+    refund_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    amount_fen = NumberAttribute()
+    occurred_at = UnicodeAttribute()
+    request_hash = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    counted = BooleanAttribute(null=True)
+
+    @classmethod
+    def key(cls, order_id: str, refund_id: str) -> tuple[str, str]:
+        return f"O#{order_id}", f"REFUND#{refund_id}"
+
+
+class SignupWindow(MainItem, discriminator="signup_window"):
+    """Sign-ups through one code in one hour (fraud signal: scripted bulk sign-ups)."""
+
+    signups = NumberAttribute(default=0)
+
+    @classmethod
+    def key(cls, code: str, hour: str) -> tuple[str, str]:
+        return f"SIGNUPS#{code}", f"H#{hour}"

@@ -1,0 +1,21 @@
+"""Bodies of the brand backend's fact endpoints."""
+from __future__ import annotations
+
+from ..core.validation import AmountFen, Body, Currency, Id, IsoTime, PositiveFen
+
+
+class PurchaseIn(Body):
+    order_id: Id
+    member_id: Id
+    amount_fen: AmountFen
+    currency: Currency = "CNY"
+    occurred_at: IsoTime | None = None
+    store_id: Id | None = None
+    channel: Id | None = None
+
+
+class RefundIn(Body):
+    order_id: Id
+    refund_id: Id
+    amount_fen: PositiveFen
+    occurred_at: IsoTime | None = None

@@ -1,0 +1,101 @@
+"""Recording purchases and refunds: idempotent on their ids, attributed later by the stream.
+
+A retried report with the same body gets the same answer; the same id with a different body
+is a 409, because the brand's backend is then telling two different stories.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pynamodb.exceptions import PutError, TransactWriteError
+
+from ..core import clock
+from ..core.errors import Conflict, NotFound, Unprocessable
+from ..members.models import Member
+from ..store.base import cancelled_by_condition, condition_failed, transaction
+from .models import Order, Refund
+from .schemas import PurchaseIn, RefundIn
+
+
+def _hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body.model_dump(exclude_none=True), sort_keys=True).encode()).hexdigest()
+
+
+def _when(occurred_at: str | None) -> str:
+    return clock.iso(clock.parse(occurred_at)) if occurred_at else clock.now_iso()
+
+
+def render_order(order: Order) -> dict[str, Any]:
+    return {"order_id": order.order_id, "member_id": order.member_id, "amount_fen": int(order.amount_fen),
+            "currency": order.currency, "occurred_at": order.occurred_at,
+            "refunded_fen": int(order.refunded_fen or 0), "status": "recorded"}
+
+
+def record_purchase(body: PurchaseIn) -> dict[str, Any]:
+    digest = _hash(body)
+    try:
+        existing = Order.get(*Order.key(body.order_id), consistent_read=True)
+        return _same_or_conflict(existing, digest, "order")
+    except Order.DoesNotExist:
+        pass
+    if Member.find(body.member_id) is None:
+        raise NotFound(f"member {body.member_id!r} does not exist", code="member_not_found")
+    at = _when(body.occurred_at)
+    order = Order(*Order.key(body.order_id), order_id=body.order_id, member_id=body.member_id,
+                  amount_fen=body.amount_fen, currency=body.currency, occurred_at=at, store_id=body.store_id,
+                  channel=body.channel, request_hash=digest, created_at=clock.now_iso())
+    try:
+        order.save(condition=Order.pk.does_not_exist())
+    except PutError as exc:
+        if not condition_failed(exc):
+            raise
+        return _same_or_conflict(Order.get(*Order.key(body.order_id), consistent_read=True), digest, "order")
+    return render_order(order)
+
+
+def _same_or_conflict(existing: Any, digest: str, what: str) -> dict[str, Any]:
+    if existing.request_hash != digest:
+        raise Conflict(f"this {what} id was already reported with different values", code=f"{what}_conflict")
+    return render_order(existing) if isinstance(existing, Order) else render_refund(existing)
+
+
+def render_refund(refund: Refund) -> dict[str, Any]:
+    return {"order_id": refund.order_id, "refund_id": refund.refund_id, "amount_fen": int(refund.amount_fen),
+            "occurred_at": refund.occurred_at, "status": "recorded"}
+
+
+def record_refund(body: RefundIn) -> dict[str, Any]:
+    digest = _hash(body)
+    try:
+        return _same_or_conflict(Refund.get(*Refund.key(body.order_id, body.refund_id), consistent_read=True),
+                                 digest, "refund")
+    except Refund.DoesNotExist:
+        pass
+    try:
+        order = Order.get(*Order.key(body.order_id), consistent_read=True)
+    except Order.DoesNotExist:
+        raise NotFound(f"order {body.order_id!r} was never reported", code="order_not_found") from None
+    remaining = int(order.amount_fen) - int(order.refunded_fen or 0)
+    if body.amount_fen > remaining:
+        raise Unprocessable(f"refund of {body.amount_fen} fen exceeds the {remaining} fen left on the order",
+                            code="refund_exceeds_order", details={"refundable_fen": remaining})
+    refund = Refund(*Refund.key(body.order_id, body.refund_id), order_id=body.order_id, refund_id=body.refund_id,
+                    member_id=order.member_id, amount_fen=body.amount_fen, occurred_at=_when(body.occurred_at),
+                    request_hash=digest, created_at=clock.now_iso())
+    try:
+        with transaction() as tx:
+            tx.save(refund, condition=Refund.pk.does_not_exist())
+            # The order's refunded total can never pass its amount, even with concurrent refunds.
+            tx.update(order, actions=[Order.refunded_fen.add(body.amount_fen)],
+                      condition=Order.refunded_fen <= int(order.amount_fen) - body.amount_fen)
+    except TransactWriteError as exc:
+        if not cancelled_by_condition(exc):
+            raise
+        try:
+            return _same_or_conflict(Refund.get(*Refund.key(body.order_id, body.refund_id), consistent_read=True),
+                                     digest, "refund")
+        except Refund.DoesNotExist:
+            raise Unprocessable("refunds would exceed the order amount", code="refund_exceeds_order") from None
+    return render_refund(refund)

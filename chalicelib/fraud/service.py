@@ -1,0 +1,66 @@
+"""Reviewing fraud flags. Approving releases the referral's held rewards; rejecting voids the
+referral (it stops counting for the referrer, and its rewards are voided by the rewards
+stream handler). Every resolution is audited in the same transaction."""
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.exceptions import TransactWriteError
+
+from ..core import clock
+from ..core.errors import Conflict, NotFound
+from ..core.pagination import PageQuery, page
+from ..insight import audit
+from ..members.models import Member
+from ..store.base import cancelled_by_condition, transaction
+from .models import FraudFlag
+
+STATUSES = ("open", "approved", "rejected")
+
+
+def render(flag: FraudFlag) -> dict[str, Any]:
+    return {"flag_id": flag.flag_id, "referee_id": flag.referee_id, "referrer_id": flag.referrer_id,
+            "code": flag.code, "reasons": sorted(flag.reasons or []), "status": flag.status,
+            "created_at": flag.created_at, "resolved_at": flag.resolved_at, "resolved_by": flag.resolved_by}
+
+
+def list_flags(status: str, page_query: PageQuery) -> dict[str, Any]:
+    return page(FraudFlag.by_gsi1.query, page_query, f"flags:{status}", render, hash_key=f"FLAGS#{status}",
+                scan_index_forward=False)
+
+
+def resolve(flag_id: str, action: str, actor: str) -> dict[str, Any]:
+    status = "approved" if action == "approve" else "rejected"
+    try:
+        flag = FraudFlag.get(*FraudFlag.key(flag_id), consistent_read=True)
+    except FraudFlag.DoesNotExist:
+        raise NotFound(f"fraud flag {flag_id!r} does not exist", code="flag_not_found") from None
+    if flag.status == status:
+        return render(flag)  # the same decision again: nothing to do
+    if flag.status != "open":
+        raise Conflict(f"the flag was already {flag.status}", code="flag_already_resolved")
+    member = Member.get(*Member.key(flag.referee_id), consistent_read=True)
+    at = clock.now_iso()
+    member_actions = [Member.referral_hold.remove()]
+    try:
+        with transaction() as tx:
+            tx.update(flag, actions=[FraudFlag.status.set(status), FraudFlag.resolved_at.set(at),
+                                     FraudFlag.resolved_by.set(actor), FraudFlag.gsi1pk.set(f"FLAGS#{status}")],
+                      condition=FraudFlag.status == "open")
+            if status == "rejected" and member.referral_status in ("signed_up", "converted"):
+                member_actions.append(Member.referral_status.set("void"))
+                referrer_actions = [Member.referrals_signed_up.add(-1)]
+                if member.referral_status == "converted":
+                    referrer_actions.append(Member.referrals_converted.add(-1))
+                tx.update(Member(*Member.key(flag.referrer_id)), actions=referrer_actions)
+            tx.update(member, actions=member_actions,
+                      condition=Member.referral_status == member.referral_status)
+            tx.save(audit.record(actor, f"fraud_flag.{action}", f"member:{flag.referee_id}",
+                                 {"flag_id": flag_id, "reasons": sorted(flag.reasons or [])}, at=at))
+    except TransactWriteError as exc:
+        if cancelled_by_condition(exc):
+            raise Conflict("the flag or its referral changed while resolving; try again",
+                           code="concurrent_change") from None
+        raise
+    flag.status, flag.resolved_at, flag.resolved_by = status, at, actor
+    return render(flag)
