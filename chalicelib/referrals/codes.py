@@ -1,0 +1,142 @@
+"""Referral codes: one stable code per member per campaign, vanity codes, resolution.
+
+Uniqueness is a conditional write on the code's own item: a collision retries with a new
+code, so a code never has two owners. A member's previous codes keep resolving to them.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pynamodb.exceptions import TransactWriteError
+
+from ..campaigns import service as campaigns
+from ..campaigns.models import Campaign
+from ..core import clock
+from ..core.errors import Conflict, Unprocessable
+from ..core.masking import mask_name
+from ..members.models import Member
+from ..store.base import MainItem, cancelled_by_condition, transaction
+from . import rules
+from .models import Code, MemberCode
+
+MAX_ATTEMPTS = 8
+
+
+class CodeSpaceExhausted(RuntimeError):
+    pass
+
+
+def resolve(code: str | None) -> Code | None:
+    """The code's item, or None for an unknown code (any case accepted; junk costs no read)."""
+    canonical = rules.normalize_code(code)
+    if canonical is None:
+        return None
+    try:
+        return Code.get(*Code.key(canonical))
+    except Code.DoesNotExist:
+        return None
+
+
+def current(member_id: str, campaign_id: str, consistent: bool = True) -> MemberCode | None:
+    # Consistent by default: a member who just set a vanity code must see it at once.
+    try:
+        return MemberCode.get(*MemberCode.key(member_id, campaign_id), consistent_read=consistent)
+    except MemberCode.DoesNotExist:
+        return None
+
+
+def _failed(exc: TransactWriteError, position: int) -> bool:
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    reason = reasons[position] if position < len(reasons) else None
+    return reason is not None and getattr(reason, "code", None) == "ConditionalCheckFailed"
+
+
+def _new_code(code: str, member_id: str, campaign_id: str, kind: str, at: str) -> Code:
+    pk, sk = Code.key(code)
+    return Code(pk, sk, code=code, member_id=member_id, campaign_id=campaign_id, kind=kind, created_at=at)
+
+
+def code_for(member_id: str, campaign_id: str | None = None,
+             generate: Callable[[], str] = rules.generate_code) -> MemberCode:
+    """The member's code in the campaign, created on first call."""
+    campaign = campaigns.get(campaign_id)
+    existing = current(member_id, campaign.campaign_id)
+    if existing:
+        return existing
+    for _ in range(MAX_ATTEMPTS):
+        at = clock.now_iso()
+        code = generate()
+        link = MemberCode(*MemberCode.key(member_id, campaign.campaign_id), member_id=member_id,
+                          campaign_id=campaign.campaign_id, code=code, updated_at=at)
+        try:
+            with transaction() as tx:
+                tx.save(_new_code(code, member_id, campaign.campaign_id, "generated", at),
+                        condition=Code.pk.does_not_exist())
+                tx.save(link, condition=MemberCode.pk.does_not_exist())
+            return link
+        except TransactWriteError as exc:
+            if not cancelled_by_condition(exc):
+                raise
+            # The reasons follow the transaction's order: [code, member's pointer].
+            if _failed(exc, 1):  # a concurrent first call won: its code is the member's code
+                raced = current(member_id, campaign.campaign_id)
+                if raced:
+                    return raced
+            # otherwise the code collided with someone else's: try another
+    raise CodeSpaceExhausted(f"no free code after {MAX_ATTEMPTS} attempts")
+
+
+def set_vanity(member_id: str, raw_code: str, campaign_id: str | None = None) -> MemberCode:
+    try:
+        code = rules.normalize_vanity(raw_code)
+    except rules.VanityRejected as exc:
+        raise Unprocessable(str(exc), code=f"vanity_{exc.reason}", details={"field": "code"}) from None
+    campaign = campaigns.get(campaign_id)
+    owner = resolve(code)
+    if owner is not None:
+        if owner.member_id == member_id and owner.campaign_id == campaign.campaign_id:
+            return _point_to(member_id, campaign.campaign_id, code)  # already theirs: idempotent
+        raise Conflict(f"the code {code} is taken", code="code_taken")
+    code_for(member_id, campaign.campaign_id)  # the old code exists first, so it keeps resolving
+    at = clock.now_iso()
+    link = MemberCode(*MemberCode.key(member_id, campaign.campaign_id), member_id=member_id,
+                      campaign_id=campaign.campaign_id, code=code, updated_at=at)
+    try:
+        with transaction() as tx:
+            tx.save(_new_code(code, member_id, campaign.campaign_id, "vanity", at), condition=Code.pk.does_not_exist())
+            tx.save(link)
+    except TransactWriteError as exc:
+        if cancelled_by_condition(exc):
+            raise Conflict(f"the code {code} is taken", code="code_taken") from None
+        raise
+    return link
+
+
+def _point_to(member_id: str, campaign_id: str, code: str) -> MemberCode:
+    link = current(member_id, campaign_id)
+    if link and link.code == code:
+        return link
+    link = MemberCode(*MemberCode.key(member_id, campaign_id), member_id=member_id, campaign_id=campaign_id,
+                      code=code, updated_at=clock.now_iso())
+    link.save()
+    return link
+
+
+def lookup(raw_code: str) -> dict[str, Any]:
+    """What a landing page shows for a code: `{valid: false}` for an unknown or disabled code or
+    a campaign that is not running (one answer for all, so nothing is learnt from probing).
+    Reads: the code, then the campaign and the referrer in one BatchGetItem (2 calls)."""
+    code = resolve(raw_code)
+    if code is None or code.status != "active":
+        return {"valid": False}
+    found = {type(item): item for item in MainItem.batch_get([Campaign.key(code.campaign_id),
+                                                              Member.key(code.member_id)])}
+    campaign, member = found.get(Campaign), found.get(Member)
+    if campaign is None or not campaigns.is_running(campaign):
+        return {"valid": False}
+    return {
+        "valid": True,
+        "code": code.code,
+        "campaign": {"campaign_id": campaign.campaign_id, "name": campaign.name, "offer": campaign.offer},
+        "referrer": {"display_name": mask_name(member.display_name if member else "")},
+    }
