@@ -2,6 +2,7 @@
 
 Access patterns:
 - an order: GetItem pk=O#<order_id>, sk=ORDER
+- a member's orders by time (re-attribution after a refund): Query gsi1 gsi1pk=ORDERS#<member_id>
 - a refund: GetItem pk=O#<order_id>, sk=REFUND#<refund_id>; an order's refunds: Query pk=O#<order_id>
 """
 from __future__ import annotations
@@ -27,6 +28,10 @@ class Order(MainItem, discriminator="order"):
     @classmethod
     def key(cls, order_id: str) -> tuple[str, str]:
         return f"O#{order_id}", "ORDER"
+
+    @staticmethod
+    def index_keys(member_id: str, occurred_at: str, order_id: str) -> dict[str, str]:
+        return {"gsi1pk": f"ORDERS#{member_id}", "gsi1sk": f"{occurred_at}#{order_id}"}
 
 
 class Refund(MainItem, discriminator="refund"):

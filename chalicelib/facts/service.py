@@ -45,7 +45,8 @@ def record_purchase(body: PurchaseIn) -> dict[str, Any]:
     at = _when(body.occurred_at)
     order = Order(*Order.key(body.order_id), order_id=body.order_id, member_id=body.member_id,
                   amount_fen=body.amount_fen, currency=body.currency, occurred_at=at, store_id=body.store_id,
-                  channel=body.channel, request_hash=digest, created_at=clock.now_iso())
+                  channel=body.channel, request_hash=digest, created_at=clock.now_iso(),
+                  **Order.index_keys(body.member_id, at, body.order_id))
     try:
         order.save(condition=Order.pk.does_not_exist())
     except PutError as exc:

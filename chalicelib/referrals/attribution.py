@@ -172,7 +172,8 @@ def apply_purchase(order_id: str) -> None:
                           Member.first_purchase_at.set(Member.first_purchase_at | order.occurred_at)]
         if not member.last_purchase_at or order.occurred_at > member.last_purchase_at:
             member_actions.append(Member.last_purchase_at.set(order.occurred_at))
-        member_condition = None
+        # Decided on the referral status read here: if it changes meanwhile, start again.
+        member_condition = (Member.referral_status == member.referral_status) if member.referral_status else None
         converting = _converts(member, order)
         with transaction() as tx:
             tx.update(order, actions=[Order.counted.set(True)],
@@ -180,7 +181,6 @@ def apply_purchase(order_id: str) -> None:
             if converting:
                 member_actions += [Member.referral_status.set("converted"), Member.converted_at.set(order.occurred_at),
                                    Member.converting_order_id.set(order.order_id)]
-                member_condition = Member.referral_status == "signed_up"
                 tx.update(Member(*Member.key(member.referrer_id)), actions=[Member.referrals_converted.add(1)],
                           condition=Member.pk.exists())
                 if int(order.refunded_fen) > 0:  # refunded before we even attributed it
@@ -190,8 +190,9 @@ def apply_purchase(order_id: str) -> None:
     _retrying(once)
 
 
-def _converts(member: Member, order: Order) -> bool:
-    if not member.referrer_id or member.referral_status != "signed_up":
+def _converts(member: Member, order: Order, already_converted: bool = False) -> bool:
+    expected = "converted" if already_converted else "signed_up"
+    if not member.referrer_id or member.referral_status != expected:
         return False
     campaign = campaigns.find(member.referral_campaign_id)
     if campaign is None:
@@ -215,18 +216,31 @@ def apply_refund(order_id: str, refund_id: str) -> None:
             if member.converting_order_id == order.order_id:
                 if graph.quick_refund(order.occurred_at, refund.occurred_at):
                     member_actions.append(_flag_quick_refund(tx, member, refund.occurred_at))
-                campaign = campaigns.find(member.referral_campaign_id)
-                minimum = campaigns.rules_of(campaign).min_purchase_fen if campaign else 0
-                net = int(order.amount_fen) - int(order.refunded_fen)
-                if net <= 0 or net < minimum:  # the conversion no longer stands
-                    member_actions += [Member.referral_status.set("signed_up"), Member.converted_at.remove(),
-                                       Member.converting_order_id.remove()]
+                if not _converts(member, order, already_converted=True):
+                    member_actions += _reattribute(tx, member, order)
                     member_condition = Member.converting_order_id == order.order_id
-                    tx.update(Member(*Member.key(member.referrer_id)),
-                              actions=[Member.referrals_converted.add(-1)], condition=Member.pk.exists())
             tx.update(member, actions=member_actions, condition=member_condition)
 
     _retrying(once)
+
+
+def _reattribute(tx: Any, member: Member, refunded: Order) -> list[Any]:
+    """The converting order no longer qualifies: hand the conversion to the member's earliest
+    other qualifying order, or undo it. Returns the member's actions. Orders not yet applied
+    are pinned by a condition, so a purchase applied meanwhile makes this step retry."""
+    index_hits = Order.by_gsi1.query(f"ORDERS#{member.member_id}", attributes_to_get=["pk", "sk"])
+    for hit in index_hits:
+        if hit.pk == refunded.pk:
+            continue
+        order = Order.get(hit.pk, hit.sk, consistent_read=True)  # the index may lag
+        if not order.counted:
+            tx.condition_check(Order, hit.pk, hit.sk, condition=Order.counted.does_not_exist())
+        elif _converts(member, order, already_converted=True):
+            tx.condition_check(Order, hit.pk, hit.sk, condition=Order.refunded_fen == int(order.refunded_fen))
+            return [Member.converted_at.set(order.occurred_at), Member.converting_order_id.set(order.order_id)]
+    tx.update(Member(*Member.key(member.referrer_id)), actions=[Member.referrals_converted.add(-1)],
+              condition=Member.pk.exists())
+    return [Member.referral_status.set("signed_up"), Member.converted_at.remove(), Member.converting_order_id.remove()]
 
 
 def _flag_quick_refund(tx: Any, member: Member, at: str) -> Any:
