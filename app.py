@@ -10,13 +10,18 @@ from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  
 from chalicelib.members import routes as members
 from chalicelib.facts import routes as facts
 from chalicelib.fraud import routes as fraud
+from chalicelib.campaigns import routes as campaigns
+from chalicelib.rewards import routes as rewards, sweeps
+from chalicelib.rewards import handlers as _reward_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import attribution as _attribution  # noqa: F401  (registers stream handlers)
+from chalicelib.referrals import counters as _click_counters  # noqa: F401  (registers stream handlers)
+from chalicelib.referrals import routes as referrals
 from chalicelib.store.base import ClickItem, MainItem, bind
 
 app = Chalice(app_name="referral-service")
 bind()
 
-for capability in (health, members, facts, fraud, openapi):
+for capability in (health, members, facts, fraud, campaigns, rewards, referrals, openapi):
     app.register_blueprint(capability.routes.blueprint)
 
 
@@ -27,4 +32,9 @@ def on_main_change(event):
 
 @app.on_dynamodb_record(stream_arn=stream_arn("clicks"), batch_size=500, starting_position="TRIM_HORIZON")
 def on_click(event):
-    return streams.process_batch("clicks", ClickItem, event.to_dict()["Records"])
+    return streams.process_event("clicks", ClickItem, event.to_dict())  # keeps shardId (counters)
+
+
+@app.schedule("rate(5 minutes)")
+def release_matured_rewards(event):
+    return {"released": sweeps.release_due()}

@@ -5,9 +5,17 @@ Delivery is at least once and ordered only per item key, so every handler must b
 idempotent (deterministic ids + conditional writes). On the first failure the rest of the
 batch is reported as failed (`batchItemFailures`), which keeps per-key order: Lambda (and
 the local poller) redeliver from the lowest failed sequence number.
+
+Batch handlers (`on_batch("clicks", "click")`) receive all of a batch's changes of one item
+type at once, with the batch's `lane` (which stream shard they came from), so they can
+aggregate: one write per counter per batch instead of one per record. They run after the
+per-record handlers, on the records those handled; if one raises, the whole batch is
+reported failed and comes again, so they must be exact under redelivery (see
+referrals/counters.py: a per-lane high-water mark of sequence numbers).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -18,7 +26,9 @@ from .core.logs import get_logger
 log = get_logger("streams")
 
 ChangeHandler = Callable[["Change"], None]
+BatchHandler = Callable[[list["Change"], "Batch"], None]
 _handlers: dict[tuple[str, str], list[ChangeHandler]] = {}
+_batch_handlers: dict[tuple[str, str], list[BatchHandler]] = {}
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
@@ -35,6 +45,34 @@ class Change:
     @property
     def item(self) -> Any:
         return self.new if self.new is not None else self.old
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Where a batch came from. `lane` names the stream shard: Lambda puts `shardId` in the
+    event only when the mapping has a tumbling window (the local poller may pass it too);
+    without it the lane is the stream ARN alone, which is exact only while one shard of the
+    stream is processed at a time (DynamoDB Local and moto have one; see referrals/counters.py)."""
+
+    table: str
+    lane: str
+    shard_id: str | None = None
+
+
+def lane_of(records: list[dict[str, Any]], shard_id: str | None) -> str:
+    """A short stable id for (stream ARN, shard): it becomes a map key on counter items."""
+    arn = (records[0].get("eventSourceARN") or "") if records else ""
+    return hashlib.sha256(f"{arn}|{shard_id or ''}".encode()).hexdigest()[:16]
+
+
+def on_batch(table: str, item_type: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Register `fn(changes, batch)` for the changes of `item_type` in each batch of `table`."""
+
+    def register(fn: BatchHandler) -> BatchHandler:
+        _batch_handlers.setdefault((table, item_type), []).append(fn)
+        return fn
+
+    return register
 
 
 def on_change(table: str, item_type: str) -> Callable[[ChangeHandler], ChangeHandler]:
@@ -72,9 +110,13 @@ def decode(root: type[Model], record: dict[str, Any]) -> Change:
     )
 
 
-def process_batch(table: str, root: type[Model], records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Run the handlers of every record; return Lambda's partial-batch response."""
+def process_batch(table: str, root: type[Model], records: Iterable[dict[str, Any]],
+                  shard_id: str | None = None) -> dict[str, Any]:
+    """Run the handlers of every record, then the batch handlers; return Lambda's
+    partial-batch response."""
     records = list(records)
+    failed_at = len(records)
+    changes: list[Change] = []
     for position, record in enumerate(records):
         change = decode(root, record)
         try:
@@ -83,6 +125,35 @@ def process_batch(table: str, root: type[Model], records: Iterable[dict[str, Any
         except Exception:
             log.exception("stream record failed", extra={"table": table, "sequence": change.sequence,
                                                          "item_type": change.item_type})
-            failed = records[position:]
-            return {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in failed]}
-    return {"batchItemFailures": []}
+            failed_at = position
+            break
+        changes.append(change)
+    if changes and not _run_batch_handlers(table, changes, Batch(table, lane_of(records, shard_id), shard_id)):
+        failed_at = 0  # batch handlers are exact under redelivery: the whole batch comes again
+    return {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in records[failed_at:]]}
+
+
+def process_event(table: str, root: type[Model], event: dict[str, Any]) -> dict[str, Any]:
+    """`process_batch` for a whole Lambda event: takes the shard id a tumbling-window mapping
+    sends, and answers with the `state` such a mapping requires (else Lambda counts a failure)."""
+    result = process_batch(table, root, event.get("Records") or [], shard_id=event.get("shardId"))
+    if "window" in event:
+        result["state"] = {}
+    return result
+
+
+def _run_batch_handlers(table: str, changes: list[Change], batch: Batch) -> bool:
+    for (handled_table, item_type), handlers in _batch_handlers.items():
+        if handled_table != table:
+            continue
+        selected = [c for c in changes if c.item_type == item_type]
+        if not selected:
+            continue
+        try:
+            for handler in handlers:
+                handler(selected, batch)
+        except Exception:
+            log.exception("stream batch handler failed", extra={"table": table, "item_type": item_type,
+                                                               "records": len(selected)})
+            return False
+    return True

@@ -91,8 +91,10 @@ def backend(ddb_endpoint):
 
 def _prepare(prefix: str) -> None:
     from chalicelib import bootstrap
+    from chalicelib.campaigns.service import clear_caches
     from chalicelib.core import aws
 
+    clear_caches()
     os.environ["TABLE_PREFIX"] = prefix
     from chalicelib.core.config import settings
 

@@ -135,3 +135,22 @@ def test_stream_event_shape_matches_lambda(streams, app):
     assert record["eventSourceARN"].startswith("arn:aws:dynamodb")
     assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], float)
     json.dumps(captured[0])  # a Lambda event is plain JSON
+
+
+def test_reading_an_empty_stream_first_does_not_block_later_records(streams):
+    """The clicks stream is empty at start; its first iterator must not strand later records."""
+    from chalicelib.referrals.models import Click
+
+    delivered: list[str] = []
+    original = streams._invoke
+
+    def spy(name, event):
+        delivered.extend(r["eventSourceARN"] for r in event["Records"] if name == "on_click")
+        return original(name, event)
+
+    streams._invoke = spy
+    streams.drain()
+    streams.drain()
+    Click(*Click.key("k-late"), click_id="k-late", code="ABCDEFG", at="2026-11-23T08:00:00.000000Z").save()
+    streams.drain()
+    assert len(delivered) == 1

@@ -29,3 +29,16 @@ class Campaign(MainItem, discriminator="campaign"):
     @classmethod
     def key(cls, campaign_id: str) -> tuple[str, str]:
         return f"CAMP#{campaign_id}", "CONFIG"
+
+
+class CampaignVersion(MainItem, discriminator="campaign_version"):
+    """An immutable snapshot of a campaign's rules: facts are judged by the version in force."""
+
+    campaign_id = UnicodeAttribute()
+    version = NumberAttribute()
+    rules = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+    @classmethod
+    def key(cls, campaign_id: str, version: int) -> tuple[str, str]:
+        return f"CAMP#{campaign_id}", f"V#{version:06d}"

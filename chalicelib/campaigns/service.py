@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pynamodb.exceptions import PutError
+from typing import Any
+
+from pynamodb.exceptions import TransactWriteError
 
 from ..core import clock
-from ..core.errors import NotFound
-from ..store.base import condition_failed
-from .models import Campaign
+from ..core.errors import Conflict, NotFound
+from ..core.pagination import PageQuery, page
+from ..insight import audit
+from ..store.base import cancelled_by_condition, transaction
+from .models import Campaign, CampaignVersion
 from .rules import DEFAULT_CAMPAIGN, CampaignIn, Rules
 
 DEFAULT_ID = "default"
@@ -22,15 +26,82 @@ def _item(spec: CampaignIn, version: int, at: str) -> Campaign:
                     created_at=at, updated_at=at, gsi1pk="CAMPAIGNS", gsi1sk=spec.campaign_id)
 
 
+def _snapshot(spec: CampaignIn, version: int, at: str) -> CampaignVersion:
+    return CampaignVersion(*CampaignVersion.key(spec.campaign_id, version), campaign_id=spec.campaign_id,
+                           version=version, rules=spec.rules.model_dump_json(), created_at=at)
+
+
+def create(spec: CampaignIn, actor: str = "system") -> Campaign:
+    """A new campaign at version 1 (409 if the id is taken), audited."""
+    at = clock.now_iso()
+    item = _item(spec, 1, at)
+    try:
+        with transaction() as tx:
+            tx.save(item, condition=Campaign.pk.does_not_exist())
+            tx.save(_snapshot(spec, 1, at), condition=CampaignVersion.pk.does_not_exist())
+            tx.save(audit.record(actor, "campaign.create", f"campaign:{spec.campaign_id}", {"version": 1}, at=at))
+    except TransactWriteError as exc:
+        if cancelled_by_condition(exc):
+            raise Conflict(f"campaign {spec.campaign_id!r} exists", code="campaign_exists") from None
+        raise
+    return item
+
+
+def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
+    """A new version of the campaign; facts already bound keep the version they were bound under."""
+    if spec.campaign_id != campaign_id:
+        raise Conflict("campaign_id in the body differs from the path", code="campaign_id_mismatch")
+    current = get(campaign_id)
+    at = clock.now_iso()
+    version = int(current.version) + 1
+    item = _item(spec, version, at)
+    item.created_at = current.created_at
+    try:
+        with transaction() as tx:
+            tx.save(item, condition=Campaign.version == int(current.version))
+            tx.save(_snapshot(spec, version, at), condition=CampaignVersion.pk.does_not_exist())
+            tx.save(audit.record(actor, "campaign.update", f"campaign:{campaign_id}", {"version": version}, at=at))
+    except TransactWriteError as exc:
+        if cancelled_by_condition(exc):
+            raise Conflict("the campaign changed meanwhile; read it and try again", code="concurrent_change") from None
+        raise
+    return item
+
+
 def seed_default() -> bool:
     """Create the `default` campaign if it is missing. Returns True when it was created."""
     try:
-        _item(DEFAULT_CAMPAIGN, 1, clock.now_iso()).save(condition=Campaign.pk.does_not_exist())
+        create(DEFAULT_CAMPAIGN)
         return True
-    except PutError as exc:
-        if condition_failed(exc):
-            return False
-        raise
+    except Conflict:
+        return False
+
+
+def render(campaign: Campaign) -> dict[str, Any]:
+    return {"campaign_id": campaign.campaign_id, "name": campaign.name, "offer": campaign.offer,
+            "landing_url": campaign.landing_url, "status": campaign.status, "starts_at": campaign.starts_at,
+            "ends_at": campaign.ends_at, "version": int(campaign.version), "rules": rules_of(campaign).model_dump(),
+            "created_at": campaign.created_at, "updated_at": campaign.updated_at}
+
+
+def list_campaigns(page_query: PageQuery) -> dict[str, Any]:
+    return page(Campaign.by_gsi1.query, page_query, "campaigns", render, hash_key="CAMPAIGNS")
+
+
+@lru_cache(maxsize=1024)
+def _rules_at(campaign_id: str, version: int) -> Rules:
+    snapshot = CampaignVersion.get(*CampaignVersion.key(campaign_id, version))
+    return Rules.model_validate_json(snapshot.rules)
+
+
+def rules_at(campaign_id: str, version: int | None) -> Rules:
+    """The rules a fact is judged by: the version it was bound under (snapshots never change)."""
+    if version is None:
+        return rules_of(get(campaign_id))
+    try:
+        return _rules_at(campaign_id, int(version))
+    except CampaignVersion.DoesNotExist:
+        return rules_of(get(campaign_id))
 
 
 def get(campaign_id: str | None) -> Campaign:
@@ -65,3 +136,9 @@ def is_running(campaign: Campaign, at: str | None = None) -> bool:
     if campaign.ends_at and at >= clock.iso(clock.parse(campaign.ends_at)):
         return False
     return True
+
+
+def clear_caches() -> None:
+    """Forget cached rules (tests recreate tables under the same campaign ids)."""
+    _rules_at.cache_clear()
+    _parse_rules.cache_clear()

@@ -12,3 +12,18 @@ def welcome_new_member(change: Change) -> None:
     member = change.new
     outbox.post(member.member_id, "welcome", member.member_id, member.created_at,
                 {"display_name": member.display_name})
+
+
+@on_change("main", "ledger_entry")
+def reward_moments(change: Change) -> None:
+    """Tell the member when points become available and when a milestone pays."""
+    entry = change.new
+    if entry is None or entry.unit != "points":
+        return
+    became_available = (change.event == "MODIFY" and change.old is not None and change.old.status == "pending"
+                        and entry.status == "available")
+    if became_available:
+        outbox.post(entry.member_id, "reward_available", entry.entry_id, entry.created_at,
+                    {"points": int(entry.amount) - int(entry.reversed_amount or 0), "reason": entry.reason})
+    if change.event == "INSERT" and entry.rule == "milestone":
+        outbox.post(entry.member_id, "milestone", entry.entry_id, entry.created_at, {"points": int(entry.amount)})

@@ -194,10 +194,7 @@ def _converts(member: Member, order: Order, already_converted: bool = False) -> 
     expected = "converted" if already_converted else "signed_up"
     if not member.referrer_id or member.referral_status != expected:
         return False
-    campaign = campaigns.find(member.referral_campaign_id)
-    if campaign is None:
-        return False
-    rules = campaigns.rules_of(campaign)
+    rules = campaigns.rules_at(member.referral_campaign_id, member.referral_campaign_version)
     net = int(order.amount_fen) - int(order.refunded_fen)
     return graph.converts(net, order.occurred_at, rules.min_purchase_fen, member.window_ends_at)
 

@@ -5,7 +5,8 @@ Access patterns:
 - a member's code for a campaign: GetItem pk=M#<member>, sk=CODE#<campaign>  (main)
 - a link: GetItem pk=L#<link_id>, sk=LINK  (main)
 - a click (sign-up links it): GetItem pk=K#<click_id>, sk=CLICK  (clicks table; one write per click)
-- click counters of a code / link: GetItem pk=CNT#<code>|CNT#L#<link>, sk=COUNTS  (main; stream-aggregated)
+- click counters of a code / link / campaign: GetItem pk=CNT#<code>|CNT#L#<link>|CNT#CAMP#<campaign>,
+  sk=COUNTS  (main; stream-aggregated; codes are [A-Z0-9] only, so the three never collide)
 """
 from __future__ import annotations
 
@@ -56,12 +57,16 @@ class Link(MainItem, discriminator="link"):
 
 
 class Click(ClickItem, discriminator="click"):
+    """Written once, by `GET /r/{code}`; never updated (the stream counts INSERTs only)."""
+
     click_id = UnicodeAttribute()
     code = UnicodeAttribute()
+    referrer_id = UnicodeAttribute(null=True)  # the code's owner, so sign-up needs no second lookup
     campaign_id = UnicodeAttribute(null=True)
     link_id = UnicodeAttribute(null=True)
     channel = UnicodeAttribute(default="other")
     at = UnicodeAttribute()
+    day = UnicodeAttribute(null=True)  # YYYY-MM-DD in the campaign's time zone (counters need no read)
     fingerprint = UnicodeAttribute(null=True)  # salted hash of IP + user agent, never the raw values
 
     @classmethod
@@ -70,15 +75,26 @@ class Click(ClickItem, discriminator="click"):
 
 
 class ClickCounter(MainItem, discriminator="click_counter"):
-    """Clicks of one code (or one link), by total, day and channel. Updated once per stream
-    batch per code, never once per click; `seen` keeps the highest sequence number applied
-    per stream shard so a redelivered batch adds nothing."""
+    """Clicks of one code (or link, or campaign), by total, day and channel. Updated once per
+    stream batch per counter, never once per click (see counters.py).
+
+    `seen` maps a stream lane (a hash of stream ARN + shard) to the highest sequence number
+    applied from it, zero-padded to 40 digits: stream sequence numbers have up to 40 digits and
+    a DynamoDB Number only 38, while equal-length digit strings compare like the integers.
+    `seen_at` (lane → epoch seconds) lets lanes whose records the stream no longer keeps be
+    dropped, so the item does not grow with every shard the table ever had."""
 
     total = NumberAttribute(default=0)
     by_day = MapAttribute(default=dict)
     by_channel = MapAttribute(default=dict)
     seen = MapAttribute(default=dict)
+    seen_at = MapAttribute(default=dict)
 
     @classmethod
-    def key(cls, code: str | None = None, link_id: str | None = None) -> tuple[str, str]:
-        return (f"CNT#L#{link_id}" if link_id else f"CNT#{code}"), "COUNTS"
+    def key(cls, code: str | None = None, link_id: str | None = None,
+            campaign_id: str | None = None) -> tuple[str, str]:
+        if link_id:
+            return f"CNT#L#{link_id}", "COUNTS"
+        if campaign_id:
+            return f"CNT#CAMP#{campaign_id}", "COUNTS"
+        return f"CNT#{code}", "COUNTS"

@@ -11,7 +11,7 @@ from typing import Iterator
 
 from pynamodb.connection import Connection
 from pynamodb.attributes import DiscriminatorAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
 from ..core.config import settings
@@ -37,6 +37,17 @@ class Gsi2(GlobalSecondaryIndex):
 
     gsi2pk = UnicodeAttribute(hash_key=True)
     gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class Lsi1(LocalSecondaryIndex):
+    """A member's ledger by time."""
+
+    class Meta:
+        index_name = "lsi1"
+        projection = AllProjection()
+
+    pk = UnicodeAttribute(hash_key=True)
+    lsi1sk = UnicodeAttribute(range_key=True)
 
 
 _shared: dict[tuple[str | None, str | None], Connection] = {}
@@ -81,9 +92,11 @@ class MainItem(SharedConnectionModel):
     gsi1sk = UnicodeAttribute(null=True)
     gsi2pk = UnicodeAttribute(null=True)
     gsi2sk = UnicodeAttribute(null=True)
+    lsi1sk = UnicodeAttribute(null=True)
     expires_at = NumberAttribute(null=True)
     by_gsi1 = Gsi1()
     by_gsi2 = Gsi2()
+    by_lsi1 = Lsi1()
 
 
 class ClickItem(SharedConnectionModel):

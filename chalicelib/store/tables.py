@@ -30,11 +30,14 @@ class TableSpec:
     hash_key: str = "pk"
     range_key: str = "sk"
     indexes: tuple[Index, ...] = field(default_factory=tuple)
+    local_indexes: tuple[Index, ...] = field(default_factory=tuple)
 
     def create_request(self, table_name: str) -> dict[str, Any]:
         attrs = {self.hash_key: "S", self.range_key: "S"}
         for index in self.indexes:
             attrs[index.hash_key] = "S"
+            attrs[index.range_key] = index.range_type
+        for index in self.local_indexes:
             attrs[index.range_key] = index.range_type
         request: dict[str, Any] = {
             "TableName": table_name,
@@ -57,6 +60,18 @@ class TableSpec:
                 }
                 for index in self.indexes
             ]
+        if self.local_indexes:
+            request["LocalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": self.hash_key, "KeyType": "HASH"},
+                        {"AttributeName": index.range_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in self.local_indexes
+            ]
         if self.stream_view:
             request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": self.stream_view}
         return request
@@ -71,6 +86,9 @@ MAIN = TableSpec(
               serves="a referrer's downline (REF#<member>, by bind time); fraud flags by status; audit log"),
         Index("gsi2", "gsi2pk", "gsi2sk",
               serves="sweeps: pending ledger entries by release time; members by last activity"),
+    ),
+    local_indexes=(
+        Index("lsi1", "pk", "lsi1sk", serves="a member's ledger by time (LEDGER#<created_at>#<entry>)"),
     ),
 )
 

@@ -129,14 +129,29 @@ class StreamPoller:
                     delivered += self._poll_shard(source, shard)
         return delivered
 
+    def _get_records(self, source: Source, shard: Shard) -> dict:
+        try:
+            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=source.batch_size)
+        except self.streams.exceptions.ClientError as exc:
+            # An iterator taken on an empty shard can go stale once records arrive (DynamoDB Local
+            # answers TrimmedDataAccessException), and iterators expire after 15 minutes: take a
+            # fresh one from the checkpoint and read again.
+            if exc.response.get("Error", {}).get("Code") not in ("TrimmedDataAccessException",
+                                                                  "ExpiredIteratorException"):
+                raise
+            shard.iterator = None
+            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=source.batch_size)
+
     def _poll_shard(self, source: Source, shard: Shard) -> int:
-        response = self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=source.batch_size)
+        response = self._get_records(source, shard)
         records = response.get("Records", [])
         if not records:
             shard.iterator = response.get("NextShardIterator")
             shard.finished = shard.iterator is None
             return 0
-        event = {"Records": [self._lambda_record(record, shard.stream_arn) for record in records]}
+        # `shardId` is what Lambda adds for tumbling-window mappings; batch handlers key on it.
+        event = {"Records": [self._lambda_record(record, shard.stream_arn) for record in records],
+                 "shardId": shard.shard_id}
         failed_from = self._deliver(source, event)
         if failed_from is None:
             self.checkpoints.set(shard.key, records[-1]["dynamodb"]["SequenceNumber"])

@@ -1,0 +1,94 @@
+"""`GET /r/{code}`: record the click, then send the visitor on.
+
+Cost per click: 2 read calls (the code — with the share link in the same BatchGetItem — then
+the campaign) and exactly 1 write (the Click item, clicks table). Counting happens later, per
+stream batch (counters.py), so a viral code never turns into a hot item written per click.
+Anything wrong — unknown or disabled code, campaign not running — goes to the default landing
+with no attribution and no write.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..campaigns import service as campaigns
+from ..campaigns.models import Campaign
+from ..core import clock
+from ..core.config import settings
+from ..store.base import MainItem
+from . import rules
+from .links import LINK_ID, landing
+from .models import Click, Code, Link
+
+# Clicks are kept for attribution (the campaign's window) plus this margin for late sign-ups
+# and disputes; DynamoDB's TTL deletes them after that.
+KEEP_AFTER_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    location: str
+    click: Click | None  # None: nothing was recorded (default landing)
+
+
+def fingerprint(source_ip: str, user_agent: str) -> str:
+    """A keyed hash of IP + user agent: tells repeat clicks apart for fraud signals without ever
+    storing the IP. The key is derived from the JWT secret (no separate setting exists yet), so
+    rotating that secret starts a new fingerprint space."""
+    key = ("click-fingerprint:" + settings().jwt_secret).encode()
+    return hmac.new(key, f"{source_ip}\n{user_agent}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def local_day(moment: datetime, time_zone: str) -> str:
+    """>>> local_day(clock.parse("2026-11-23T17:30:00Z"), "Asia/Shanghai")
+    '2026-11-24'"""
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("Asia/Shanghai")
+    return moment.astimezone(zone).date().isoformat()
+
+
+def _read(code: str, link_id: str | None) -> tuple[Code | None, Link | None]:
+    """The code and (if the URL names one) its link, in one call."""
+    if link_id is None:
+        try:
+            return Code.get(*Code.key(code)), None
+        except Code.DoesNotExist:
+            return None, None
+    found = {type(item): item for item in MainItem.batch_get([Code.key(code), Link.key(link_id)])}
+    return found.get(Code), found.get(Link)
+
+
+def record(raw_code: str, link_id: str | None, source_ip: str, user_agent: str) -> Outcome:
+    default = Outcome(settings().default_landing_url, None)
+    code_text = rules.normalize_code(raw_code)
+    if code_text is None:
+        return default
+    link_id = link_id if link_id and LINK_ID.fullmatch(link_id) else None
+    code, link = _read(code_text, link_id)
+    if code is None or code.status != "active":
+        return default
+    try:
+        campaign = Campaign.get(*Campaign.key(code.campaign_id))
+    except Campaign.DoesNotExist:
+        return default
+    if not campaigns.is_running(campaign):
+        return default
+    if link is not None and link.code.upper() != code.code.upper():
+        link = None  # a link id pasted onto another code: count the code, not the link
+    now = clock.now()
+    rules_ = campaigns.rules_of(campaign)
+    click_id = uuid.uuid4().hex
+    click = Click(*Click.key(click_id), click_id=click_id, code=code.code, referrer_id=code.member_id,
+                  campaign_id=campaign.campaign_id, link_id=link.link_id if link else None,
+                  channel=link.channel if link else "other", at=clock.iso(now),
+                  day=local_day(now, rules_.time_zone), fingerprint=fingerprint(source_ip, user_agent),
+                  expires_at=clock.epoch(now + timedelta(days=rules_.attribution_window_days) + KEEP_AFTER_WINDOW))
+    click.save()
+    target = landing(campaign.landing_url, link.landing_path if link else None, ref=code.code, click=click_id)
+    return Outcome(target, click)

@@ -1,0 +1,101 @@
+"""Codes, links, clicks and QR codes (API.md, "Codes, links, clicks"). Thin: validate, one
+domain call, shape the answer."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from chalice import Response
+from pydantic import Field, field_validator
+
+from ..core.auth import MEMBER
+from ..core.http import Reply, Req, Routes
+from ..core.validation import Body, Query
+from . import clicks, codes, links
+from .links import CHANNELS
+
+routes = Routes(__name__)
+
+CampaignId = Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,39}$")]
+Channel = Literal[CHANNELS]  # the API.md list, kept once in links.py
+
+
+class CodeQuery(Query):
+    campaign_id: CampaignId = None
+
+
+class VanityIn(Body):
+    code: str = Field(max_length=64)  # the rules (4–16 of A–Z 0–9) answer with their own 422 codes
+    campaign_id: CampaignId = None
+
+
+class LinkIn(Body):
+    campaign_id: CampaignId = None
+    channel: Channel
+    landing_path: str | None = Field(None, max_length=500, description="a path on the campaign's site, e.g. /p/42")
+
+    @field_validator("landing_path")
+    @classmethod
+    def _on_site(cls, value: str | None) -> str | None:
+        if value is not None and not links.LANDING_PATH.fullmatch(value):
+            raise ValueError("must be a path on the campaign's site, like /products/42")
+        return value
+
+
+class QrQuery(Query):
+    scale: int = Field(8, ge=2, le=32)  # pixels per module: 8 suits screens, 20+ print posters
+
+
+class ClickQuery(Query):
+    l: str | None = None  # noqa: E741  (the link id, short in shared URLs; junk is ignored, never a 422)
+
+
+def _my_code(member_code) -> dict[str, Any]:
+    return {"code": member_code.code, "campaign_id": member_code.campaign_id,
+            "url": links.share_url(member_code.code)}
+
+
+@routes.get("/v1/members/me/code", roles=(MEMBER,), query=CodeQuery,
+            summary="My stable referral code for a campaign (created on first call) and its share URL")
+def my_code(req: Req) -> Any:
+    return _my_code(codes.code_for(req.member_id, req.query.campaign_id))
+
+
+@routes.put("/v1/members/me/code", roles=(MEMBER,), body=VanityIn,
+            summary="Choose a vanity code (4–16 of A–Z 0–9); my older codes keep working")
+def set_my_code(req: Req) -> Any:
+    return _my_code(codes.set_vanity(req.member_id, req.body.code, req.body.campaign_id))
+
+
+@routes.post("/v1/links", roles=(MEMBER,), body=LinkIn,
+             summary="Create a share link for a channel, with its QR code URL")
+def create_link(req: Req) -> Any:
+    body: LinkIn = req.body
+    link = links.create(req.member_id, body.channel, body.campaign_id, body.landing_path)
+    return Reply(links.public(link), 201)
+
+
+@routes.get("/v1/links/{link_id}/qr.png", query=QrQuery, rate_limit="qr", produces="image/png",
+            summary="QR code (PNG) of a share link's URL; send Accept: image/png (or */*)")
+def link_qr(req: Req) -> Any:
+    link = links.get(req.params["link_id"])
+    # A link's URL never changes, so the image may be cached by anyone for as long as they like.
+    return Response(body=links.qr_png(link.url, req.query.scale), status_code=200,
+                    headers={"Content-Type": "image/png",
+                             "Cache-Control": "public, max-age=31536000, immutable"})
+
+
+@routes.get("/r/{code}", query=ClickQuery, rate_limit="clicks", produces="text/plain",
+            summary="Record a click and redirect (302) to the campaign's landing page with ref and click")
+def follow(req: Req) -> Any:
+    outcome = clicks.record(req.params["code"], req.query.l, req.client_key, req.headers.get("user-agent", ""))
+    # no-store: a cached redirect would skip the click and reuse its click id.
+    return Response(body="", status_code=302, headers={"Location": outcome.location, "Cache-Control": "no-store",
+                                                       "Content-Type": "text/plain; charset=utf-8"})
+
+
+@routes.get("/v1/codes/{code}", rate_limit="lookup",
+            summary="Public lookup for landing pages: validity, campaign offer, masked referrer")
+def lookup(req: Req) -> Any:
+    # An unknown code answers 200 {"valid": false}: the landing page renders either way, and
+    # unknown, disabled and ended look alike.
+    return codes.lookup(req.params["code"])

@@ -1,0 +1,61 @@
+"""Ledger, redemptions, ops adjustments and the audit log."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import Field
+
+from ..core.auth import ADMIN, MEMBER
+from ..core.http import Req, Routes
+from ..core.pagination import PageQuery
+from ..core.validation import Body, Id, ShortText
+from ..insight import audit
+from ..members import service as members
+from . import ledger
+
+routes = Routes(__name__)
+
+
+class RedemptionIn(Body):
+    points: int = Field(strict=True, gt=0, le=10_000_000)
+    item: ShortText
+
+
+class AdjustmentIn(Body):
+    member_id: Id
+    points: int = Field(strict=True, ge=-10_000_000, le=10_000_000)
+    reason: ShortText
+
+
+@routes.get("/v1/members/me/ledger", roles=(MEMBER,), query=PageQuery, summary="My ledger, newest first")
+def my_ledger(req: Req) -> Any:
+    return ledger.list_for(req.member_id, req.query)
+
+
+@routes.post("/v1/redemptions", roles=(MEMBER,), body=RedemptionIn,
+             summary="Spend available points atomically (409 when short)")
+def redeem(req: Req) -> Any:
+    redemption_id = uuid.uuid4().hex
+    entry = ledger.spend(req.member_id, f"redemption.{redemption_id}", -req.body.points,
+                         f"redeemed for {req.body.item}", "redemption")
+    member = members.get(req.member_id)
+    return {"redemption_id": redemption_id, "entry": ledger.render(entry),
+            "points": {"available": int(member.points_available), "pending": int(member.points_pending)}}
+
+
+@routes.post("/v1/ops/adjustments", roles=(ADMIN,), body=AdjustmentIn,
+             summary="Adjust a member's points, with a reason; audited")
+def adjust(req: Req) -> Any:
+    body: AdjustmentIn = req.body
+    members.get(body.member_id)  # 404 for an unknown member, before anything is written
+    record = audit.record(req.principal.sub, "points.adjust", f"member:{body.member_id}",
+                          {"points": body.points, "reason": body.reason})
+    entry = ledger.spend(body.member_id, f"adjustment.{record.audit_id}", body.points, body.reason, "adjustment",
+                         extra_items=[record], status="available")
+    return {"entry": ledger.render(entry), "audit_id": record.audit_id}
+
+
+@routes.get("/v1/ops/audit-log", roles=(ADMIN,), query=PageQuery, summary="Who changed what, when")
+def audit_log(req: Req) -> Any:
+    return audit.list_records(req.query, "all")

@@ -1,0 +1,96 @@
+"""Pure reward rules: which entries a fact earns, how much a refund takes back, how a cap
+limits an award. No I/O. Points are integers; commission is paid in points at 1 point per
+fen of commission (so 300 bps of a 100.00 yuan order is 300 points).
+
+Entry ids are derived from (rule, source fact) and live under the beneficiary, so
+(rule, fact, beneficiary) is paid at most once: a replay finds the entry already there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..campaigns.rules import Rules
+
+ADVOCATE_RULES = {"conversion", "commission", "second_level", "milestone"}  # capped per month
+
+
+@dataclass(frozen=True)
+class Award:
+    member_id: str  # beneficiary
+    rule: str
+    source_id: str
+    amount: int
+    reason: str
+    unit: str = "points"  # points | coupon_fen
+    order_id: str | None = None
+    referee_id: str | None = None
+
+    @property
+    def entry_id(self) -> str:
+        return f"{self.rule}.{self.source_id}"
+
+
+def signup_awards(rules: Rules, referee_id: str) -> list[Award]:
+    awards = []
+    if rules.referee_signup_points:
+        awards.append(Award(referee_id, "welcome", referee_id, rules.referee_signup_points,
+                            "welcome bonus for joining through a friend", referee_id=referee_id))
+    if rules.referee_coupon_fen:
+        awards.append(Award(referee_id, "coupon", referee_id, rules.referee_coupon_fen,
+                            "first-order coupon", unit="coupon_fen", referee_id=referee_id))
+    return awards
+
+
+def conversion_awards(rules: Rules, referrer_id: str, referee_id: str, order_id: str) -> list[Award]:
+    if not rules.referrer_conversion_points:
+        return []
+    return [Award(referrer_id, "conversion", order_id, rules.referrer_conversion_points,
+                  "a friend you invited made a first purchase", order_id=order_id, referee_id=referee_id)]
+
+
+def commission(amount_fen: int, bps: int) -> int:
+    """>>> commission(100_00, 300)
+    300
+    """
+    return amount_fen * bps // 10_000
+
+
+def purchase_awards(rules: Rules, order_id: str, amount_fen: int, referee_id: str, referrer_id: str,
+                    referrer_conversions: int, grandparent_id: str | None) -> list[Award]:
+    """Commission for the referrer (by advocate level) and the grandparent's second-level
+    share. Never deeper than two levels."""
+    awards = []
+    level = rules.level_for(referrer_conversions)
+    if level and commission(amount_fen, level.commission_bps) > 0:
+        awards.append(Award(referrer_id, "commission", order_id, commission(amount_fen, level.commission_bps),
+                            f"{level.name} commission on a friend's order", order_id=order_id, referee_id=referee_id))
+    if grandparent_id and commission(amount_fen, rules.second_level_bps) > 0:
+        awards.append(Award(grandparent_id, "second_level", order_id, commission(amount_fen, rules.second_level_bps),
+                            "second-level share of an order in your network", order_id=order_id,
+                            referee_id=referee_id))
+    return awards
+
+
+def milestone_awards(rules: Rules, member_id: str, before: int, after: int) -> list[Award]:
+    return [Award(member_id, "milestone", str(m.conversions), m.bonus_points,
+                  f"milestone: {m.conversions} friends converted")
+            for m in rules.milestones if before < m.conversions <= after and m.bonus_points]
+
+
+def reversal_target(amount: int, refunded_fen: int, order_amount_fen: int) -> int:
+    """How much of an order-based award stands reversed after `refunded_fen` of the order came
+    back: proportional, computed on the cumulative refund so rounding never drifts.
+
+    >>> reversal_target(300, 5_000, 10_000)
+    150
+    """
+    if order_amount_fen <= 0:
+        return amount
+    return min(amount, -(-amount * refunded_fen // order_amount_fen))  # round up: never leave a fen standing
+
+
+def capped(wanted: int, used: int, cap: int | None) -> int:
+    """What may still be paid under a cap."""
+    if cap is None:
+        return wanted
+    return max(0, min(wanted, cap - used))

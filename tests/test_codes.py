@@ -1,0 +1,235 @@
+"""Referral codes: stability, vanity rules, collisions, public lookup (both backends)."""
+from __future__ import annotations
+
+import doctest
+import itertools
+
+import pytest
+
+from chalicelib.campaigns import service as campaigns
+from chalicelib.campaigns.rules import CampaignIn
+from chalicelib.core import clock, ratelimit
+from chalicelib.referrals import clicks, codes, counters, links, rules
+from chalicelib.referrals.models import Code, MemberCode
+from tests.helpers import count_dynamodb_calls
+
+BASE = "https://ref.example.com"
+
+
+def login(client, openid: str, name: str = "张三") -> tuple[str, str]:
+    response = client.post("/v1/auth/login", {"provider": "dev", "openid": openid, "display_name": name})
+    assert response.status_code == 200, response.body
+    return response.json_body["access_token"], response.json_body["member"]["member_id"]
+
+
+def add_campaign(campaign_id: str, **fields) -> None:
+    spec = CampaignIn(campaign_id=campaign_id, name=f"Campaign {campaign_id}", offer="¥10 off",
+                      landing_url=f"https://shop.example.com/{campaign_id}", **fields)
+    campaigns._item(spec, 1, clock.now_iso()).save()
+
+
+def my_code(client, token: str, campaign_id: str | None = None) -> dict:
+    path = "/v1/members/me/code" + (f"?campaign_id={campaign_id}" if campaign_id else "")
+    response = client.get(path, token=token)
+    assert response.status_code == 200, response.body
+    return response.json_body
+
+
+# -- pure rules ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("module", [rules, links, clicks, counters])
+def test_doctests(module):
+    result = doctest.testmod(module)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_generated_codes_skip_look_alikes_and_offensive_draws():
+    spell = [rules.ALPHABET.index(c) for c in "FUCKABC" + "HJKMNPQ"]
+    draws = iter(spell)
+    code = rules.generate_code(randbelow=lambda n: next(draws))
+    assert code == "HJKMNPQ"  # FUCKABC was drawn first and thrown away
+    for _ in range(200):
+        code = rules.generate_code()
+        assert len(code) == rules.CODE_LENGTH and not set(code) & set("01OIL")
+
+
+@pytest.mark.parametrize("raw,reason", [
+    ("abc", "format"), ("A" * 17, "format"), ("AB-CD", "format"), ("张三三三", "format"), ("", "format"),
+    ("admin", "reserved"), ("Official", "reserved"),
+    ("fuckyou", "offensive"), ("SH1TCODE", "offensive"), ("x5LUTx", "offensive"),
+])
+def test_vanity_rules(raw, reason):
+    with pytest.raises(rules.VanityRejected) as caught:
+        rules.normalize_vanity(raw)
+    assert caught.value.reason == reason
+
+
+def test_vanity_is_case_insensitive():
+    assert rules.normalize_vanity(" lily2026 ") == "LILY2026"
+
+
+# -- codes over HTTP ----------------------------------------------------------------------
+
+def test_code_is_stable_per_member_and_campaign(client):
+    token, _ = login(client, "a")
+    first = my_code(client, token)
+    assert my_code(client, token) == first
+    assert first["campaign_id"] == "default"
+    assert first["url"] == f"{BASE}/r/{first['code']}"
+    assert len(first["code"]) == rules.CODE_LENGTH and set(first["code"]) <= set(rules.ALPHABET)
+
+    add_campaign("spring")
+    other = my_code(client, token, "spring")
+    assert other["campaign_id"] == "spring" and other["code"] != first["code"]
+    assert my_code(client, token, "spring") == other
+
+    token_b, _ = login(client, "b")
+    assert my_code(client, token_b)["code"] != first["code"]
+
+
+def test_code_needs_a_member_and_a_known_campaign(client):
+    assert client.get("/v1/members/me/code").status_code == 401
+    token, _ = login(client, "a")
+    response = client.get("/v1/members/me/code?campaign_id=nope", token=token)
+    assert response.status_code == 404
+    assert response.json_body["error"]["code"] == "campaign_not_found"
+
+
+@pytest.mark.parametrize("raw,code", [("ab", "vanity_format"), ("AB_CD", "vanity_format"),
+                                      ("admin", "vanity_reserved"), ("sh1tcode", "vanity_offensive")])
+def test_vanity_refusals_are_422_and_write_nothing(client, raw, code):
+    token, member_id = login(client, "a")
+    response = client.put("/v1/members/me/code", {"code": raw}, token=token)
+    assert response.status_code == 422
+    assert response.json_body["error"]["code"] == code
+    assert codes.current(member_id, "default") is None
+
+
+def test_vanity_code_old_code_keeps_resolving(client):
+    token, member_id = login(client, "a")
+    old = my_code(client, token)["code"]
+    response = client.put("/v1/members/me/code", {"code": "lily2026"}, token=token)
+    assert response.status_code == 200, response.body
+    assert response.json_body == {"code": "LILY2026", "campaign_id": "default", "url": f"{BASE}/r/LILY2026"}
+    assert my_code(client, token)["code"] == "LILY2026"
+    for code in (old, "LILY2026", "lily2026"):
+        resolved = codes.resolve(code)
+        assert resolved is not None and resolved.member_id == member_id
+    assert codes.resolve("LILY2026").kind == "vanity"
+    # setting it again, in any case, is the same answer
+    again = client.put("/v1/members/me/code", {"code": "Lily2026"}, token=token)
+    assert again.status_code == 200 and again.json_body["code"] == "LILY2026"
+
+
+def test_vanity_before_any_code_still_creates_the_stable_one(client):
+    token, member_id = login(client, "a")
+    assert client.put("/v1/members/me/code", {"code": "LILY2026"}, token=token).status_code == 200
+    owned = [c for c in Code.scan() if c.member_id == member_id]
+    assert sorted(c.kind for c in owned) == ["generated", "vanity"]
+
+
+def test_taken_vanity_code_is_409_in_any_case(client):
+    token_a, member_a = login(client, "a")
+    token_b, member_b = login(client, "b")
+    assert client.put("/v1/members/me/code", {"code": "lily2026"}, token=token_a).status_code == 200
+    taken = client.put("/v1/members/me/code", {"code": "LiLy2026"}, token=token_b)
+    assert taken.status_code == 409 and taken.json_body["error"]["code"] == "code_taken"
+    # someone's generated code is taken too
+    generated_b = my_code(client, token_b)["code"]
+    clash = client.put("/v1/members/me/code", {"code": generated_b.lower()}, token=token_a)
+    assert clash.status_code == 409
+    assert codes.resolve("LILY2026").member_id == member_a
+    assert codes.resolve(generated_b).member_id == member_b
+
+
+def test_vanity_body_refuses_extra_fields(client):
+    token, _ = login(client, "a")
+    response = client.put("/v1/members/me/code", {"code": "LILY2026", "member_id": "someone"}, token=token)
+    assert response.status_code == 422
+
+
+# -- collisions ---------------------------------------------------------------------------
+
+def test_forced_collisions_retry_until_a_free_code(backend):
+    first = codes.code_for("m1", generate=lambda: "TAKEN22")
+    assert first.code == "TAKEN22"
+    draws = iter(["TAKEN22", "taken22", "FREE234"])
+    second = codes.code_for("m2", generate=lambda: next(draws))
+    assert second.code == "FREE234"
+    assert codes.resolve("TAKEN22").member_id == "m1"  # never two owners
+    assert codes.resolve("FREE234").member_id == "m2"
+
+
+def test_collisions_every_time_give_up_without_writing(backend):
+    codes.code_for("m1", generate=lambda: "TAKEN22")
+    with pytest.raises(codes.CodeSpaceExhausted):
+        codes.code_for("m2", generate=lambda: "TAKEN22")
+    assert codes.current("m2", "default") is None
+    assert [c.member_id for c in Code.scan()] == ["m1"]
+
+
+def test_concurrent_first_calls_agree_on_one_code(backend, monkeypatch):
+    winner = codes.code_for("m1", generate=lambda: "WINNER2")
+    real_current = codes.current
+    calls = itertools.count()
+    # The loser read "no code yet" just before the winner wrote: replay that moment.
+    monkeypatch.setattr(codes, "current", lambda *a, **k: None if next(calls) == 0 else real_current(*a, **k))
+    loser = codes.code_for("m1", generate=lambda: "LOSER23")
+    assert loser.code == winner.code == "WINNER2"
+    assert codes.resolve("LOSER23") is None
+    assert MemberCode.get(*MemberCode.key("m1", "default")).code == "WINNER2"
+
+
+# -- public lookup ------------------------------------------------------------------------
+
+def test_lookup_shows_campaign_and_masked_referrer(client):
+    token, _ = login(client, "a", name="张三丰")
+    code = my_code(client, token)["code"]
+    response = client.get(f"/v1/codes/{code.lower()}")
+    assert response.status_code == 200
+    assert response.json_body == {
+        "valid": True, "code": code,
+        "campaign": {"campaign_id": "default", "name": "Invite friends", "offer": "¥20 off your first order"},
+        "referrer": {"display_name": "张**"},
+    }
+
+
+@pytest.mark.parametrize("case", ["unknown", "junk", "disabled", "ended", "paused", "over"])
+def test_lookup_of_unusable_code_is_200_invalid(client, case):
+    token, member_id = login(client, "a")
+    code = my_code(client, token)["code"]
+    if case == "unknown":
+        code = "NOSUCH2"
+    elif case == "junk":
+        code = "%3Cscript%3E"
+    elif case == "disabled":
+        item = codes.resolve(code)
+        item.status = "disabled"
+        item.save()
+    else:
+        status = {"ended": "ended", "paused": "paused", "over": "active"}[case]
+        ends = "2020-01-01T00:00:00Z" if case == "over" else None
+        add_campaign("gone", status=status, ends_at=ends)
+        code = my_code(client, token, "gone")["code"]
+    response = client.get(f"/v1/codes/{code}")
+    assert response.status_code == 200
+    assert response.json_body == {"valid": False}
+
+
+def test_lookup_costs_two_read_calls(client, monkeypatch):
+    token, _ = login(client, "a")
+    code = my_code(client, token)["code"]
+    monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 10**9)  # flush by count only: no clock in the test
+    client.get(f"/v1/codes/{code}")  # the window's first request flushes the rate-limit counter
+    n = 10
+    with count_dynamodb_calls() as calls:
+        for _ in range(n):
+            assert client.get(f"/v1/codes/{code}").json_body["valid"] is True
+    assert calls.count("GetItem") == n and calls.count("BatchGetItem") == n  # 2 read calls a lookup
+    assert calls.reads == 2 * n
+    assert calls.writes <= 1  # only a rate-limit flush if a new minute began meanwhile
+    unknown_reads = None
+    with count_dynamodb_calls() as calls:
+        client.get("/v1/codes/NOSUCH2")
+        unknown_reads = calls.reads
+    assert unknown_reads == 1

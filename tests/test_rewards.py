@@ -1,0 +1,227 @@
+"""Tiered rewards and the ledger, end to end through the API and the stream."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.core import clock
+from chalicelib.rewards import sweeps
+from tests.flows import SERVICE, code_of, member, purchase, refund, signup
+from tests.helpers import token
+from tests.ledger_checks import assert_balances_match_entries, budget_spent, by_rule, entries, points
+
+OPS, ADMIN = token("olivia", "ops"), token("root", "admin")
+
+
+def _campaign(client, campaign_id="spring", **rules):
+    body = {"campaign_id": campaign_id, "name": "Spring", "landing_url": "https://shop.example.com/spring",
+            "rules": {"min_purchase_fen": 50_00, "referrer_conversion_points": 500,
+                      "advocate_levels": [{"name": "friend", "min_conversions": 0, "commission_bps": 300}],
+                      "hold_days": 7, **rules}}
+    response = client.post("/v1/campaigns", body, token=OPS)
+    assert response.status_code == 200, response.body
+    return response.json_body
+
+
+def test_worked_example_three_friends_and_a_refund(client, streams):
+    """README's worked example: Alice invites Bob and Carol; Carol invites Dan."""
+    signup(client, "alice", display_name="Alice")
+    signup(client, "bob", code_of("alice"))
+    signup(client, "carol", code_of("alice"))
+    signup(client, "dan", code_of("carol"))
+    purchase(client, "o-bob", "bob", 200_00)  # converts Bob: Alice +500, commission 3% = 600
+    purchase(client, "o-dan", "dan", 100_00)  # converts Dan: Carol +500 +300; Alice second level 1% = 100
+    purchase(client, "o-carol", "carol", 30_00)  # under the 50 yuan minimum: no conversion
+    streams.drain()
+    assert by_rule("alice") == {"conversion": 500, "commission": 600, "second_level": 100}
+    assert by_rule("carol") == {"welcome": 100, "conversion": 500, "commission": 300}
+    assert by_rule("bob") == {"welcome": 100} and by_rule("dan") == {"welcome": 100}
+    assert points("alice") == {"available": 0, "pending": 1200}
+    refund(client, "o-bob", "r1", 50_00)  # a quarter of Bob's order comes back
+    streams.drain()
+    assert by_rule("alice") == {"conversion": 500, "commission": 450, "second_level": 100}
+    clock.advance(timedelta(days=8))
+    assert sweeps.release_due() > 0
+    streams.drain()
+    assert points("alice") == {"available": 1050, "pending": 0}
+    notes = client.get("/v1/members/me/notifications", token=token("alice")).json_body["items"]
+    assert "reward_available" in {n["kind"] for n in notes}
+    assert_balances_match_entries(["alice", "bob", "carol", "dan"])
+
+
+def test_full_refund_reverses_everything_for_that_order(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()
+    refund(client, "o1", "r1", 100_00)
+    streams.drain()
+    assert by_rule("a") == {"conversion": 0, "commission": 0}
+    assert points("a") == {"available": 0, "pending": 0}
+    assert_balances_match_entries(["a", "b"])
+
+
+def test_stream_replay_pays_nothing_twice(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "o1", "b", 100_00)
+    refund(client, "o1", "r1", 20_00)
+    streams.drain()
+    before = {m: [(e.entry_id, e.amount, e.reversed_amount, e.status) for e in entries(m)] for m in ("a", "b")}
+    streams.checkpoints.values.clear()
+    for source in streams.sources:
+        for shard in source.shards.values():
+            shard.iterator, shard.finished = None, False
+    streams.drain()
+    after = {m: [(e.entry_id, e.amount, e.reversed_amount, e.status) for e in entries(m)] for m in ("a", "b")}
+    assert after == before
+    assert_balances_match_entries(["a", "b"])
+
+
+def test_ledger_page_redemption_and_adjustment(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()
+    assert client.post("/v1/redemptions", {"points": 100, "item": "mug"}, token=token("a")).status_code == 409
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    member_token = token("a")  # minted on the moved clock
+    page = client.get("/v1/members/me/ledger?limit=1", token=member_token).json_body
+    assert len(page["items"]) == 1 and page["next_cursor"]
+    rest = client.get(f"/v1/members/me/ledger?cursor={page['next_cursor']}", token=member_token).json_body
+    assert {e["kind"] for e in page["items"] + rest["items"]} == {"conversion", "commission"}
+    spent = client.post("/v1/redemptions", {"points": 700, "item": "mug"}, token=member_token)
+    assert spent.status_code == 200 and spent.json_body["points"]["available"] == 100
+    assert client.post("/v1/redemptions", {"points": 101, "item": "mug"}, token=member_token).status_code == 409
+    assert client.post("/v1/redemptions", {"points": 1.5, "item": "mug"}, token=member_token).status_code == 422
+    ops, admin = token("olivia", "ops"), token("root", "admin")
+    assert client.post("/v1/ops/adjustments", {"member_id": "a", "points": 50, "reason": "sorry"},
+                       token=ops).status_code == 403
+    adjusted = client.post("/v1/ops/adjustments", {"member_id": "a", "points": -150, "reason": "x"}, token=admin)
+    assert adjusted.status_code == 409  # would go negative
+    adjusted = client.post("/v1/ops/adjustments", {"member_id": "a", "points": 50, "reason": "goodwill"},
+                           token=admin)
+    assert adjusted.status_code == 200
+    assert client.post("/v1/ops/adjustments", {"member_id": "ghost", "points": 5, "reason": "x"},
+                       token=admin).status_code == 404
+    log = client.get("/v1/ops/audit-log", token=admin).json_body["items"]
+    assert log[0]["action"] == "points.adjust" and log[0]["details"] == {"points": 50, "reason": "goodwill"}
+    assert client.get("/v1/ops/audit-log", token=ops).status_code == 403
+    me = client.get("/v1/members/me", token=member_token).json_body
+    assert me["points"] == {"available": 150, "pending": 0}
+    assert_balances_match_entries(["a", "b"])
+
+
+def test_budget_is_never_exceeded(client, streams):
+    _campaign(client, budget_points=1200, referee_signup_points=0)
+    signup(client, "koc")
+    code = code_of("koc", "spring")
+    for i in range(4):
+        signup(client, f"f{i}", code)
+        purchase(client, f"o{i}", f"f{i}", 100_00)  # each: 500 + 300 wanted
+    streams.drain()
+    assert budget_spent("spring") == 1200
+    assert sum(e.standing for e in entries("koc") if e.campaign_id == "spring") == 1200
+    assert_balances_match_entries(["koc"] + [f"f{i}" for i in range(4)])
+
+
+def test_monthly_cap_limits_advocate_rewards(client, streams):
+    _campaign(client, monthly_cap_points=1000)
+    signup(client, "koc")
+    code = code_of("koc", "spring")
+    for i in range(3):
+        signup(client, f"f{i}", code)
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+    streams.drain()
+    assert sum(e.standing for e in entries("koc") if e.campaign_id == "spring") == 1000
+    capped = [e for e in entries("koc") if e.capped_from is not None]
+    assert capped, "a capped entry records what it was cut from"
+
+
+def test_milestone_and_level_from_default_campaign(client, streams):
+    signup(client, "koc")
+    code = code_of("koc")
+    for i in range(3):
+        signup(client, f"f{i}", code)
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+    streams.drain()
+    assert by_rule("koc")["milestone"] == 300
+    me = client.get("/v1/members/me", token=token("koc")).json_body
+    assert me["advocate"] == {"level": "friend", "referrals": {"signed_up": 3, "converted": 3}}
+
+
+def test_held_rewards_wait_for_review(client, streams):
+    signup(client, "a", device_id="shared")
+    signup(client, "b", code_of("a"), device_id="shared")
+    signup(client, "c", code_of("a"), device_id="shared")
+    purchase(client, "ob", "b", 100_00)
+    purchase(client, "oc", "c", 100_00)
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    assert points("a")["available"] == 0 and points("a")["pending"] == 1600
+    ops = token("olivia", "ops")
+    assert client.post("/v1/ops/fraud-flags/b/resolve", {"action": "approve"}, token=ops).status_code == 200
+    assert client.post("/v1/ops/fraud-flags/c/resolve", {"action": "reject"}, token=ops).status_code == 200
+    streams.drain()
+    sweeps.release_due()
+    assert points("a") == {"available": 800, "pending": 0}
+    assert by_rule("c") == {"welcome": 0}
+    assert_balances_match_entries(["a", "b", "c"])
+
+
+def test_campaign_change_applies_to_new_referrals_only(client, streams):
+    created = _campaign(client)
+    signup(client, "a")
+    code = code_of("a", "spring")
+    signup(client, "old", code)
+    body = {k: created[k] for k in ("campaign_id", "name", "landing_url")}
+    body["rules"] = {**created["rules"], "referrer_conversion_points": 900}
+    changed = client.put("/v1/campaigns/spring", body, token=OPS)
+    assert changed.status_code == 200 and changed.json_body["version"] == 2
+    signup(client, "new", code)
+    purchase(client, "o-old", "old", 100_00)
+    purchase(client, "o-new", "new", 100_00)
+    streams.drain()
+    conversions = sorted(e.amount for e in entries("a") if e.rule == "conversion")
+    assert conversions == [500, 900]
+    assert client.get("/v1/campaigns/spring", token=token("a")).status_code == 403
+    listed = client.get("/v1/campaigns", token=OPS).json_body["items"]
+    assert {c["campaign_id"] for c in listed} == {"default", "spring"}
+    bad = dict(body, rules={**body["rules"], "hold_days": -1})
+    assert client.put("/v1/campaigns/spring", bad, token=OPS).status_code == 422
+
+
+@pytest.mark.ddblocal_only
+def test_32_concurrent_deliveries_of_one_purchase_pay_once(client, streams, app):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    streams.drain()
+    captured = []
+    original = streams._invoke
+    streams._invoke = lambda name, event: captured.append((name, event)) or {"batchItemFailures": []}
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()  # capture the order's record without handling it
+    streams._invoke = original
+    (name, event), = [c for c in captured if c[0] == "on_main_change"]
+    barrier = threading.Barrier(32)
+    errors = []
+
+    def deliver():
+        barrier.wait()
+        try:
+            app.handler_map[name](event, None)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(32)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    streams.drain()  # the follow-up records (order counted, conversion) each delivered once more
+    assert by_rule("a") == {"conversion": 500, "commission": 300}
+    assert member("b").orders == 1 and member("a").referrals_converted == 1
+    assert_balances_match_entries(["a", "b"])
