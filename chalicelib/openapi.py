@@ -17,18 +17,26 @@ ERROR_SCHEMA = {
 }
 
 
-def _schema(model, components: dict[str, Any]) -> dict[str, Any]:
+def _json_schema(model, components: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, definition in schema.pop("$defs", {}).items():
         components[name] = definition
-    components[model.__name__] = schema
+    return schema
+
+
+def _schema(model, components: dict[str, Any]) -> dict[str, Any]:
+    components[model.__name__] = _json_schema(model, components)
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def document() -> dict[str, Any]:
+def document(registered: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`registered`: the app's route table (path → methods). Declared routes whose blueprint is
+    not registered in the app are left out, so the document lists exactly what answers."""
     components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     paths: dict[str, Any] = {}
     for doc in ROUTE_DOCS:
+        if registered is not None and doc.method not in registered.get(doc.path, {}):
+            continue
         operation: dict[str, Any] = {
             "summary": doc.summary or doc.path,
             "operationId": f"{doc.method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', doc.path).strip('_') or 'root'}",
@@ -44,9 +52,10 @@ def document() -> dict[str, Any]:
         parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                       for name in re.findall(r"{(\w+)}", doc.path)]
         if doc.query is not None:
+            properties = _json_schema(doc.query, components).get("properties", {})
             for name, field in doc.query.model_fields.items():
                 parameters.append({"name": name, "in": "query", "required": field.is_required(),
-                                   "schema": {"type": "string"}, "description": field.description or ""})
+                                   "schema": properties.get(name, {}), "description": field.description or ""})
         if doc.idempotent:
             parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
                                "schema": {"type": "string", "maxLength": 128}})
@@ -57,7 +66,9 @@ def document() -> dict[str, Any]:
                 "schema": _schema(doc.body, components)}}}
         paths.setdefault(doc.path, {})[doc.method.lower()] = operation
     return {
-        "openapi": "3.0.3",
+        # 3.1: its schemas are JSON Schema 2020-12, what pydantic emits (`{"type": "null"}`
+        # for optional fields is invalid in 3.0).
+        "openapi": "3.1.0",
         "info": {"title": "Referral and KOC-growth service", "version": "1.0.0"},
         "paths": paths,
         "components": {"schemas": components,
@@ -67,4 +78,4 @@ def document() -> dict[str, Any]:
 
 @routes.get("/openapi.json", summary="This document")
 def openapi(req: Req) -> Any:
-    return document()
+    return document(routes.blueprint.current_app.routes)

@@ -61,6 +61,9 @@ def settings() -> Settings:
     previous = os.environ.get("JWT_PREVIOUS_SECRET") or None
     if previous and len(previous.encode()) < MIN_SECRET_BYTES:
         raise ConfigError(f"JWT_PREVIOUS_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+    cursor_secret = os.environ.get("CURSOR_SECRET")
+    if cursor_secret and len(cursor_secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"CURSOR_SECRET must be at least {MIN_SECRET_BYTES} bytes")
     return Settings(
         stage=stage,
         table_prefix=os.environ.get("TABLE_PREFIX", f"referral-{stage}-"),
@@ -79,7 +82,7 @@ def settings() -> Settings:
         public_base_url=os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         default_landing_url=os.environ.get("DEFAULT_LANDING_URL", "https://shop.example.com/welcome"),
         # Cursors are signed with a key derived from the JWT secret unless one is given.
-        cursor_secret=os.environ.get("CURSOR_SECRET") or ("cursor:" + secret),
+        cursor_secret=cursor_secret or ("cursor:" + secret),
         rate_limit_per_minute=int(os.environ.get("RATE_LIMIT_PER_MINUTE", "120")),
         log_level=os.environ.get("LOG_LEVEL", "INFO"),
     )

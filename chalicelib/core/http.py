@@ -113,6 +113,8 @@ def _parse_json(raw: bytes) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}", code="malformed_json") from exc
+    except RecursionError as exc:  # e.g. 60 KB of "[": too deep for the decoder, still bad input
+        raise BadRequest("body is nested too deeply", code="malformed_json") from exc
 
 
 class Routes:

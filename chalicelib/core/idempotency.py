@@ -3,7 +3,8 @@ the same key with another body is a 409; two concurrent requests with one key ru
 
 One record per (caller, key) in the control table, claimed with a conditional put. An expired
 record counts as absent even before TTL deletes it (TTL lags by up to two days), and an
-in-progress claim older than the lock time is taken over (the first runner died).
+in-progress claim older than the lock time is taken over (the first runner died). Only a
+success is stored: a 4xx/5xx answer releases the key, so the client may fix things and retry.
 """
 from __future__ import annotations
 
@@ -42,21 +43,15 @@ def run(req, call: Callable[[], Response]) -> Response:
     now = clock.epoch()
     record = IdempotencyRecord(pk=f"IDEM#{caller}#{key}", sk="IDEM", status="in_progress", request_hash=digest,
                                lock_until=now + LOCK_SECONDS, expires_at=now + TTL_SECONDS)
-    try:
-        record.save(condition=(IdempotencyRecord.pk.does_not_exist()
-                               | (IdempotencyRecord.expires_at < now)
-                               | ((IdempotencyRecord.status == "in_progress") & (IdempotencyRecord.lock_until < now))))
-    except PutError as exc:
-        if not condition_failed(exc):
-            raise
+    if not _claim(record, now):
         return _replay(record.pk, digest)
     try:
         response = call()
     except BaseException:
         _release(record)
         raise
-    if response.status_code >= 500 or response.status_code in (409, 429):
-        _release(record)  # not a final answer: let a retry run again
+    if response.status_code >= 400:
+        _release(record)  # a failure is not a final answer: a retry with the key runs again
         return response
     record.status = "done"
     record.response_status = response.status_code
@@ -66,8 +61,26 @@ def run(req, call: Callable[[], Response]) -> Response:
     return response
 
 
+def _claim(record: IdempotencyRecord, now: int) -> bool:
+    """Take the key: absent, expired (TTL lags) or abandoned by a runner that died."""
+    try:
+        record.save(condition=(IdempotencyRecord.pk.does_not_exist()
+                               | (IdempotencyRecord.expires_at < now)
+                               | ((IdempotencyRecord.status == "in_progress") & (IdempotencyRecord.lock_until < now))))
+        return True
+    except PutError as exc:
+        if not condition_failed(exc):
+            raise
+        return False
+
+
 def _replay(pk: str, digest: str) -> Response:
-    stored = IdempotencyRecord.get(pk, "IDEM", consistent_read=True)
+    try:
+        stored = IdempotencyRecord.get(pk, "IDEM", consistent_read=True)
+    except IdempotencyRecord.DoesNotExist:
+        # The first runner failed and released the key between our claim and this read.
+        raise Conflict("a request with this Idempotency-Key just failed; retry it", code="request_in_progress",
+                       headers={"Retry-After": "1"}) from None
     if stored.request_hash != digest:
         raise Conflict("this Idempotency-Key was used with a different request", code="idempotency_key_reused")
     if stored.status != "done":

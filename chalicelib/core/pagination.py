@@ -42,7 +42,8 @@ def decode_cursor(cursor: str | None, scope: str) -> dict[str, Any] | None:
     try:
         body, signature = cursor.split(".", 1)
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        if not hmac.compare_digest(signature, _sign(payload, scope)):
+        # bytes, not str: compare_digest raises TypeError on non-ASCII text (a garbage cursor)
+        if not hmac.compare_digest(signature.encode(), _sign(payload, scope).encode()):
             raise ValueError("signature mismatch")
         key = json.loads(payload)
         if not isinstance(key, dict):

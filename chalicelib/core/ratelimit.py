@@ -21,6 +21,7 @@ from ..store.base import ControlItem
 
 WINDOW_SECONDS = 60
 FLUSH_SECONDS = 1.0
+MAX_TRACKED = 10_000
 
 
 class RateWindow(ControlItem, discriminator="rate_window"):
@@ -50,6 +51,9 @@ def check(bucket: str, client_key: str) -> None:
     with _lock:
         local = _state.get((bucket, client_key))
         if local is None or local.window != window:
+            if len(_state) >= MAX_TRACKED:  # a warm instance sees many clients: forget past windows
+                for stale in [k for k, v in _state.items() if v.window != window]:
+                    del _state[stale]
             local = _state[(bucket, client_key)] = _Local(window=window)
         local.pending += 1
         estimate = local.known_global + local.pending

@@ -1,0 +1,269 @@
+"""Bearer tokens and roles on real requests through the Chalice test client: every way a token
+can be bad is a 401 in the error envelope, the wrong role a 403, admin acts as ops, and the
+secret can rotate with two keys valid at once."""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from chalicelib.core import clock
+from chalicelib.core.auth import MEMBER, OPS, SERVICE, key_id
+from chalicelib.core.config import ConfigError, settings
+from chalicelib.core.http import Req, Routes
+from tests.helpers import token
+
+OTHER_SECRET = "another-secret-that-is-long-enough-0123456789"
+OLD_SECRET = "the-old-secret-that-is-long-enough-0123456789"
+NEW_SECRET = "the-new-secret-that-is-long-enough-9876543210"
+
+# Test-only routes: they exercise the role mechanism independently of any capability's routes.
+routes = Routes("tests.test_auth")
+
+
+@routes.get("/test/auth/whoami", roles=(MEMBER, SERVICE, OPS), summary="test only: who is calling")
+def whoami(req: Req) -> dict:
+    return {"sub": req.principal.sub, "role": req.principal.role}
+
+
+@routes.get("/test/auth/ops-only", roles=(OPS,), summary="test only: an ops route")
+def ops_only(req: Req) -> dict:
+    return {"sub": req.principal.sub, "role": req.principal.role}
+
+
+_registered_on: set[int] = set()
+
+
+@pytest.fixture
+def app(app):
+    """The app with the test routes, registered once per app object (before the client exists)."""
+    if id(app) not in _registered_on:
+        app.register_blueprint(routes.blueprint)
+        _registered_on.add(id(app))
+    return app
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """Set environment variables and reload settings; everything is undone afterwards."""
+    def configure(**values: str | None) -> None:
+        for name, value in values.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        settings.cache_clear()
+        settings()  # load now, outside a request: the test client overlays the stage's env there
+
+    yield configure
+    monkeypatch.undo()
+    settings.cache_clear()
+
+
+def claims(**changes) -> dict:
+    cfg = settings()
+    now = clock.epoch()
+    base = {"sub": "m_alice", "role": MEMBER, "iss": cfg.jwt_issuer, "aud": cfg.jwt_audience,
+            "iat": now, "exp": now + 600}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not ...}  # `...` removes a claim
+
+
+def sign(payload: dict, secret: str | None = None, algorithm: str = "HS256", kid: str | None = "current") -> str:
+    secret = secret or settings().jwt_secret
+    headers = {"kid": key_id(settings().jwt_secret) if kid == "current" else kid} if kid else None
+    return jwt.encode(payload, secret, algorithm=algorithm, headers=headers)
+
+
+def b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def assert_envelope(response, status: int, code: str | None = None) -> None:
+    assert response.status_code == status, response.body
+    body = json.loads(response.body)
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code
+    assert b"Traceback" not in response.body
+
+
+def call(client, token_value: str | None = None, path: str = "/test/auth/whoami", authorization: str | None = None):
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    return client.get(path, token=token_value, headers=headers)
+
+
+# --- good tokens ------------------------------------------------------------------------------
+
+def test_a_valid_token_reaches_the_view(client):
+    r = call(client, token("m_alice"))
+    assert r.status_code == 200, r.body
+    assert r.json_body == {"sub": "m_alice", "role": MEMBER}
+
+
+def test_a_little_clock_skew_is_tolerated(client):
+    now = clock.epoch()
+    assert call(client, sign(claims(exp=now - 10))).status_code == 200
+    assert call(client, sign(claims(iat=now + 10))).status_code == 200
+
+
+def test_tokens_follow_the_project_clock(client):
+    """Tests and demos move the clock; tokens minted after a move verify, older ones expire."""
+    early = token("m_alice")  # 2 h lifetime
+    clock.advance(timedelta(days=3))
+    assert call(client, token("m_alice")).status_code == 200
+    assert_envelope(call(client, early), 401, "token_expired")
+
+
+# --- bad tokens: 401 --------------------------------------------------------------------------
+
+def _not_yet_valid_nbf():
+    return sign(claims(nbf=clock.epoch() + 3600))
+
+
+def _tampered():
+    header, payload, signature = token("m_alice").split(".")
+    forged = b64({**json.loads(base64.urlsafe_b64decode(payload + "==")), "role": "admin"})
+    return f"{header}.{forged}.{signature}"
+
+
+def _alg_none():
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims())}."
+
+
+BAD_TOKENS = {
+    "expired": lambda: sign(claims(iat=clock.epoch() - 7200, exp=clock.epoch() - 120)),
+    "not yet valid (nbf)": _not_yet_valid_nbf,
+    "not yet valid (iat)": lambda: sign(claims(iat=clock.epoch() + 3600, exp=clock.epoch() + 7200)),
+    "wrong signature": lambda: sign(claims(), secret=OTHER_SECRET),
+    "tampered payload": _tampered,
+    "wrong audience": lambda: sign(claims(aud="someone-else")),
+    "wrong issuer": lambda: sign(claims(iss="evil-issuer")),
+    "alg none": _alg_none,
+    "alg none with a signature": lambda: _alg_none() + "c2lnbmF0dXJl",
+    "other HMAC algorithm (HS512)": lambda: sign(claims(), algorithm="HS512"),
+    "unknown role": lambda: sign(claims(role="superuser")),
+    "role not a string": lambda: sign(claims(role=["ops"])),
+    "sub not a string": lambda: sign(claims(sub=42)),
+    "empty sub": lambda: sign(claims(sub="")),
+    "null role": lambda: sign(claims(role=None)),
+    "iat not a number": lambda: sign(claims(iat="yesterday")),
+    "exp not a number": lambda: sign(claims(exp="tomorrow")),
+    "payload not JSON": lambda: f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.bm90IGpzb24.c2ln",
+    "not a JWT": lambda: "not-a-jwt",
+    "three garbage parts": lambda: "a.b.c",
+}
+
+
+@pytest.mark.filterwarnings("ignore:The HMAC key is")  # HS512 wants a longer key; refused anyway
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+def test_bad_token_is_401(client, case):
+    r = call(client, BAD_TOKENS[case]())
+    assert_envelope(r, 401)
+    assert r.json_body["error"]["code"] in ("invalid_token", "token_expired")
+
+
+def test_expired_token_says_so(client):
+    assert_envelope(call(client, BAD_TOKENS["expired"]()), 401, "token_expired")
+
+
+@pytest.mark.parametrize("claim", ["sub", "role", "iss", "aud", "iat", "exp"])
+def test_missing_required_claim_is_401(client, claim):
+    assert_envelope(call(client, sign(claims(**{claim: ...}))), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("authorization", [
+    "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "bearer-abc",
+])
+def test_malformed_authorization_header_is_401(client, authorization):
+    r = call(client, authorization=authorization)
+    assert_envelope(r, 401)
+    assert r.json_body["error"]["code"] in ("missing_token", "invalid_token")
+
+
+def test_token_without_scheme_is_401(client):
+    assert_envelope(call(client, authorization=token("m_alice")), 401, "invalid_token")
+
+
+def test_lowercase_scheme_is_accepted(client):
+    assert call(client, authorization=f"bearer {token('m_alice')}").status_code == 200
+
+
+def test_missing_header_is_401_on_a_real_route(client):
+    assert_envelope(client.get("/v1/members/me"), 401, "missing_token")
+    assert_envelope(client.get("/v1/members/me", token=BAD_TOKENS["wrong signature"]()), 401, "invalid_token")
+
+
+# --- roles: 403 -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role", [MEMBER, SERVICE])
+def test_wrong_role_is_403(client, role):
+    assert_envelope(call(client, token("someone", role), path="/test/auth/ops-only"), 403, "wrong_role")
+
+
+@pytest.mark.parametrize("role", ["ops", "admin"])
+def test_ops_and_admin_reach_an_ops_route(client, role):
+    r = call(client, token("staff-1", role), path="/test/auth/ops-only")
+    assert r.status_code == 200, r.body
+    assert r.json_body == {"sub": "staff-1", "role": role}
+
+
+def test_bad_token_on_an_ops_route_is_401_not_403(client):
+    assert_envelope(call(client, BAD_TOKENS["wrong signature"](), path="/test/auth/ops-only"), 401)
+
+
+# --- secret rotation --------------------------------------------------------------------------
+
+def test_previous_secret_is_accepted_during_rotation(client, env):
+    env(JWT_SECRET=OLD_SECRET, JWT_PREVIOUS_SECRET=None)
+    minted_before_rotation = token("brand-backend", SERVICE)
+    env(JWT_SECRET=NEW_SECRET, JWT_PREVIOUS_SECRET=OLD_SECRET)
+    assert call(client, minted_before_rotation).json_body == {"sub": "brand-backend", "role": SERVICE}
+    assert call(client, token("brand-backend", SERVICE)).status_code == 200  # new tokens: new secret
+    # rotation finished: the old secret is gone
+    env(JWT_SECRET=NEW_SECRET, JWT_PREVIOUS_SECRET=None)
+    assert_envelope(call(client, minted_before_rotation), 401, "invalid_token")
+
+
+def test_unknown_kid_or_mismatched_secret_is_refused(client, env):
+    env(JWT_SECRET=NEW_SECRET, JWT_PREVIOUS_SECRET=OLD_SECRET)
+    assert_envelope(call(client, sign(claims(), secret=OTHER_SECRET, kid="feedface0000")), 401, "invalid_token")
+    assert_envelope(call(client, sign(claims(), secret=OTHER_SECRET, kid=None)), 401, "invalid_token")
+    # the previous key's id with the wrong secret, and the current key's id with the previous secret
+    assert_envelope(call(client, sign(claims(), secret=OTHER_SECRET, kid=key_id(OLD_SECRET))), 401)
+    assert_envelope(call(client, sign(claims(), secret=OLD_SECRET, kid=key_id(NEW_SECRET))), 401)
+    assert call(client, sign(claims(), secret=OLD_SECRET, kid=key_id(OLD_SECRET))).status_code == 200
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variable", ["JWT_SECRET", "JWT_PREVIOUS_SECRET", "CURSOR_SECRET"])
+def test_config_refuses_short_secrets(monkeypatch, variable):
+    monkeypatch.setenv(variable, "x" * 31)
+    settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=variable):
+            settings()
+        monkeypatch.setenv(variable, "x" * 32)
+        settings.cache_clear()
+        settings()  # 32 bytes is enough
+    finally:
+        monkeypatch.undo()
+        settings.cache_clear()
+
+
+def test_deployed_stage_needs_a_secret(monkeypatch):
+    monkeypatch.setenv("STAGE", "prod")
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="JWT_SECRET"):
+            settings()
+    finally:
+        monkeypatch.undo()
+        settings.cache_clear()
