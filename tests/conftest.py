@@ -130,3 +130,35 @@ def streams(app):
     from infra.local.stream_poller import StreamPoller
 
     return StreamPoller(app, aws.dynamodb(), aws.streams(), table_name)
+
+
+@pytest.fixture
+def configure(monkeypatch):
+    """Set (or, with None, unset) environment variables and reload settings; undone afterwards."""
+    from chalicelib.core import ratelimit
+    from chalicelib.core.config import settings
+
+    def apply(**values: str | None) -> None:
+        for name, value in values.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        settings.cache_clear()
+        settings()  # load now, outside a request: the test client overlays the stage's env there
+        ratelimit.reset()
+
+    yield apply
+    monkeypatch.undo()
+    settings.cache_clear()
+
+
+_registered: set[tuple[int, int]] = set()
+
+
+def with_test_routes(app, routes):
+    """Register a test-only Routes blueprint on the app once (before a client is made)."""
+    if (id(app), id(routes)) not in _registered:
+        app.register_blueprint(routes.blueprint)
+        _registered.add((id(app), id(routes)))
+    return app

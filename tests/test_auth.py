@@ -10,6 +10,8 @@ from datetime import timedelta
 import jwt
 import pytest
 
+from tests.conftest import with_test_routes
+
 from chalicelib.core import clock
 from chalicelib.core.auth import MEMBER, OPS, SERVICE, key_id
 from chalicelib.core.config import ConfigError, settings
@@ -34,33 +36,17 @@ def ops_only(req: Req) -> dict:
     return {"sub": req.principal.sub, "role": req.principal.role}
 
 
-_registered_on: set[int] = set()
-
-
 @pytest.fixture
 def app(app):
-    """The app with the test routes, registered once per app object (before the client exists)."""
-    if id(app) not in _registered_on:
-        app.register_blueprint(routes.blueprint)
-        _registered_on.add(id(app))
-    return app
+    """The app with the test routes (registered before the client exists)."""
+    return with_test_routes(app, routes)
 
 
 @pytest.fixture
-def env(monkeypatch):
-    """Set environment variables and reload settings; everything is undone afterwards."""
-    def configure(**values: str | None) -> None:
-        for name, value in values.items():
-            if value is None:
-                monkeypatch.delenv(name, raising=False)
-            else:
-                monkeypatch.setenv(name, value)
-        settings.cache_clear()
-        settings()  # load now, outside a request: the test client overlays the stage's env there
+def env(configure):
+    return configure
 
-    yield configure
-    monkeypatch.undo()
-    settings.cache_clear()
+
 
 
 def claims(**changes) -> dict:

@@ -49,10 +49,7 @@ def counts(**key) -> dict:
 
 def redeliver_everything(poller) -> int:
     """Forget every checkpoint, as after a crash or a replay from TRIM_HORIZON."""
-    poller.checkpoints.values.clear()
-    for source in poller.sources:
-        for shard in source.shards.values():
-            shard.iterator, shard.finished = None, False
+    poller.replay_from_start()
     return poller.drain(ignore_backoff=True)
 
 

@@ -11,6 +11,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+
+from tests.conftest import with_test_routes
 from pydantic import Field
 
 from chalicelib.core import aws, clock, ratelimit
@@ -60,31 +62,14 @@ def ping(req: Req):
     return {"pong": True}
 
 
-_registered_on: set[int] = set()
-
-
 @pytest.fixture
 def app(app):
-    if id(app) not in _registered_on:
-        app.register_blueprint(routes.blueprint)
-        _registered_on.add(id(app))
+    with_test_routes(app, routes)
     executions.clear()
     behaviour.clear()
     return app
 
 
-@pytest.fixture
-def configure(monkeypatch):
-    def apply(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        settings.cache_clear()
-        settings()  # load outside a request: the test client overlays the stage's env there
-        ratelimit.reset()
-
-    yield apply
-    monkeypatch.undo()
-    settings.cache_clear()
 
 
 def assert_envelope(response, status: int, code: str | None = None) -> dict:

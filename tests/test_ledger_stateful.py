@@ -23,7 +23,6 @@ from chalicelib.members.models import Member
 from chalicelib.members.schemas import ReferralIn
 from chalicelib.referrals import attribution, codes
 from chalicelib.rewards import ledger, rules as reward_rules, sweeps
-from chalicelib.rewards.models import LedgerEntry
 from infra.local.stream_poller import StreamPoller
 from tests.conftest import BACKEND
 from tests.ledger_checks import assert_balances_match_entries, budget_spent, entries
@@ -126,10 +125,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def replay_whole_stream(self):
         """As after a lost checkpoint: every record again, successes included."""
-        self.poller.checkpoints.values.clear()
-        for source in self.poller.sources:
-            for shard in source.shards.values():
-                shard.iterator, shard.finished = None, False
+        self.poller.replay_from_start()
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data())

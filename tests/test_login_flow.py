@@ -1,4 +1,3 @@
-from tests.helpers import token
 def test_first_login_creates_member_and_welcome(client, streams):
     r = client.post("/v1/auth/login", {"provider": "dev", "openid": "o1", "display_name": "张三"})
     assert r.status_code == 200, r.body
@@ -11,5 +10,6 @@ def test_first_login_creates_member_and_welcome(client, streams):
     r2 = client.post("/v1/auth/login", {"provider": "dev", "openid": "o1"})
     assert r2.json_body["created"] is False
     assert client.get("/openapi.json").status_code == 200
-    bad = client.post("/v1/auth/login", raw=b"{nope")
-    bad = client.post("/v1/auth/login", {"provider": "dev", "openid": "o1", "role": "admin"})
+    assert client.post("/v1/auth/login", raw=b"{nope").json_body["error"]["code"] == "malformed_json"
+    smuggled = client.post("/v1/auth/login", {"provider": "dev", "openid": "o1", "role": "admin"})
+    assert smuggled.status_code == 422

@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chalicelib.core import aws
-from chalicelib.core.config import settings
 from chalicelib.store.base import table_name
 
 APP_ID, APP_SECRET = "wx-test-app", "wx-test-secret"
@@ -57,17 +56,6 @@ class FakeWeChat(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def configure(monkeypatch):
-    def apply(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        settings.cache_clear()
-        settings()  # load outside a request: the test client overlays the stage's env there
-
-    yield apply
-    monkeypatch.undo()
-    settings.cache_clear()
 
 
 @pytest.fixture

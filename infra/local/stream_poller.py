@@ -195,6 +195,14 @@ class StreamPoller:
         out.update(dynamodb=data, eventSourceARN=stream_arn, awsRegion=record.get("awsRegion", self.region))
         return out
 
+    def replay_from_start(self) -> None:
+        """Forget every checkpoint, as after a lost checkpoint store: the next round delivers
+        every record still in the stream again, successes included."""
+        self.checkpoints.values.clear()
+        for source in self.sources:
+            for shard in source.shards.values():
+                shard.iterator, shard.finished = None, False
+
     # -- loops ---------------------------------------------------------------------------
     def drain(self, max_rounds: int = 50, ignore_backoff: bool = False) -> int:
         """Poll until a round delivers nothing (tests, and the simulator's settle step)."""
