@@ -148,6 +148,24 @@ def test_milestone_and_level_from_default_campaign(client, streams):
     assert by_rule("koc")["milestone"] == 300
     me = client.get("/v1/members/me", token=token("koc")).json_body
     assert me["advocate"] == {"level": "friend", "referrals": {"signed_up": 3, "converted": 3}}
+    notes = client.get("/v1/members/me/notifications", token=token("koc")).json_body["items"]
+    assert [n["kind"] for n in notes].count("milestone") == 1
+    assert "level_up" not in {n["kind"] for n in notes}  # 3 conversions: still the first level
+
+
+def test_level_up_is_told_once(client, streams):
+    signup(client, "koc")
+    code = code_of("koc")
+    for i in range(6):
+        signup(client, f"f{i}", code)
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+        streams.drain()
+    streams.replay_from_start()
+    streams.drain()
+    notes = client.get("/v1/members/me/notifications?limit=100", token=token("koc")).json_body["items"]
+    assert [(n["kind"], n["payload"].get("level")) for n in notes if n["kind"] == "level_up"] == [("level_up", "advocate")]
+    # the level counts the conversion being paid: orders 5 and 6 earn the advocate rate (5 %)
+    assert by_rule("koc")["commission"] == 4 * 300 + 2 * 500
 
 
 def test_held_rewards_wait_for_review(client, streams):

@@ -27,3 +27,18 @@ def reward_moments(change: Change) -> None:
                     {"points": int(entry.amount) - int(entry.reversed_amount or 0), "reason": entry.reason})
     if change.event == "INSERT" and entry.rule == "milestone":
         outbox.post(entry.member_id, "milestone", entry.entry_id, entry.created_at, {"points": int(entry.amount)})
+
+
+@on_change("main", "member")
+def advocate_level_up(change: Change) -> None:
+    """An advocate whose converted referrals reach a new level (default campaign's levels)."""
+    if change.event != "MODIFY" or change.old is None:
+        return
+    from ..campaigns import service as campaigns
+
+    rules = campaigns.rules_of(campaigns.get(None))
+    before = rules.level_for(int(change.old.referrals_converted or 0))
+    after = rules.level_for(int(change.new.referrals_converted or 0))
+    if after is not None and (before is None or after.min_conversions > before.min_conversions):
+        outbox.post(change.new.member_id, "level_up", f"{after.name}", change.new.created_at,
+                    {"level": after.name, "commission_bps": after.commission_bps})
