@@ -80,7 +80,9 @@ def backend(ddb_endpoint):
     if BACKEND == "moto":
         from moto import mock_aws
 
-        with mock_aws():
+        from tests.moto_fixes import streams_survive_cancelled_transactions
+
+        with mock_aws(), streams_survive_cancelled_transactions():
             _prepare(prefix)
             yield prefix
     else:

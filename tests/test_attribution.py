@@ -60,12 +60,12 @@ def test_three_member_cycle_is_impossible(client):
 
 
 def test_ended_campaign_does_not_bind(client):
-    from chalicelib.campaigns.models import Campaign
-
     signup(client, "a")
     code = code_of("a")
-    campaign = Campaign.get(*Campaign.key("default"))
-    campaign.update(actions=[Campaign.ends_at.set(clock.now_iso())])
+    current = client.get("/v1/campaigns/default", token=token("olivia", "ops")).json_body
+    body = {k: current[k] for k in ("campaign_id", "name", "offer", "landing_url", "rules")}
+    ended = client.put("/v1/campaigns/default", {**body, "ends_at": clock.now_iso()}, token=token("olivia", "ops"))
+    assert ended.status_code == 200, ended.body
     assert signup(client, "b", code)["attribution"]["reason"] == "campaign_not_running"
 
 

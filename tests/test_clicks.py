@@ -134,12 +134,12 @@ def test_unusable_code_goes_to_default_landing_without_a_click(client, case):
 
 # -- cost ---------------------------------------------------------------------------------
 
-def test_a_click_costs_one_write_and_two_read_calls(client, monkeypatch):
+def test_a_click_costs_one_write_and_one_read_call(client, monkeypatch):
     token = login(client, "a")
     code = code_of(client, token)
     link = client.post("/v1/links", {"channel": "qq"}, token=token).json_body
     monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 10**9)  # flush by count only: no clock in the test
-    follow(client, f"/r/{code}")  # the window's first request flushes the rate-limit counter
+    follow(client, f"/r/{code}")  # flushes the rate-limit window's counter, caches the campaign
     n = 10
     with count_dynamodb_calls() as calls:
         for _ in range(n):
@@ -147,17 +147,34 @@ def test_a_click_costs_one_write_and_two_read_calls(client, monkeypatch):
     assert calls.count("PutItem") == n  # the Click item, nothing else
     assert calls.count("UpdateItem") <= 1  # only a rate-limit flush if a new minute began meanwhile
     assert calls.writes == calls.count("PutItem", "UpdateItem")
-    assert calls.count("GetItem") == 2 * n and calls.reads == 2 * n  # code, campaign
+    assert calls.count("GetItem") == n and calls.reads == n  # the code; the campaign is cached
 
     with count_dynamodb_calls() as calls:
         for _ in range(n):
             follow(client, f"/r/{code}?l={link['link_id']}")
     assert calls.count("PutItem") == n and calls.count("UpdateItem") <= 1
-    assert calls.count("BatchGetItem") == n and calls.count("GetItem") == n  # code+link, campaign
+    assert calls.count("BatchGetItem") == n and calls.reads == n  # code + link in one call
 
     with count_dynamodb_calls() as calls:
         follow(client, "/r/NOSUCH2")
     assert calls.writes == 0 and calls.reads == 1
+
+
+def test_a_campaign_ended_elsewhere_stops_clicks_within_the_cache_time(client, monkeypatch):
+    """Another instance (or ops) ends the campaign: this instance's cached copy sends visitors
+    to the campaign's landing for at most CAMPAIGN_CACHE_SECONDS, then to the default one."""
+    import time
+
+    token = login(client, "a")
+    code = code_of(client, token)
+    assert follow(client, f"/r/{code}") != settings().default_landing_url
+    item = campaigns.find("default")
+    item.update(actions=[type(item).status.set("ended")])  # written by someone else
+    now = time.monotonic()
+    monkeypatch.setattr(campaigns.time, "monotonic", lambda: now + settings().campaign_cache_seconds - 1)
+    assert follow(client, f"/r/{code}") != settings().default_landing_url
+    monkeypatch.setattr(campaigns.time, "monotonic", lambda: now + settings().campaign_cache_seconds + 1)
+    assert follow(client, f"/r/{code}") == settings().default_landing_url
 
 
 # -- counting through the stream ----------------------------------------------------------

@@ -240,3 +240,30 @@ def test_32_concurrent_deliveries_of_one_purchase_pay_once(client, streams, app)
     assert by_rule("a") == {"conversion": 500, "commission": 300}
     assert member("b").orders == 1 and member("a").referrals_converted == 1
     assert_balances_match_entries(["a", "b"])
+
+
+def test_what_a_converting_purchase_costs(client, streams):
+    """The report is a read and a conditional write; the stream then attributes it in one
+    transaction and pays conversion, commission and second-level share with one transaction
+    each, reading nothing before an award (the transaction's own conditions guard the cap,
+    the budget and replays)."""
+    from tests.helpers import count_dynamodb_calls
+
+    signup(client, "gp")
+    signup(client, "ref", code_of("gp"))
+    signup(client, "friend", code_of("ref"))
+    streams.drain()
+    with count_dynamodb_calls() as api:
+        assert purchase(client, "o1", "friend", 120_00).status_code == 200
+    assert (api.reads, api.writes) == (1, 1)
+    with count_dynamodb_calls() as stream:
+        streams.drain()
+    assert stream.count("TransactWriteItems") == 4  # attribution, conversion, commission, second level
+    # attribution: order + referee; commission: order + referee + referrer; conversion: referee
+    assert stream.reads == stream.count("GetItem") == 6
+    assert sorted(e.rule for e in entries("ref") + entries("gp") if e.order_id == "o1") == \
+        ["commission", "conversion", "second_level"]
+    with count_dynamodb_calls() as api:
+        assert refund(client, "o1", "r1", 10_00).status_code == 200
+        assert refund(client, "o1", "r1", 10_00).status_code == 200  # a retry: told by the condition
+    assert (api.reads, api.writes) == (3, 2)

@@ -1,13 +1,15 @@
 """Reading and seeding campaigns."""
 from __future__ import annotations
 
+import threading
+import time
 from functools import lru_cache
-
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
 
 from ..core import clock
+from ..core.config import settings
 from ..core.errors import Conflict, NotFound
 from ..core.pagination import PageQuery, page
 from ..insight import audit
@@ -44,6 +46,7 @@ def create(spec: CampaignIn, actor: str = "system") -> Campaign:
         if cancelled_by_condition(exc):
             raise Conflict(f"campaign {spec.campaign_id!r} exists", code="campaign_exists") from None
         raise
+    _forget(spec.campaign_id)
     return item
 
 
@@ -65,6 +68,7 @@ def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
         if cancelled_by_condition(exc):
             raise Conflict("the campaign changed meanwhile; read it and try again", code="concurrent_change") from None
         raise
+    _forget(campaign_id)
     return item
 
 
@@ -118,6 +122,39 @@ def find(campaign_id: str | None) -> Campaign | None:
         return None
 
 
+# Campaigns are read on every click, lookup, sign-up and counted order but change rarely: hot
+# paths read them through a short per-instance cache (CAMPAIGN_CACHE_SECONDS). Rules bound to a
+# fact never depend on it: they come from the immutable version snapshots (rules_at).
+_recent: dict[str, tuple[float, Campaign | None]] = {}
+_recent_lock = threading.Lock()
+
+
+def current(campaign_id: str | None) -> Campaign | None:
+    """The campaign as read at most CAMPAIGN_CACHE_SECONDS ago in this instance (None: missing)."""
+    campaign_id = campaign_id or DEFAULT_ID
+    now = time.monotonic()
+    with _recent_lock:
+        hit = _recent.get(campaign_id)
+    if hit is not None and now - hit[0] < settings().campaign_cache_seconds:
+        return hit[1]
+    campaign = find(campaign_id)
+    with _recent_lock:
+        _recent[campaign_id] = (now, campaign)
+    return campaign
+
+
+def current_or_404(campaign_id: str | None) -> Campaign:
+    campaign = current(campaign_id)
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id!r} does not exist", code="campaign_not_found")
+    return campaign
+
+
+def _forget(campaign_id: str) -> None:
+    with _recent_lock:
+        _recent.pop(campaign_id, None)
+
+
 @lru_cache(maxsize=256)
 def _parse_rules(text: str) -> Rules:
     return Rules.model_validate_json(text)
@@ -142,3 +179,5 @@ def clear_caches() -> None:
     """Forget cached rules (tests recreate tables under the same campaign ids)."""
     _rules_at.cache_clear()
     _parse_rules.cache_clear()
+    with _recent_lock:
+        _recent.clear()

@@ -45,6 +45,7 @@ class Settings:
     default_landing_url: str
     cursor_secret: str
     rate_limit_per_minute: int
+    campaign_cache_seconds: float
     log_level: str
 
     def table_name(self, logical: str) -> str:
@@ -84,6 +85,9 @@ def settings() -> Settings:
         # Cursors are signed with a key derived from the JWT secret unless one is given.
         cursor_secret=cursor_secret or ("cursor:" + secret),
         rate_limit_per_minute=int(os.environ.get("RATE_LIMIT_PER_MINUTE", "120")),
+        # How stale a campaign read on the hot paths may be (clicks, lookups, sign-ups, stream
+        # handlers): a change reaches every running instance within this time.
+        campaign_cache_seconds=float(os.environ.get("CAMPAIGN_CACHE_SECONDS", "30")),
         log_level=os.environ.get("LOG_LEVEL", "INFO"),
     )
 

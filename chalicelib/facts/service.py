@@ -34,12 +34,9 @@ def render_order(order: Order) -> dict[str, Any]:
 
 
 def record_purchase(body: PurchaseIn) -> dict[str, Any]:
+    """2 calls for a new order (the member, then the conditional put); a replay finds out from
+    the failed condition and reads the stored order to compare."""
     digest = _hash(body)
-    try:
-        existing = Order.get(*Order.key(body.order_id), consistent_read=True)
-        return _same_or_conflict(existing, digest, "order")
-    except Order.DoesNotExist:
-        pass
     if Member.find(body.member_id) is None:
         raise NotFound(f"member {body.member_id!r} does not exist", code="member_not_found")
     at = _when(body.occurred_at)
@@ -68,20 +65,16 @@ def render_refund(refund: Refund) -> dict[str, Any]:
 
 
 def record_refund(body: RefundIn) -> dict[str, Any]:
+    """2 calls for a new refund (the order, then the transaction); the refund itself is read only
+    when the transaction or the amount check says it may be a replay."""
     digest = _hash(body)
-    try:
-        return _same_or_conflict(Refund.get(*Refund.key(body.order_id, body.refund_id), consistent_read=True),
-                                 digest, "refund")
-    except Refund.DoesNotExist:
-        pass
     try:
         order = Order.get(*Order.key(body.order_id), consistent_read=True)
     except Order.DoesNotExist:
         raise NotFound(f"order {body.order_id!r} was never reported", code="order_not_found") from None
     remaining = int(order.amount_fen) - int(order.refunded_fen or 0)
-    if body.amount_fen > remaining:
-        raise Unprocessable(f"refund of {body.amount_fen} fen exceeds the {remaining} fen left on the order",
-                            code="refund_exceeds_order", details={"refundable_fen": remaining})
+    if body.amount_fen > remaining:  # also what a replay of the refund that used up the order sees
+        return _replayed_refund(body, digest, remaining)
     refund = Refund(*Refund.key(body.order_id, body.refund_id), order_id=body.order_id, refund_id=body.refund_id,
                     member_id=order.member_id, amount_fen=body.amount_fen, occurred_at=_when(body.occurred_at),
                     request_hash=digest, created_at=clock.now_iso())
@@ -94,9 +87,19 @@ def record_refund(body: RefundIn) -> dict[str, Any]:
     except TransactWriteError as exc:
         if not cancelled_by_condition(exc):
             raise
-        try:
-            return _same_or_conflict(Refund.get(*Refund.key(body.order_id, body.refund_id), consistent_read=True),
-                                     digest, "refund")
-        except Refund.DoesNotExist:
-            raise Unprocessable("refunds would exceed the order amount", code="refund_exceeds_order") from None
+        return _replayed_refund(body, digest, None)
     return render_refund(refund)
+
+
+def _replayed_refund(body: RefundIn, digest: str, remaining: int | None) -> dict[str, Any]:
+    """The stored refund's answer if this is a replay (409 if its values differ); else the refund
+    does not fit in what is left of the order."""
+    try:
+        return _same_or_conflict(Refund.get(*Refund.key(body.order_id, body.refund_id), consistent_read=True),
+                                 digest, "refund")
+    except Refund.DoesNotExist:
+        pass
+    if remaining is None:
+        raise Unprocessable("refunds would exceed the order amount", code="refund_exceeds_order")
+    raise Unprocessable(f"refund of {body.amount_fen} fen exceeds the {remaining} fen left on the order",
+                        code="refund_exceeds_order", details={"refundable_fen": remaining})

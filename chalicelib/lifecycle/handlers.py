@@ -36,7 +36,7 @@ def advocate_level_up(change: Change) -> None:
         return
     from ..campaigns import service as campaigns
 
-    rules = campaigns.rules_of(campaigns.get(None))
+    rules = campaigns.rules_of(campaigns.current_or_404(None))
     before = rules.level_for(int(change.old.referrals_converted or 0))
     after = rules.level_for(int(change.new.referrals_converted or 0))
     if after is not None and (before is None or after.min_conversions > before.min_conversions):

@@ -24,7 +24,7 @@ from ..core.masking import mask_name
 from ..facts.models import Order, Refund, SignupWindow
 from ..fraud.models import FraudFlag
 from ..members.models import Member
-from ..store.base import cancelled_by_condition, transaction
+from ..store.base import MainItem, cancelled_by_condition, transaction
 from ..streams import Change, on_change
 from . import codes, graph
 from .models import Click, Code
@@ -71,7 +71,8 @@ class Binding:
         # still exist. Counters move only together with that conditional put.
         tx.update(self.referrer, actions=[Member.referrals_signed_up.add(1)], condition=Member.pk.exists())
         window = SignupWindow(*SignupWindow.key(self.code.code, self.hour))
-        tx.update(window, actions=[SignupWindow.signups.add(1),
+        # The update may create the item: it names its type, or a batch read could not tell it.
+        tx.update(window, actions=[SignupWindow.signups.add(1), SignupWindow.type.set(SignupWindow),
                                    SignupWindow.expires_at.set(clock.epoch() + 7 * 86400)])
         if self.fraud:
             tx.save(new_flag(member.member_id, self.referrer.member_id, self.code.code, self.fraud, at),
@@ -91,14 +92,19 @@ def new_flag(referee_id: str, referrer_id: str, code: str | None, reasons: list[
 
 def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
          phone_hash: str | None = None) -> Binding | dict[str, Any]:
-    """Everything a binding needs, read up front; or the refusal to show the caller."""
+    """Everything a binding needs, read up front; or the refusal to show the caller.
+    Reads: the code; the referrer and this hour's sign-up window in one BatchGetItem; the click
+    (clicks table) if one is named. The campaign comes from the short cache."""
     code = codes.resolve(referral.code)
     if code is None or code.status != "active":
         return not_bound("unknown_code")
-    campaign = campaigns.find(code.campaign_id)
+    campaign = campaigns.current(code.campaign_id)
     if campaign is None or not campaigns.is_running(campaign, at):
         return not_bound("campaign_not_running")
-    referrer = Member.find(code.member_id)
+    hour = at[:13]
+    found = {type(item): item for item in MainItem.batch_get([Member.key(code.member_id),
+                                                               SignupWindow.key(code.code, hour)])}
+    referrer, window = found.get(Member), found.get(SignupWindow)
     if referrer is None:
         return not_bound("unknown_code")
     refusal = graph.refusal(graph.Person(referee_id), person(referrer), is_new=True)
@@ -112,11 +118,7 @@ def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
                 click_id = click.click_id
         except Click.DoesNotExist:
             pass
-    hour = at[:13]
-    try:
-        seen = int(SignupWindow.get(*SignupWindow.key(code.code, hour)).signups)
-    except SignupWindow.DoesNotExist:
-        seen = 0
+    seen = int(window.signups or 0) if window is not None else 0
     rules = campaigns.rules_of(campaign)
     fraud = graph.fraud_reasons(device_id, phone_hash, person(referrer), seen + 1, rules.signups_per_hour_alert)
     return Binding(referrer, code, campaign, click_id, fraud, hour)

@@ -1,7 +1,8 @@
 """`GET /r/{code}`: record the click, then send the visitor on.
 
-Cost per click: 2 read calls (the code — with the share link in the same BatchGetItem — then
-the campaign) and exactly 1 write (the Click item, clicks table). Counting happens later, per
+Cost per click: 1 read call (the code, with the share link in the same BatchGetItem; the
+campaign comes from the short per-instance cache, campaigns.current) and exactly 1 write (the
+Click item, clicks table). Counting happens later, per
 stream batch (counters.py), so a viral code never turns into a hot item written per click.
 Anything wrong — unknown or disabled code, campaign not running — goes to the default landing
 with no attribution and no write.
@@ -16,7 +17,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..campaigns import service as campaigns
-from ..campaigns.models import Campaign
 from ..core import clock
 from ..core.config import settings
 from ..store.base import MainItem
@@ -73,11 +73,8 @@ def record(raw_code: str, link_id: str | None, source_ip: str, user_agent: str) 
     code, link = _read(code_text, link_id)
     if code is None or code.status != "active":
         return default
-    try:
-        campaign = Campaign.get(*Campaign.key(code.campaign_id))
-    except Campaign.DoesNotExist:
-        return default
-    if not campaigns.is_running(campaign):
+    campaign = campaigns.current(code.campaign_id)
+    if campaign is None or not campaigns.is_running(campaign):
         return default
     if link is not None and link.code.upper() != code.code.upper():
         link = None  # a link id pasted onto another code: count the code, not the link

@@ -59,7 +59,7 @@ def _new_code(code: str, member_id: str, campaign_id: str, kind: str, at: str) -
 def code_for(member_id: str, campaign_id: str | None = None,
              generate: Callable[[], str] = rules.generate_code) -> MemberCode:
     """The member's code in the campaign, created on first call."""
-    campaign = campaigns.get(campaign_id)
+    campaign = campaigns.current_or_404(campaign_id)
     existing = current(member_id, campaign.campaign_id)
     if existing:
         return existing
@@ -91,7 +91,7 @@ def set_vanity(member_id: str, raw_code: str, campaign_id: str | None = None) ->
         code = rules.normalize_vanity(raw_code)
     except rules.VanityRejected as exc:
         raise Unprocessable(str(exc), code=f"vanity_{exc.reason}", details={"field": "code"}) from None
-    campaign = campaigns.get(campaign_id)
+    campaign = campaigns.current_or_404(campaign_id)
     owner = resolve(code)
     if owner is not None:
         if owner.member_id == member_id and owner.campaign_id == campaign.campaign_id:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
 
-from ..store.base import ClickItem, MainItem
+from ..store.base import ClickItem, ControlItem, MainItem
 
 
 class Code(MainItem, discriminator="code"):
@@ -74,9 +74,10 @@ class Click(ClickItem, discriminator="click"):
         return f"K#{click_id}", "CLICK"
 
 
-class ClickCounter(MainItem, discriminator="click_counter"):
+class ClickCounter(ControlItem, discriminator="click_counter"):
     """Clicks of one code (or link, or campaign), by total, day and channel. Updated once per
-    stream batch per counter, never once per click (see counters.py).
+    stream batch per counter, never once per click (see counters.py). Kept in the `control`
+    table, which has no stream: a counter update must not wake the main table's handlers.
 
     `seen` maps a stream lane (a hash of stream ARN + shard) to the highest sequence number
     applied from it, zero-padded to 40 digits: stream sequence numbers have up to 40 digits and

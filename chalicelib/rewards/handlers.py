@@ -37,7 +37,7 @@ def on_member(change: Change) -> None:
         _conversion_changed(new.member_id, old.converting_order_id, new.converting_order_id)
     before, after = int(old.referrals_converted or 0), int(new.referrals_converted or 0)
     if after > before:
-        default_rules = campaigns.rules_of(campaigns.get(None))  # levels and milestones: the default campaign's
+        default_rules = campaigns.rules_of(campaigns.current_or_404(None))  # levels and milestones: the default campaign's
         for grant in rules.milestone_awards(default_rules, new.member_id, before, after):
             ledger.award(grant, campaigns.DEFAULT_ID, default_rules)
 
@@ -69,7 +69,7 @@ def on_order_counted(change: Change) -> None:
         return
     referrer = Member.get(*Member.key(referee.referrer_id), consistent_read=True)
     rule_set = _referral_rules(referee)
-    level_rules = campaigns.rules_of(campaigns.get(None))
+    level_rules = campaigns.rules_of(campaigns.current_or_404(None))
     grants = rules.purchase_awards(rule_set if rule_set.advocate_levels else level_rules, order.order_id,
                                    int(order.amount_fen), referee.member_id, referrer.member_id,
                                    int(referrer.referrals_converted or 0), referee.grandparent_id)
@@ -82,7 +82,8 @@ def _catch_up_reversal(entry: LedgerEntry, order: Order) -> None:
     """A refund may have been applied before this award existed: reverse its share now."""
     if int(order.refunded_fen or 0):
         ledger.reverse_to(entry.member_id, entry.entry_id,
-                          rules.reversal_target(int(entry.amount), int(order.refunded_fen), int(order.amount_fen)))
+                          rules.reversal_target(int(entry.amount), int(order.refunded_fen), int(order.amount_fen)),
+                          entry=entry)
 
 
 @on_change("main", "refund")

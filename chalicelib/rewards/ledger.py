@@ -38,30 +38,41 @@ def _month(at: str) -> str:
 
 
 def award(grant: Award, campaign_id: str, rules: Rules, held: bool = False, at: str | None = None) -> LedgerEntry:
-    """Pay `grant` once. Returns the entry (the existing one on a replay)."""
+    """Pay `grant` once. Returns the entry (the existing one on a replay).
+
+    The first attempt reads nothing: it writes the grant as limited by the cap and budget
+    themselves and lets the transaction's conditions (entry absent, cap and budget not passed)
+    decide. Only when they refuse it — a replay, or a cap or budget nearly used up — are the
+    entry and the usage read, and the award retried with what is left. Both paths pay the same
+    amount: min(grant, cap - used, budget - spent) is the grant's own bound whenever it fits."""
     at = at or clock.now_iso()
+    try:
+        return _award_once(grant, campaign_id, rules, held, at, read_usage=False)
+    except TransactWriteError as exc:
+        if not cancelled_by_condition(exc):
+            raise
     for _ in range(MAX_RETRIES):
         existing = find(grant.member_id, grant.entry_id)
         if existing is not None:
             return existing
         try:
-            return _award_once(grant, campaign_id, rules, held, at)
+            return _award_once(grant, campaign_id, rules, held, at, read_usage=True)
         except TransactWriteError as exc:
             if not cancelled_by_condition(exc):
                 raise
     raise RuntimeError(f"could not award {grant.entry_id} to {grant.member_id}: kept conflicting")
 
 
-def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: str) -> LedgerEntry:
+def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: str, read_usage: bool) -> LedgerEntry:
     points = grant.unit == "points"
     amount = grant.amount
     cap = budget = None
     if points and grant.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
         cap = CapUsage(*CapUsage.key(grant.member_id, campaign_id, _month(at)))
-        amount = capped(amount, _read(CapUsage, cap, "points"), rules.monthly_cap_points)
+        amount = capped(amount, _read(CapUsage, cap, "points") if read_usage else 0, rules.monthly_cap_points)
     if points and rules.budget_points is not None:
         budget = BudgetUsage(*BudgetUsage.key(campaign_id))
-        amount = capped(amount, _read(BudgetUsage, budget, "spent"), rules.budget_points)
+        amount = capped(amount, _read(BudgetUsage, budget, "spent") if read_usage else 0, rules.budget_points)
     available_at = clock.iso(clock.parse(at) + timedelta(days=rules.hold_days))
     entry = LedgerEntry(*LedgerEntry.key(grant.member_id, grant.entry_id), entry_id=grant.entry_id,
                         member_id=grant.member_id, rule=grant.rule, unit=grant.unit, amount=amount,
@@ -114,10 +125,12 @@ def release(entry: LedgerEntry) -> bool:
     return True
 
 
-def reverse_to(member_id: str, entry_id: str, target: int) -> None:
-    """Make `target` of the entry's amount stand reversed (a cumulative, idempotent target)."""
-    for _ in range(MAX_RETRIES):
-        entry = find(member_id, entry_id)
+def reverse_to(member_id: str, entry_id: str, target: int, entry: LedgerEntry | None = None) -> None:
+    """Make `target` of the entry's amount stand reversed (a cumulative, idempotent target).
+    `entry`, when the caller has just read it consistently, saves the first read."""
+    for attempt in range(MAX_RETRIES):
+        if attempt or entry is None:
+            entry = find(member_id, entry_id)
         if entry is None or entry.unit != "points" or int(entry.reversed_amount or 0) >= target:
             return
         try:
@@ -131,13 +144,14 @@ def reverse_to(member_id: str, entry_id: str, target: int) -> None:
 
 def _reverse_once(entry: LedgerEntry, target: int) -> None:
     delta = target - int(entry.reversed_amount or 0)
-    member = Member.get(*Member.key(entry.member_id), consistent_read=True)
+    member = Member(*Member.key(entry.member_id))
     member_actions: list[Any] = []
     member_condition = None
     take = delta
     if entry.bucket == "pending":
         member_actions.append(Member.points_pending.add(-delta))
-    else:
+    else:  # only the available balance can be short (points already spent): read how much is left
+        member = Member.get(*Member.key(entry.member_id), consistent_read=True)
         take = min(delta, int(member.points_available))
         member_actions.append(Member.points_available.add(-take))
         member_condition = Member.points_available >= take

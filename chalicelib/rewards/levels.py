@@ -5,7 +5,7 @@ from ..campaigns import service as campaigns
 
 
 def advocate_level(member) -> str | None:
-    campaign = campaigns.find(None)
+    campaign = campaigns.current(None)
     if campaign is None:
         return None
     level = campaigns.rules_of(campaign).level_for(int(member.referrals_converted))

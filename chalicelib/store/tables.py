@@ -100,7 +100,7 @@ CLICKS = TableSpec(
 
 CONTROL = TableSpec(
     logical="control",
-    serves="idempotency records and rate-limit windows (TTL-expired; no stream: no downstream work)",
+    serves="idempotency records, rate-limit windows and click counters (no stream: nothing downstream)",
 )
 
 TABLES: dict[str, TableSpec] = {spec.logical: spec for spec in (MAIN, CLICKS, CONTROL)}
