@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from chalicelib.core import aws
 from chalicelib.lifecycle import handlers as lifecycle_handlers
@@ -151,3 +152,48 @@ def test_reading_an_empty_stream_first_does_not_block_later_records(streams):
     Click(*Click.key("k-late"), click_id="k-late", code="ABCDEFG", at="2026-11-23T08:00:00.000000Z").save()
     streams.drain()
     assert len(delivered) == 1
+
+
+def test_local_server_keeps_each_concurrent_request_apart(app, client):
+    """`make run` serves every connection on its own thread: each request must see its own
+    headers and body (Chalice keeps `current_request` on the app unless it is made per thread)."""
+    import http.client
+    import json as jsonlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalice.config import Config
+
+    from infra.local.ddblocal import free_port
+    from infra.local.gateway import local_server
+    from tests.flows import login
+
+    port = free_port()
+    server = local_server(app, Config.create(chalice_stage="local", app_name=app.app_name, chalice_app=app),
+                          "127.0.0.1", port)
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        members = [login(client, f"user{i}")[:2] for i in range(8)]
+
+        def me(token_and_id):
+            token, member_id = token_and_id
+            seen = set()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            for _ in range(6):
+                conn.request("GET", "/v1/members/me", headers={"Authorization": f"Bearer {token}"})
+                seen.add(jsonlib.loads(conn.getresponse().read())["member_id"])
+            conn.close()
+            return seen == {member_id}
+
+        import sys
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads as often as possible: make a shared request show
+        try:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                assert all(pool.map(me, members * 3))
+        finally:
+            sys.setswitchinterval(interval)
+    finally:
+        server.server.shutdown()
+        server.server.server_close()

@@ -33,3 +33,15 @@ class RequestHandler(ChaliceRequestHandler):
 
     def log_message(self, format, *args):  # access lines go through our JSON logs instead
         pass
+
+
+def local_server(app, config, host: str, port: int):
+    """Chalice's threaded dev server, one thread per connection, with `current_request` kept per
+    thread — what `chalice local` does (chalice.local.create_local_server); without the class
+    swap a plain `Chalice` app shares one `current_request` between concurrent requests."""
+    from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
+
+    if not isinstance(app, LocalChalice):
+        CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+        app.__class__ = CustomLocalChalice
+    return LocalDevServer(app, config, host, port, handler_cls=RequestHandler)

@@ -56,13 +56,12 @@ def main() -> int:
     server = None
     try:
         from chalice.config import Config
-        from chalice.local import LocalDevServer
 
         from chalicelib import bootstrap
         from chalicelib.core import aws
         from chalicelib.core.config import settings
         from chalicelib.store.base import table_name
-        from infra.local.gateway import RequestHandler
+        from infra.local.gateway import local_server
         from infra.local import scheduler
         from infra.local.stream_poller import Checkpoints, StreamPoller
 
@@ -70,7 +69,7 @@ def main() -> int:
         from app import app
 
         config = Config.create(chalice_stage="local", app_name=app.app_name, chalice_app=app)
-        server = LocalDevServer(app, config, "127.0.0.1", int(opts["port"]), handler_cls=RequestHandler)
+        server = local_server(app, config, "127.0.0.1", int(opts["port"]))
         poller = StreamPoller(app, aws.dynamodb(), aws.streams(), table_name,
                               Checkpoints(data_dir / "stream-checkpoints.json"), region=settings().region)
         override = float(os.environ["SCHEDULE_INTERVAL_SECONDS"]) if os.environ.get("SCHEDULE_INTERVAL_SECONDS") else None
