@@ -31,5 +31,10 @@ test-ddblocal: $(STAMP)
 token: $(STAMP)
 	$(PY) -m tools.token $(ARGS)
 
+# Benchmarks and the viral-campaign simulator on their own DynamoDB Local; writes BENCHMARKS.md.
+bench: $(STAMP)
+	$(PY) -m infra.local.ddblocal --ensure
+	$(PY) -m bench.run $(ARGS)
+
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -267,3 +267,25 @@ def test_what_a_converting_purchase_costs(client, streams):
         assert refund(client, "o1", "r1", 10_00).status_code == 200
         assert refund(client, "o1", "r1", 10_00).status_code == 200  # a retry: told by the condition
     assert (api.reads, api.writes) == (3, 2)
+
+
+def test_release_from_a_stale_index_copy_moves_what_stands_now(client, streams):
+    """The sweep releases straight from the index copy of an entry; when the entry changed after
+    that copy was taken (part of it reversed), the release is refused and decided on the item."""
+    from chalicelib.rewards import ledger
+    from chalicelib.rewards.models import LedgerEntry
+
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    stale = {hit.entry_id: hit for shard in range(4)
+             for hit in LedgerEntry.by_gsi2.query(f"RELEASE#{shard}") if hit.member_id == "a"}
+    commission = stale["commission.o1"]
+    ledger.reverse_to("a", commission.entry_id, 100)  # after the copy was read: 300 → 200 stand
+    now = clock.now_iso()
+    assert all(sweeps._release(hit, now) for hit in stale.values())
+    assert not sweeps._release(commission, now)  # already released: nothing twice
+    assert points("a") == {"available": 500 + 200, "pending": 0}
+    assert_balances_match_entries(["a", "b"])

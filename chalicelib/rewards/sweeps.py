@@ -1,12 +1,19 @@
 """Scheduled release of matured rewards: pending → available once the hold has passed.
 
 Served by the sparse gsi2 (RELEASE#<shard>, sorted by available_at): a query per shard reads
-only entries that are due, never the table.
+only entries that are due, never the table. The index projects whole items, so an entry is
+released straight from its index copy: the release transaction's conditions (still pending,
+not held, nothing reversed since) refuse a stale copy, and only then is the item read.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+from pynamodb.exceptions import TransactWriteError
+
 from ..core import clock
 from ..core.logs import get_logger
+from ..store.base import cancelled_by_condition
 from . import ledger
 from .models import RELEASE_SHARDS, LedgerEntry
 
@@ -15,15 +22,35 @@ PAGE = 100
 
 
 def release_due(now: str | None = None, max_entries: int = 5000) -> int:
+    """Release what is due, the shards side by side: a member's entries all live in one shard,
+    so no two threads ever move the same balance. Each shard stops at its share of
+    `max_entries`; the next run continues."""
     now = now or clock.now_iso()
-    released = 0
-    for shard in range(RELEASE_SHARDS):
-        hits = LedgerEntry.by_gsi2.query(f"RELEASE#{shard}", LedgerEntry.gsi2sk <= f"{now}#~", page_size=PAGE)
-        for hit in hits:
-            entry = ledger.find(hit.member_id, hit.entry_id)  # the index may lag: decide on the item
-            if entry is not None and entry.available_at and entry.available_at <= now and ledger.release(entry):
-                released += 1
-            if released >= max_entries:
-                log.info("release sweep hit its limit; the next run continues", extra={"released": released})
-                return released
+    per_shard = max(1, max_entries // RELEASE_SHARDS)
+    with ThreadPoolExecutor(max_workers=RELEASE_SHARDS, thread_name_prefix="release") as pool:
+        released = sum(pool.map(lambda shard: _release_shard(shard, now, per_shard), range(RELEASE_SHARDS)))
     return released
+
+
+def _release_shard(shard: int, now: str, limit: int) -> int:
+    released = 0
+    hits = LedgerEntry.by_gsi2.query(f"RELEASE#{shard}", LedgerEntry.gsi2sk <= f"{now}#~", page_size=PAGE)
+    for hit in hits:
+        if _release(hit, now):
+            released += 1
+        if released >= limit:
+            log.info("release sweep hit its limit; the next run continues", extra={"shard": shard, "released": released})
+            break
+    return released
+
+
+def _release(hit: LedgerEntry, now: str) -> bool:
+    if not hit.available_at or hit.available_at > now:
+        return False
+    try:
+        return ledger.release(hit)
+    except TransactWriteError as exc:
+        if not cancelled_by_condition(exc):
+            raise
+    entry = ledger.find(hit.member_id, hit.entry_id)  # the index copy was stale: decide on the item
+    return entry is not None and bool(entry.available_at) and entry.available_at <= now and ledger.release(entry)

@@ -1,0 +1,1 @@
+"""Benchmarks and the viral-campaign simulator (`make bench`; see BENCHMARKS.md)."""

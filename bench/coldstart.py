@@ -1,0 +1,157 @@
+"""Cold start: how long `import app` takes against importing its third-party dependencies
+alone, and how big the deployment package is.
+
+- Import time: `python -X importtime -c "import app"`, summed over every module (the "self"
+  column), median of several runs; the same for a script that imports exactly the third-party
+  modules `import app` loads (found from `sys.modules`), in the same order. What is left is
+  our own code. Wall time of each process start (minus `python -c pass`) is given too.
+- Package: `chalice package --stage dev` into a temporary folder (it downloads Lambda wheels
+  from PyPI). `chalice package` imports app.py, and app.py's `bind()` reads the settings at
+  import, which refuse a missing JWT_SECRET on any stage but `local`: a placeholder secret is
+  set for that import only (it is not written into the package). If packaging fails, the method falls back to a zip of app.py + chalicelib + the
+  installed files of requirements.txt's distributions (and their dependencies) from the venv.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1", "PYTHONDONTWRITEBYTECODE": "1"}
+OWN = ("app", "chalicelib", "infra", "bench", "tools", "tests")
+
+
+def _importtime(code: str) -> tuple[float, float]:
+    """(sum of self import times in ms, process wall time in ms)."""
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=str(ROOT), env=ENV,
+                          capture_output=True, text=True, check=True)
+    wall = (time.perf_counter() - started) * 1e3
+    total = 0
+    for line in proc.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|", line)
+        if match:
+            total += int(match.group(1))
+    return total / 1e3, wall
+
+
+def third_party_modules() -> list[str]:
+    probe = ("import sys; before = set(sys.modules); import app; "
+             "own = %r; std = set(sys.stdlib_module_names); "
+             "print('\\n'.join(m for m in sys.modules if m not in before and m.split('.')[0] not in own "
+             "and m.split('.')[0] not in std and not m.startswith('_')))") % (OWN,)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=str(ROOT), env=ENV, capture_output=True, text=True,
+                         check=True).stdout.split()
+    return out
+
+
+def import_times(runs: int = 7) -> dict:
+    modules = third_party_modules()
+    deps_code = "\n".join(f"import {m}" for m in modules)
+    tops = sorted({m.split(".")[0] for m in modules})
+    samples = {"app": [], "deps": [], "bare": []}
+    for _ in range(runs):
+        samples["app"].append(_importtime("import app"))
+        samples["deps"].append(_importtime(deps_code))
+        samples["bare"].append(_importtime("pass"))
+    med = {k: (statistics.median(a for a, _ in v), statistics.median(w for _, w in v)) for k, v in samples.items()}
+    return {"runs": runs, "third_party_top_level": tops, "third_party_modules": len(modules),
+            "app_import_ms": med["app"][0], "deps_import_ms": med["deps"][0],
+            "own_code_ms": med["app"][0] - med["deps"][0],
+            "app_process_ms": med["app"][1] - med["bare"][1], "deps_process_ms": med["deps"][1] - med["bare"][1],
+            "interpreter_start_ms": med["bare"][1]}
+
+
+def _zip_size(folder: Path, target: Path) -> int:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, path.relative_to(folder))
+    return target.stat().st_size
+
+
+def _distribution_closure(requirements: list[str]) -> list[md.Distribution]:
+    from packaging.requirements import Requirement  # pip's vendored copy is not importable; packaging is in the venv
+
+    seen: dict[str, md.Distribution] = {}
+    todo = [Requirement(r).name for r in requirements]
+    while todo:
+        name = todo.pop()
+        key = name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        seen[key] = dist
+        for req in dist.requires or []:
+            parsed = Requirement(req)
+            if parsed.marker is None or parsed.marker.evaluate({"extra": ""}):
+                todo.append(parsed.name)
+    return list(seen.values())
+
+
+def package_size(timeout: int = 150) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-package-"))
+    try:
+        chalice = Path(sys.executable).with_name("chalice")
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run([str(chalice), "package", "--stage", "dev", str(tmp / "out")], cwd=str(ROOT),
+                                  env={**ENV, "STAGE": "dev", "JWT_SECRET": "package-time-placeholder-" + "x" * 32},
+                                  capture_output=True, text=True, timeout=timeout)
+            zipped = tmp / "out" / "deployment.zip"
+            if proc.returncode == 0 and zipped.exists():
+                size = zipped.stat().st_size
+                with zipfile.ZipFile(zipped) as zf:
+                    unpacked = sum(i.file_size for i in zf.infolist())
+                return {"method": "chalice package --stage dev (Lambda wheels from PyPI)", "zip_bytes": size,
+                        "unpacked_bytes": unpacked, "seconds": time.perf_counter() - started}
+            reason = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no deployment.zip"]
+        except subprocess.TimeoutExpired:
+            reason = [f"timed out after {timeout}s"]
+        # Fallback, offline: our code + the installed files of the runtime distributions.
+        stage = tmp / "fallback"
+        stage.mkdir()
+        shutil.copy(ROOT / "app.py", stage / "app.py")
+        shutil.copytree(ROOT / "chalicelib", stage / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
+        requirements = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+        dists = _distribution_closure([r for r in requirements if r])
+        for dist in dists:
+            for file in dist.files or []:
+                source = Path(dist.locate_file(file))
+                if source.is_file() and "__pycache__" not in source.parts and not str(file).startswith(".."):
+                    dest = stage / file
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(source, dest)
+        unpacked = sum(p.stat().st_size for p in stage.rglob("*") if p.is_file())
+        size = _zip_size(stage, tmp / "fallback.zip")
+        return {"method": "zip of app.py + chalicelib + installed files of requirements.txt's distributions "
+                          f"({', '.join(sorted(d.metadata['Name'] for d in dists))}); chalice package failed: "
+                          f"{' '.join(reason)[:200]}",
+                "zip_bytes": size, "unpacked_bytes": unpacked, "seconds": time.perf_counter() - started}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    result = {"imports": import_times(), "package": package_size()}
+    print(json.dumps(result, indent=1))
+    if len(sys.argv) > 1:
+        Path(sys.argv[1]).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,475 @@
+"""The simulated viral campaign (seeded, pure) and the independent oracle of its ledger.
+
+Nothing here imports the service's reward or referral code: the oracle re-derives every
+ledger entry from the campaign rules (plain JSON, the same document the simulator POSTs to
+/v1/campaigns) and the generated facts. Where the service's documented behaviour has a
+detail that matters for the exact figures, the oracle states it next to the computation.
+
+Determinism. The service decides some things "at the moment a fact is processed" (the
+referrer's advocate level, which order converts, whether a referral is held). The facts are
+therefore released in phases, each drained (stream settled) before the next, so that no
+decision depends on how concurrent requests or stream records interleave:
+
+  sign-ups (by generation) → phase 0 (orders that cannot convert: below the minimum, or out of
+  the window) → rank phases 1..K (phase k holds the k-th converting first purchase of every
+  referrer, so a referrer's converted count at each commission is exactly k) → repeat purchases
+  (every converted referrer's count is final) → refunds → release → late refunds → release.
+
+Caps and budget never bind (no monthly cap on the simulated campaigns; budgets far above the
+expected spend, checked before the run), so their outcome cannot depend on order either. Each
+refunding member refunds one order (one full refund, or one or two partial ones, all equally
+"quick"), so the re-attribution of a conversion never depends on refund order.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+CHANNELS = ("wechat_friend", "wechat_moments", "weibo", "xiaohongshu", "douyin", "qq", "sms", "poster", "other")
+
+# Shape of the branching process (per advocate / friend / member).
+P_SHARE = 0.6          # a referee becomes an advocate and shares (roots always do)
+P_KOL = 0.03           # an advocate is a KOL: 20-60 friends instead of ~3.5
+MEAN_FRIENDS = 3.5
+P_LOOKUP = 0.4         # the landing page looks the code up before the click... (GET /v1/codes)
+P_DOUBLE_CLICK = 0.05  # a friend clicks twice (the second click signs nobody up)
+P_SIGNUP = 0.55        # a friend who clicked signs up
+P_SHARED_DEVICE = 0.03  # a referee signs up on the referrer's device: fraud hold
+P_BUY = 0.6
+P_FIRST = 0.9          # a buying referee makes one qualifying in-window purchase (else only small ones)
+P_SMALL = 0.12         # ... and before it a purchase below the minimum
+P_LATE = 0.04          # ... and a purchase after the attribution window
+P_REFUND = 0.2
+P_REFUND_CONVERTING = 0.5
+P_FULL_REFUND = 0.35
+P_QUICK = 0.4
+P_LATE_REFUND = 0.35   # refunded after the first release (reversal from the available balance)
+MAX_AMOUNT_FEN = 400_00
+MEMBERS_PER_CAMPAIGN = 5_000
+BUDGET_HEADROOM = 0.9  # expected spend must stay under 90 % of a budget
+
+
+def sim_campaign_rules() -> dict[str, Any]:
+    """The rules of every simulated campaign (JSON for POST /v1/campaigns)."""
+    return {
+        "attribution_window_days": 30,
+        "min_purchase_fen": 50_00,
+        "referee_signup_points": 20,
+        "referee_coupon_fen": 10_00,
+        "referrer_conversion_points": 100,
+        "advocate_levels": [
+            {"name": "friend", "min_conversions": 0, "commission_bps": 100},
+            {"name": "advocate", "min_conversions": 3, "commission_bps": 200},
+            {"name": "ambassador", "min_conversions": 8, "commission_bps": 300},
+        ],
+        "milestones": [],  # the service pays milestones by the default campaign's rules only
+        "second_level_bps": 50,
+        "monthly_cap_points": None,  # no cap: awards never depend on order
+        "budget_points": 10_000_000,
+        "hold_days": 7,
+        "signups_per_hour_alert": 100_000,  # velocity flags would depend on timing; device flags do not
+    }
+
+
+@dataclass
+class SimMember:
+    idx: int
+    openid: str
+    gen: int
+    referrer: int | None
+    campaign: str
+    device: str
+    shared_device: bool = False
+    channels: list[str] = field(default_factory=list)
+    referees: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Visit:
+    """A friend opening one of an advocate's share links."""
+    advocate: int
+    link: int  # index into the advocate's channels
+    lookup: bool
+    clicks: int
+    signup: int | None  # the member created by this visit's first click
+
+
+@dataclass
+class SimOrder:
+    order_id: str
+    member: int
+    amount: int
+    kind: str  # small | late | first | repeat
+    offset_minutes: int  # occurred_at = base + offset
+    phase: int  # 0, 1..K (rank), K+1 (repeat)
+
+
+@dataclass
+class SimRefund:
+    order_id: str
+    refund_id: str
+    amount: int
+    quick: bool
+    late: bool
+    offset_minutes: int  # after the order's occurred_at
+
+
+@dataclass
+class World:
+    seed: int
+    members: list[SimMember]
+    visits_by_gen: list[list[Visit]]
+    orders: list[SimOrder]
+    refunds: list[SimRefund]
+    campaigns: list[str]
+    rank_phases: int
+
+    @property
+    def repeat_phase(self) -> int:
+        return self.rank_phases + 1
+
+    def orders_in(self, phase: int) -> list[SimOrder]:
+        return [o for o in self.orders if o.phase == phase]
+
+
+def _geometric(rng: random.Random, mean: float) -> int:
+    p = 1.0 / (1.0 + mean)
+    n = 0
+    while rng.random() > p:
+        n += 1
+    return n
+
+
+def generate(n_members: int, seed: int) -> World:
+    rng = random.Random(seed)
+    n_campaigns = max(1, math.ceil(n_members / MEMBERS_PER_CAMPAIGN))
+    campaigns = [f"viral-{i + 1}" for i in range(n_campaigns)]
+    members: list[SimMember] = []
+    roots_made = 0
+
+    def add(gen: int, referrer: SimMember | None) -> SimMember:
+        nonlocal roots_made
+        idx = len(members)
+        if referrer is None:
+            campaign = campaigns[roots_made % n_campaigns]
+            roots_made += 1
+        else:
+            campaign = referrer.campaign
+        m = SimMember(idx, f"sim{seed}-{idx}", gen, referrer.idx if referrer else None, campaign, f"dev-{seed}-{idx}")
+        if referrer is not None:
+            referrer.referees.append(idx)
+            if rng.random() < P_SHARED_DEVICE:
+                m.device, m.shared_device = referrer.device, True
+        members.append(m)
+        return m
+
+    n_roots = max(4, n_members // 100)
+    current = [add(0, None) for _ in range(min(n_roots, n_members))]
+    visits_by_gen: list[list[Visit]] = []
+    gen = 0
+    while True:
+        visits: list[Visit] = []
+        nxt: list[SimMember] = []
+        for m in current:
+            if m.referrer is not None and rng.random() >= P_SHARE:
+                continue
+            m.channels = rng.sample(CHANNELS, rng.choice((1, 1, 1, 2)))
+            friends = rng.randint(20, 60) if rng.random() < P_KOL else _geometric(rng, MEAN_FRIENDS)
+            for _ in range(friends):
+                visit = Visit(m.idx, rng.randrange(len(m.channels)), rng.random() < P_LOOKUP,
+                              2 if rng.random() < P_DOUBLE_CLICK else 1, None)
+                if rng.random() < P_SIGNUP and len(members) < n_members:
+                    child = add(gen + 1, m)
+                    visit.signup = child.idx
+                    nxt.append(child)
+                visits.append(visit)
+        visits_by_gen.append(visits)
+        if len(members) >= n_members:
+            break
+        if not nxt:  # the process died out: new roots start the next generation
+            nxt = [add(gen + 1, None) for _ in range(min(n_roots, n_members - len(members)))]
+        current = nxt
+        gen += 1
+
+    orders: list[SimOrder] = []
+    rules = sim_campaign_rules()
+    minimum = rules["min_purchase_fen"]
+    window_minutes = (rules["attribution_window_days"] + 1) * 24 * 60
+    firsts: dict[int, SimOrder] = {}
+    for m in members:
+        if rng.random() >= P_BUY:
+            continue
+        n = 0
+
+        def order(amount: int, kind: str, offset: int) -> SimOrder:
+            nonlocal n
+            o = SimOrder(f"s{seed}-o{m.idx}-{n}", m.idx, amount, kind, offset, 0)
+            n += 1
+            orders.append(o)
+            return o
+
+        if m.referrer is not None:
+            if rng.random() < P_SMALL:
+                order(rng.randint(1_00, minimum - 1), "small", 5)
+            if rng.random() < P_LATE:
+                order(rng.randint(minimum, MAX_AMOUNT_FEN), "late", window_minutes + 60)
+            if rng.random() >= P_FIRST:
+                continue  # only purchases that cannot convert
+            firsts[m.idx] = order(rng.randint(minimum, MAX_AMOUNT_FEN), "first", 60)
+        for j in range(rng.choice((0, 0, 1, 1, 2))):
+            order(rng.randint(10_00, MAX_AMOUNT_FEN), "repeat", 120 + 60 * j)
+
+    # Rank phases: the k-th converting referee of each referrer buys in phase k.
+    rank_phases = 0
+    for x in members:
+        converting = [y for y in x.referees if y in firsts]
+        for k, y in enumerate(converting, start=1):
+            firsts[y].phase = k
+            rank_phases = max(rank_phases, k)
+    for o in orders:
+        if o.kind == "repeat":
+            o.phase = rank_phases + 1
+
+    refunds: list[SimRefund] = []
+    by_member: dict[int, list[SimOrder]] = {}
+    for o in orders:
+        by_member.setdefault(o.member, []).append(o)
+    for idx, own in by_member.items():
+        candidates = [o for o in own if o.kind in ("first", "repeat")]
+        if not candidates or rng.random() >= P_REFUND:
+            continue
+        first = next((o for o in candidates if o.kind == "first"), None)
+        target = first if first is not None and rng.random() < P_REFUND_CONVERTING else rng.choice(candidates)
+        quick, late = rng.random() < P_QUICK, rng.random() < P_LATE_REFUND
+        if rng.random() < P_FULL_REFUND:
+            parts = [target.amount]
+        else:
+            total = rng.randint(1, target.amount - 1)
+            parts = [total] if total < 2 or rng.random() < 0.5 else [total // 2, total - total // 2]
+        base = 120 if quick else 72 * 60
+        for j, amount in enumerate(parts):
+            refunds.append(SimRefund(target.order_id, f"r{j}", amount, quick, late, base + j))
+    return World(seed, members, visits_by_gen, orders, refunds, campaigns, rank_phases)
+
+
+# -- the oracle -------------------------------------------------------------------------------
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Expected:
+    rule: str
+    unit: str
+    amount: int
+    campaign: str
+    held: bool
+    reversed: int = 0
+
+    @property
+    def standing(self) -> int:
+        return self.amount - self.reversed
+
+    @property
+    def status(self) -> str:
+        if self.unit != "points":
+            return "available"
+        if self.reversed >= self.amount:
+            return "reversed"
+        return "pending" if self.held else "available"  # every unheld entry is released by the end
+
+
+@dataclass
+class Outcome:
+    entries: dict[str, dict[str, Expected]]  # member_id -> entry_id -> entry
+    balances: dict[str, dict[str, int]]
+    referrals: dict[str, dict[str, int]]
+    budgets: dict[str, int]  # campaign -> spent points
+    conversions: int
+    flagged: int
+
+
+def _level(rules: dict[str, Any], conversions: int) -> dict[str, Any] | None:
+    current = None
+    for level in rules["advocate_levels"]:
+        if conversions >= level["min_conversions"]:
+            current = level
+    return current
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def expected_outcome(world: World, member_ids: dict[int, str], bound_between: dict[int, tuple[datetime, datetime]],
+                     base: datetime, rules_by_campaign: dict[str, dict[str, Any]],
+                     default_rules: dict[str, Any], default_id: str = "default") -> Outcome:
+    """Replay the facts phase by phase through the campaign rules (see the module docstring).
+
+    `bound_between[idx]` brackets the member's sign-up time (request sent, answer received):
+    the attribution window is judged against both ends and must agree, else the run is void."""
+    members = world.members
+    entries: dict[str, dict[str, Expected]] = {member_ids[m.idx]: {} for m in members}
+    status: dict[int, str | None] = {m.idx: ("signed_up" if m.referrer is not None else None) for m in members}
+    converting: dict[int, str | None] = {m.idx: None for m in members}
+    held: dict[int, bool] = {m.idx: m.shared_device for m in members}
+    converted: dict[int, int] = {m.idx: 0 for m in members}
+    refunded: dict[str, int] = {}
+    orders_of: dict[int, list[SimOrder]] = {}
+    for o in world.orders:
+        orders_of.setdefault(o.member, []).append(o)
+    by_id = {o.order_id: o for o in world.orders}
+    flagged = sum(1 for m in members if m.shared_device)
+
+    def occurred(o: SimOrder) -> datetime:
+        return base + timedelta(minutes=o.offset_minutes)
+
+    def in_window(y: int, o: SimOrder) -> bool:
+        days = rules_by_campaign[members[y].campaign]["attribution_window_days"]
+        early, late = (t + timedelta(days=days) for t in bound_between[y])
+        at = occurred(o)
+        if (at <= early) != (at <= late):
+            raise RuntimeError(f"order {o.order_id} falls inside the uncertainty of its window end: the run is void")
+        return at <= early
+
+    def qualifies(y: int, o: SimOrder) -> bool:
+        """graph.converts: net > 0, net >= the minimum, and inside the window."""
+        net = o.amount - refunded.get(o.order_id, 0)
+        return net > 0 and net >= rules_by_campaign[members[y].campaign]["min_purchase_fen"] and in_window(y, o)
+
+    def award(beneficiary: int, rule: str, source: str, amount: int, campaign: str, unit: str = "points",
+              hold: bool = False) -> None:
+        book = entries[member_ids[beneficiary]]
+        entry_id = f"{rule}.{source}"
+        if entry_id not in book:  # deterministic ids: a fact pays a beneficiary once per rule
+            book[entry_id] = Expected(rule, unit, amount, campaign, hold if unit == "points" else False)
+
+    def reverse_to(beneficiary: int | None, entry_id: str, target: int) -> None:
+        if beneficiary is None:
+            return
+        entry = entries[member_ids[beneficiary]].get(entry_id)
+        if entry is not None and entry.unit == "points":
+            entry.reversed = max(entry.reversed, min(target, entry.amount))
+
+    # Sign-ups: welcome points and the first-order coupon for every bound referee.
+    for m in members:
+        if m.referrer is None:
+            continue
+        r = rules_by_campaign[m.campaign]
+        if r["referee_signup_points"]:
+            award(m.idx, "welcome", member_ids[m.idx], r["referee_signup_points"], m.campaign, hold=held[m.idx])
+        if r["referee_coupon_fen"]:
+            award(m.idx, "coupon", member_ids[m.idx], r["referee_coupon_fen"], m.campaign, unit="coupon_fen")
+
+    def convert(y: int, o: SimOrder) -> None:
+        x = members[y].referrer
+        status[y], converting[y] = "converted", o.order_id
+        before = converted[x]
+        converted[x] += 1
+        r = rules_by_campaign[members[y].campaign]
+        if r["referrer_conversion_points"]:
+            award(x, "conversion", o.order_id, r["referrer_conversion_points"], members[y].campaign, hold=held[y])
+        for milestone in default_rules["milestones"]:  # the default campaign's milestones, paid once each
+            if before < milestone["conversions"] <= converted[x] and milestone["bonus_points"]:
+                award(x, "milestone", str(milestone["conversions"]), milestone["bonus_points"], default_id)
+
+    def purchase(o: SimOrder) -> None:
+        y = o.member
+        x = members[y].referrer
+        if x is None:
+            return
+        if status[y] == "signed_up" and qualifies(y, o):
+            convert(y, o)
+        if status[y] != "converted" or not in_window(y, o):
+            return
+        own = rules_by_campaign[members[y].campaign]
+        # The level table (and with it second_level_bps) is the referee's campaign's when it has
+        # levels, else the default campaign's (rewards/handlers.on_order_counted).
+        table = own if own["advocate_levels"] else default_rules
+        level = _level(table, converted[x])
+        if level and o.amount * level["commission_bps"] // 10_000 > 0:
+            award(x, "commission", o.order_id, o.amount * level["commission_bps"] // 10_000, members[y].campaign,
+                  hold=held[y])
+        grandparent = members[x].referrer
+        if grandparent is not None and o.amount * table["second_level_bps"] // 10_000 > 0:
+            award(grandparent, "second_level", o.order_id, o.amount * table["second_level_bps"] // 10_000,
+                  members[y].campaign, hold=held[y])
+
+    for phase in range(0, world.repeat_phase + 1):
+        for o in world.orders_in(phase):
+            purchase(o)
+
+    def refund_set(order: SimOrder, parts: list[SimRefund]) -> None:
+        nonlocal flagged
+        y = order.member
+        x = members[y].referrer
+        refunded[order.order_id] = refunded.get(order.order_id, 0) + sum(p.amount for p in parts)
+        total = refunded[order.order_id]
+        grandparent = members[x].referrer if x is not None else None
+        for beneficiary, rule in ((x, "commission"), (grandparent, "second_level")):
+            entry = entries[member_ids[beneficiary]].get(f"{rule}.{order.order_id}") if beneficiary is not None else None
+            if entry is not None:  # proportional, on the cumulative refund, rounded up
+                reverse_to(beneficiary, f"{rule}.{order.order_id}", _ceil_div(entry.amount * total, order.amount))
+        if x is None or status[y] != "converted" or converting[y] != order.order_id:
+            return
+        if any(p.quick for p in parts):  # a quick refund of the converting order holds the referral
+            if not held[y]:
+                flagged += 1
+            held[y] = True
+        if qualifies(y, order):
+            return
+        reverse_to(x, f"conversion.{order.order_id}", 10 ** 12)
+        others = sorted((o for o in orders_of[y] if o.order_id != order.order_id),
+                        key=lambda o: (occurred(o), o.order_id))
+        for other in others:
+            if qualifies(y, other):
+                converting[y] = other.order_id
+                r = rules_by_campaign[members[y].campaign]
+                if r["referrer_conversion_points"]:
+                    award(x, "conversion", other.order_id, r["referrer_conversion_points"], members[y].campaign,
+                          hold=held[y])
+                return
+        status[y], converting[y] = "signed_up", None
+        converted[x] -= 1
+
+    for late in (False, True):
+        grouped: dict[str, list[SimRefund]] = {}
+        for refund in world.refunds:
+            if refund.late == late:
+                grouped.setdefault(refund.order_id, []).append(refund)
+        for order_id, parts in grouped.items():
+            refund_set(by_id[order_id], parts)
+
+    balances: dict[str, dict[str, int]] = {}
+    budgets: dict[str, int] = {}
+    for member_id, book in entries.items():
+        b = {"available": 0, "pending": 0}
+        for entry in book.values():
+            if entry.unit != "points":
+                continue
+            b["pending" if entry.held else "available"] += entry.standing
+            budgets[entry.campaign] = budgets.get(entry.campaign, 0) + entry.standing
+        balances[member_id] = b
+    referrals = {member_ids[m.idx]: {"signed_up": len(m.referees), "converted": converted[m.idx]} for m in members}
+    conversions = sum(1 for m in members if status[m.idx] == "converted")
+    return Outcome(entries, balances, referrals, budgets, conversions, flagged)
+
+
+def gross_spend(world: World, rules_by_campaign: dict[str, dict[str, Any]], default_rules: dict[str, Any]) -> dict[str, int]:
+    """An upper bound of what each campaign awards (before refunds), to check budgets never bind."""
+    ids = {m.idx: f"id{m.idx}" for m in world.members}
+    now = datetime.now(timezone.utc)
+    bounds = {m.idx: (now, now) for m in world.members}
+    empty = World(world.seed, world.members, world.visits_by_gen, world.orders, [], world.campaigns, world.rank_phases)
+    outcome = expected_outcome(empty, ids, bounds, now + timedelta(hours=1), rules_by_campaign, default_rules)
+    return outcome.budgets
+
+
+def member_id_hint(openid: str) -> str:
+    """Only for labelling before login answers; the real ids come from the login responses."""
+    return hashlib.sha256(openid.encode()).hexdigest()[:8]
