@@ -177,6 +177,13 @@ def test_a_campaign_ended_elsewhere_stops_clicks_within_the_cache_time(client, m
     assert follow(client, f"/r/{code}") == settings().default_landing_url
 
 
+def test_a_campaign_created_elsewhere_is_usable_at_once(client):
+    token = login(client, "a")
+    assert client.get("/v1/members/me/code?campaign_id=c2", token=token).status_code == 404
+    _add_campaign("c2")  # written by another instance: this one never saw it created
+    assert client.get("/v1/members/me/code?campaign_id=c2", token=token).status_code == 200
+
+
 # -- counting through the stream ----------------------------------------------------------
 
 def test_clicks_are_counted_after_the_stream_runs(client, streams):

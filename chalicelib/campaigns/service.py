@@ -123,9 +123,11 @@ def find(campaign_id: str | None) -> Campaign | None:
 
 
 # Campaigns are read on every click, lookup, sign-up and counted order but change rarely: hot
-# paths read them through a short per-instance cache (CAMPAIGN_CACHE_SECONDS). Rules bound to a
-# fact never depend on it: they come from the immutable version snapshots (rules_at).
-_recent: dict[str, tuple[float, Campaign | None]] = {}
+# paths read them through a short per-instance cache (CAMPAIGN_CACHE_SECONDS). A change reaches
+# other instances within that time (a sign-up meanwhile is bound to the version before it);
+# facts already bound are judged by their immutable version snapshot (rules_at). Misses are not
+# cached, so a campaign created elsewhere is seen at once.
+_recent: dict[str, tuple[float, Campaign]] = {}
 _recent_lock = threading.Lock()
 
 
@@ -138,8 +140,9 @@ def current(campaign_id: str | None) -> Campaign | None:
     if hit is not None and now - hit[0] < settings().campaign_cache_seconds:
         return hit[1]
     campaign = find(campaign_id)
-    with _recent_lock:
-        _recent[campaign_id] = (now, campaign)
+    if campaign is not None:
+        with _recent_lock:
+            _recent[campaign_id] = (now, campaign)
     return campaign
 
 
