@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.meter import INDEX_KEYS, Meter, Tally  # noqa: E402
-from bench.stack import DynamoDBLocal, base_env  # noqa: E402
+from bench.stack import DynamoDBLocal, base_env, percentile as pct  # noqa: E402
 
 OPS = ("click", "code_lookup", "login_referral", "purchase", "refund", "ledger_page")
 FLOOR_CALLS = {
@@ -39,13 +39,6 @@ FLOOR_CALLS = {
     "refund": "GetItem order + TransactWriteItems (refund, order's refunded total)",
     "ledger_page": "Query (lsi1, 20 entries)",
 }
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 class Bench:

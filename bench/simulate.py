@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import model  # noqa: E402
-from bench.stack import DynamoDBLocal, HttpClient, Service  # noqa: E402
+from bench.stack import DynamoDBLocal, HttpClient, Service, batch_get_all, percentile  # noqa: E402
 
 DAY = 86400
 RELEASE_JUMP = 8 * DAY  # > hold_days (7)
@@ -38,15 +38,6 @@ RELEASE_JUMP = 8 * DAY  # > hold_days (7)
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 class Failure(Exception):
@@ -342,15 +333,8 @@ class Simulation:
         keys = [f"CNT#{c}" for c in self.clicks_by_code] + [f"CNT#CAMP#{c}" for c in self.clicks_by_campaign]
         want_counts = {**{f"CNT#{c}": n for c, n in self.clicks_by_code.items()},
                        **{f"CNT#CAMP#{c}": n for c, n in self.clicks_by_campaign.items()}}
-        got_counts: dict[str, int] = {}
-        for i in range(0, len(keys), 100):
-            request = {self.prefix + "control": {"Keys": [{"pk": {"S": k}, "sk": {"S": "COUNTS"}}
-                                                          for k in keys[i:i + 100]], "ConsistentRead": True}}
-            while request:
-                answer = self.raw.batch_get_item(RequestItems=request)
-                for item in answer["Responses"].get(self.prefix + "control", []):
-                    got_counts[item["pk"]["S"]] = int(item["total"]["N"])
-                request = answer.get("UnprocessedKeys") or None
+        got_counts = {item["pk"]["S"]: int(item["total"]["N"]) for item in batch_get_all(
+            self.raw, self.prefix + "control", [{"pk": {"S": k}, "sk": {"S": "COUNTS"}} for k in keys], consistent=True)}
         for key, n in want_counts.items():
             if got_counts.get(key, 0) != n:
                 diffs.append(f"click counter {key}: expected {n}, got {got_counts.get(key, 0)}")
@@ -358,17 +342,9 @@ class Simulation:
         return {"diffs": diffs, "budgets": budgets}
 
     def stored_members(self, member_ids: list[str]) -> dict[str, dict]:
-        found: dict[str, dict] = {}
-        table = self.prefix + "main"
-        for i in range(0, len(member_ids), 100):
-            request = {table: {"Keys": [{"pk": {"S": f"M#{m}"}, "sk": {"S": "PROFILE"}} for m in member_ids[i:i + 100]],
-                               "ConsistentRead": True}}
-            while request:
-                answer = self.raw.batch_get_item(RequestItems=request)
-                for item in answer["Responses"].get(table, []):
-                    found[item["member_id"]["S"]] = item
-                request = answer.get("UnprocessedKeys") or None
-        return found
+        keys = [{"pk": {"S": f"M#{m}"}, "sk": {"S": "PROFILE"}} for m in member_ids]
+        return {item["member_id"]["S"]: item
+                for item in batch_get_all(self.raw, self.prefix + "main", keys, consistent=True)}
 
     def stream_lag(self) -> dict[str, Any]:
         """Purchase written (order.created_at) → ledger entry written (entry.created_at), both on
@@ -380,15 +356,9 @@ class Simulation:
                         e["kind"] == "conversion" and e["order_id"] in self.first_orders):
                     purchase_entries.setdefault(e["order_id"], []).append(e["created_at"])
         order_ids = sorted(purchase_entries)
-        created: dict[str, str] = {}
-        for i in range(0, len(order_ids), 100):
-            request = {self.prefix + "main": {"Keys": [{"pk": {"S": f"O#{o}"}, "sk": {"S": "ORDER"}}
-                                                       for o in order_ids[i:i + 100]]}}
-            while request:
-                answer = self.raw.batch_get_item(RequestItems=request)
-                for item in answer["Responses"].get(self.prefix + "main", []):
-                    created[item["order_id"]["S"]] = item["created_at"]["S"]
-                request = answer.get("UnprocessedKeys") or None
+        keys = [{"pk": {"S": f"O#{o}"}, "sk": {"S": "ORDER"}} for o in order_ids]
+        created = {item["order_id"]["S"]: item["created_at"]["S"]
+                   for item in batch_get_all(self.raw, self.prefix + "main", keys)}
         parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
         lags = [(parse(at) - parse(created[o])).total_seconds() for o, ats in purchase_entries.items()
                 if o in created for at in ats]

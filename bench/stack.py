@@ -18,6 +18,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (NaN for no values)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def batch_get_all(raw: Any, table: str, keys: list[dict], consistent: bool = False) -> list[dict]:
+    """Every item of `keys` that exists, 100 keys per BatchGetItem, unprocessed keys retried."""
+    found: list[dict] = []
+    for i in range(0, len(keys), 100):
+        request = {table: {"Keys": keys[i:i + 100], "ConsistentRead": consistent}}
+        while request:
+            answer = raw.batch_get_item(RequestItems=request)
+            found += answer["Responses"].get(table, [])
+            request = answer.get("UnprocessedKeys") or None
+    return found
+
+
 def base_env(ddb_endpoint: str, prefix: str, jwt_secret: str) -> dict[str, str]:
     return {
         "STAGE": "local",
