@@ -6,6 +6,7 @@ from chalice import Chalice
 
 from chalicelib import health, openapi, streams
 from chalicelib.core.config import stream_arn
+from chalicelib.event_sources import MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.members import routes as members
 from chalicelib.facts import routes as facts
@@ -25,12 +26,12 @@ for capability in (health, members, facts, fraud, campaigns, rewards, referrals,
     app.register_blueprint(capability.routes.blueprint)
 
 
-@app.on_dynamodb_record(stream_arn=stream_arn("main"), batch_size=100, starting_position="TRIM_HORIZON")
+@app.on_dynamodb_record(stream_arn=stream_arn("main"), **MAPPINGS["on_main_change"].chalice_args())
 def on_main_change(event):
     return streams.process_batch("main", MainItem, event.to_dict()["Records"])
 
 
-@app.on_dynamodb_record(stream_arn=stream_arn("clicks"), batch_size=500, starting_position="TRIM_HORIZON")
+@app.on_dynamodb_record(stream_arn=stream_arn("clicks"), **MAPPINGS["on_click"].chalice_args())
 def on_click(event):
     return streams.process_event("clicks", ClickItem, event.to_dict())  # keeps shardId (counters)
 
