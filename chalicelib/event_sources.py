@@ -55,3 +55,6 @@ MAPPINGS: dict[str, StreamMapping] = {
 
 # Where a batch goes once its retries or its age are used up (an SQS queue on AWS).
 FAILURE_QUEUE_LOGICAL_ID = "StreamFailureQueue"
+# The function subscribed to that queue registers `@app.on_sqs_message(queue=FAILURE_QUEUE_NAME)`;
+# the template points its event source at the queue resource, whatever its deployed name.
+FAILURE_QUEUE_NAME = "stream-failures"
