@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from . import clock
+from . import clock, secrets
 from .config import settings
 from .errors import Forbidden, Unauthorized
 
@@ -60,14 +60,25 @@ def issue_token(sub: str, role: str, ttl_seconds: int | None = None, **extra: ob
 
 
 def _secret_for(token: str) -> str:
-    cfg = settings()
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
         raise Unauthorized("malformed token", code="invalid_token") from exc
+    secret = _known_secret(kid)
+    # A key id this instance does not know may be a rotation it has not seen yet: re-read the
+    # secret store once (rate-limited) before refusing the token.
+    if secret is None and kid and secrets.refresh():
+        secret = _known_secret(kid)
+    return secret or settings().jwt_secret
+
+
+def _known_secret(kid: str | None) -> str | None:
+    cfg = settings()
     if cfg.jwt_previous_secret and kid == key_id(cfg.jwt_previous_secret):
         return cfg.jwt_previous_secret
-    return cfg.jwt_secret
+    if kid == key_id(cfg.jwt_secret):
+        return cfg.jwt_secret
+    return None
 
 
 def verify_token(token: str) -> Principal:

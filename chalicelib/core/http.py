@@ -14,6 +14,7 @@ dict (200 JSON), a `Reply`, or a Chalice `Response` (redirects, images).
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -151,11 +152,43 @@ class Routes:
         return decorate
 
 
+# The API's own URL as the caller reached it (API Gateway's domain and stage, or a custom domain):
+# where share links point when PUBLIC_BASE_URL is not set.
+base_url_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("base_url", default=None)
+
+
+def request_base_url(context: dict | None) -> str | None:
+    """>>> request_base_url({"domainName": "abc.execute-api.us-east-1.amazonaws.com", "stage": "api"})
+    'https://abc.execute-api.us-east-1.amazonaws.com/api'
+    >>> request_base_url({"domainName": "ref.brand.cn", "stage": "api"})
+    'https://ref.brand.cn'
+    """
+    domain = (context or {}).get("domainName")
+    if not domain or domain in ("localhost", "testhost"):
+        return None
+    stage = (context or {}).get("stage")
+    # API Gateway's own domain carries the stage in the path; a custom domain maps it at its root.
+    if domain.endswith(".amazonaws.com") and stage:
+        return f"https://{domain}/{stage}"
+    return f"https://{domain}"
+
+
+def public_base_url() -> str:
+    """PUBLIC_BASE_URL, else the URL of the request being served."""
+    configured = settings().public_base_url or base_url_var.get()
+    if not configured:
+        from .config import ConfigError
+
+        raise ConfigError("PUBLIC_BASE_URL is not set and this request names no domain")
+    return configured
+
+
 def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: tuple[str, ...],
            body_model: type[BaseModel] | None, query_model: type[BaseModel] | None,
            idempotent: bool, rate_limit: str | None) -> Response:
     request_id = ((request.context or {}).get("requestId")) or uuid.uuid4().hex
     token = request_id_var.set(request_id)
+    base_token = base_url_var.set(request_base_url(request.context))
     try:
         req = _build_request(request, params, roles, body_model, query_model, request_id, rate_limit)
         if idempotent and req.headers.get("idempotency-key"):
@@ -176,6 +209,7 @@ def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: 
             500, {"X-Request-Id": request_id})
     finally:
         request_id_var.reset(token)
+        base_url_var.reset(base_token)
 
 
 def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],

@@ -12,7 +12,7 @@ import secrets
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..core import clock
-from ..core.config import settings
+from ..core.http import public_base_url
 from ..core.errors import NotFound
 from . import codes
 from .models import Link
@@ -26,12 +26,12 @@ LANDING_PATH = re.compile(r"^/(?!/)[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$")
 
 def share_url(code: str, link_id: str | None = None) -> str:
     """`{PUBLIC_BASE_URL}/r/{code}`, with `?l={link_id}` for a share link."""
-    base = f"{settings().public_base_url}/r/{code}"
+    base = f"{public_base_url()}/r/{code}"
     return f"{base}?{urlencode({'l': link_id})}" if link_id else base
 
 
 def qr_url(link_id: str) -> str:
-    return f"{settings().public_base_url}/v1/links/{link_id}/qr.png"
+    return f"{public_base_url()}/v1/links/{link_id}/qr.png"
 
 
 def landing(campaign_url: str, landing_path: str | None, **params: str) -> str:
