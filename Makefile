@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-moto test-ddblocal token bench clean
+.PHONY: run test test-moto test-ddblocal token bench package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 (or 3.12) is required (pyenv install 3.13)"; exit 1; }
@@ -36,5 +36,26 @@ bench: $(STAMP)
 	$(PY) -m infra.local.ddblocal --ensure
 	$(PY) -m bench.run $(ARGS)
 
+# The deployable package: dist/$(STAGE)/sam.json (SAM template) and deployment.zip. No AWS account needed.
+STAGE ?= dev
+package: $(STAMP)
+	$(PY) -m infra.aws.package $(STAGE)
+
+# Upload and deploy the package (AWS CLI v2 and credentials; see docs/deploy.md). A brand sets:
+#   BUCKET (artifacts), PUBLIC_BASE_URL (https://ref.brand.cn, or empty), WECHAT_APP_ID,
+#   JWT_SECRET_NAME / WECHAT_SECRET_NAME (default referral/$(STAGE)/jwt and .../wechat).
+STACK ?= referral-$(STAGE)
+JWT_SECRET_NAME ?= referral/$(STAGE)/jwt
+WECHAT_SECRET_NAME ?= referral/$(STAGE)/wechat
+deploy: package
+	@test -n "$(BUCKET)" || { echo "set BUCKET=<an S3 bucket for the code>"; exit 1; }
+	aws cloudformation package --template-file dist/$(STAGE)/sam.json --s3-bucket $(BUCKET) \
+	  --s3-prefix $(STACK) --output-template-file dist/$(STAGE)/packaged.yaml
+	aws cloudformation deploy --template-file dist/$(STAGE)/packaged.yaml --stack-name $(STACK) \
+	  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+	  --parameter-overrides PublicBaseUrl=$(PUBLIC_BASE_URL) WechatAppId=$(WECHAT_APP_ID) \
+	  JwtSecretName=$(JWT_SECRET_NAME) WechatSecretName=$(WECHAT_SECRET_NAME)
+	aws cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache
+	rm -rf $(VENV) .cache .pytest_cache dist

@@ -67,7 +67,11 @@ class Settings:
 
     @property
     def wechat_app_secret(self) -> str:
-        return secrets.resolve(self.wechat_source)[0] or ""
+        """"" when unset or missing from the store: WeChat login then answers 503, not 500."""
+        try:
+            return secrets.resolve(self.wechat_source)[0] or ""
+        except ConfigError:
+            return ""
 
     @property
     def cursor_secret(self) -> str:

@@ -110,11 +110,15 @@ def checked(variable: str, value: str | None) -> str | None:
 
 
 def _fetch(source: SecretSource) -> tuple[str, str | None]:
+    """Raises ConfigError when the named secret does not exist (WeChat login then says 503)."""
     from . import aws  # deferred: boto3 only when a store is used
 
     if source.secret_name:
         manager = aws.client("secretsmanager")
-        current = manager.get_secret_value(SecretId=source.secret_name)["SecretString"]
+        try:
+            current = manager.get_secret_value(SecretId=source.secret_name)["SecretString"]
+        except manager.exceptions.ResourceNotFoundException:
+            raise ConfigError(f"{source.variable}: secret {source.secret_name!r} does not exist") from None
         try:
             previous = manager.get_secret_value(SecretId=source.secret_name,
                                                 VersionStage="AWSPREVIOUS")["SecretString"]
@@ -122,7 +126,10 @@ def _fetch(source: SecretSource) -> tuple[str, str | None]:
             previous = None
         return current, previous
     ssm = aws.client("ssm")
-    current = ssm.get_parameter(Name=source.param, WithDecryption=True)["Parameter"]["Value"]
+    try:
+        current = ssm.get_parameter(Name=source.param, WithDecryption=True)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        raise ConfigError(f"{source.variable}: parameter {source.param!r} does not exist") from None
     previous = None
     if source.previous_param:
         previous = ssm.get_parameter(Name=source.previous_param, WithDecryption=True)["Parameter"]["Value"]
