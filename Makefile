@@ -56,6 +56,7 @@ deploy: package
 	  --parameter-overrides PublicBaseUrl=$(PUBLIC_BASE_URL) WechatAppId=$(WECHAT_APP_ID) \
 	  JwtSecretName=$(JWT_SECRET_NAME) WechatSecretName=$(WECHAT_SECRET_NAME)
 	aws cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
+	STAGE=$(STAGE) $(PY) -m infra.aws.seed
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache dist

@@ -6,10 +6,13 @@ alone, and how big the deployment package is.
   modules `import app` loads (found from `sys.modules`), in the same order. What is left is
   our own code. Wall time of each process start (minus `python -c pass`) is given too.
 - Package: `chalice package --stage dev` into a temporary folder (it downloads Lambda wheels
-  from PyPI). `chalice package` imports app.py, and app.py's `bind()` reads the settings at
-  import, which refuse a missing JWT_SECRET on any stage but `local`: a placeholder secret is
-  set for that import only (it is not written into the package). If packaging fails, the method falls back to a zip of app.py + chalicelib + the
+  from PyPI). If packaging fails, the method falls back to a zip of app.py + chalicelib + the
   installed files of requirements.txt's distributions (and their dependencies) from the venv.
+- `--lambda [DIST]`: the import time of the *deployable* package (`make package`'s zip, built
+  into a temporary folder unless DIST, e.g. dist/dev, is given) under Lambda-like conditions:
+  unpacked into a read-only folder, `PYTHONDONTWRITEBYTECODE=1`, `python -S` (no site-packages:
+  only the package and the standard library, as on Lambda), the function's environment from
+  the template; with the shipped `.pyc` files and without them; per function (handler).
 """
 from __future__ import annotations
 
@@ -109,7 +112,7 @@ def package_size(timeout: int = 150) -> dict:
         started = time.perf_counter()
         try:
             proc = subprocess.run([str(chalice), "package", "--stage", "dev", str(tmp / "out")], cwd=str(ROOT),
-                                  env={**ENV, "STAGE": "dev", "JWT_SECRET": "package-time-placeholder-" + "x" * 32},
+                                  env={**ENV, "STAGE": "dev"},
                                   capture_output=True, text=True, timeout=timeout)
             zipped = tmp / "out" / "deployment.zip"
             if proc.returncode == 0 and zipped.exists():
@@ -145,7 +148,60 @@ def package_size(timeout: int = 150) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+LAMBDA_PROBE = ("import sys, time; sys.path.insert(0, sys.argv[1]); started = time.perf_counter(); "
+                "import app; getattr(app, sys.argv[2]); print((time.perf_counter() - started) * 1e3)")
+
+
+def _read_only_tree(zip_path: Path, target: Path, with_bytecode: bool) -> Path:
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            if with_bytecode or "__pycache__/" not in info.filename:
+                zf.extract(info, target)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    return target
+
+
+def lambda_import_times(dist: Path | None = None, runs: int = 5) -> dict:
+    """Median ms of `import app` (+ the handler) per function, with and without shipped bytecode."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-lambda-"))
+    try:
+        if dist is None:
+            dist = tmp / "dist"
+            subprocess.run([sys.executable, "-m", "infra.aws.package", "dev", "--out", str(dist)], cwd=str(ROOT),
+                           check=True, capture_output=True)
+        template = json.loads((dist / "sam.json").read_text())
+        defaults = {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
+        functions = {name: r["Properties"] for name, r in template["Resources"].items()
+                     if r["Type"] == "AWS::Serverless::Function"}
+        result: dict = {"runs": runs, "functions": {}}
+        for variant, with_bytecode in (("with_pyc", True), ("without_pyc", False)):
+            tree = _read_only_tree(dist / "deployment.zip", tmp / variant, with_bytecode)
+            for name, props in functions.items():
+                variables = props.get("Environment", {}).get("Variables", {})
+                env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1",
+                       **{k: defaults[v["Ref"]] if isinstance(v, dict) else v for k, v in variables.items()}}
+                handler = props["Handler"].split(".", 1)[1]
+                samples = [float(subprocess.run([sys.executable, "-S", "-c", LAMBDA_PROBE, str(tree), handler],
+                                                env=env, cwd=str(tmp), capture_output=True, text=True,
+                                                check=True).stdout) for _ in range(runs)]
+                result["functions"].setdefault(name, {})[variant] = statistics.median(samples)
+        return result
+    finally:
+        for path in tmp.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--lambda":
+        dist = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+        result = lambda_import_times(dist)
+        print(json.dumps(result, indent=1))
+        print("\n| function | import with shipped .pyc | without .pyc (compiled at every cold start) |\n|---|---|---|")
+        for name, times in result["functions"].items():
+            print(f"| {name} | {times['with_pyc']:.0f} ms | {times['without_pyc']:.0f} ms |")
+        return 0
     result = {"imports": import_times(), "package": package_size()}
     print(json.dumps(result, indent=1))
     if len(sys.argv) > 1:
