@@ -296,3 +296,54 @@ def test_packaged_app_serves_requests_with_the_template_environment(packaged, sa
     assert status == 200, body
     # no PUBLIC_BASE_URL: share links point at the API's own URL, never at localhost
     assert body["url"].startswith("https://abc123.execute-api.us-east-1.amazonaws.com/api/r/"), body
+
+
+# Types moto's CloudFormation cannot create from SAM's output (its RestApi wants a `Name`, which
+# SAM leaves to the OpenAPI body); everything else in the expanded template is created.
+NOT_ON_MOTO = {"AWS::ApiGateway::Account", "AWS::ApiGateway::Stage", "AWS::ApiGateway::Deployment",
+               "AWS::ApiGateway::RestApi", "AWS::Lambda::Permission"}
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")  # QueuePolicy, EventInvokeConfig: skipped by moto
+def test_expanded_template_creates_tables_queues_and_mappings_on_moto(packaged, sam):
+    import copy
+
+    import boto3
+    from moto import mock_aws
+    from samtranslator.translator.transform import transform
+
+    from chalicelib.event_sources import MAPPINGS
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    template = copy.deepcopy(sam)
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://code-bucket/deployment.zip"
+    expanded = transform(template, {}, NoManagedPolicies())
+    expanded["Resources"] = {k: v for k, v in expanded["Resources"].items() if v["Type"] not in NOT_ON_MOTO}
+    expanded.pop("Outputs", None)  # they name the API
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="code-bucket")
+        s3.put_object(Bucket="code-bucket", Key="deployment.zip", Body=(packaged / "deployment.zip").read_bytes())
+        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+        cloudformation.create_stack(StackName="referral-dev", TemplateBody=json.dumps(expanded),
+                                    Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+        stack = cloudformation.describe_stacks(StackName="referral-dev")["Stacks"][0]
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        main = dynamodb.describe_table(TableName="referral-dev-main")["Table"]
+        assert {i["IndexName"] for i in main["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2"}
+        assert [i["IndexName"] for i in main["LocalSecondaryIndexes"]] == ["lsi1"]
+        assert main["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+        assert dynamodb.describe_table(TableName="referral-dev-clicks")["Table"]["LatestStreamArn"]
+        assert "LatestStreamArn" not in dynamodb.describe_table(TableName="referral-dev-control")["Table"]
+        queues = boto3.client("sqs", region_name="us-east-1").list_queues()["QueueUrls"]
+        assert {url.rsplit("/", 1)[1] for url in queues} == {"referral-dev-stream-failures",
+                                                             "referral-dev-schedule-failures"}
+        mappings = boto3.client("lambda", region_name="us-east-1").list_event_source_mappings()["EventSourceMappings"]
+        streams = {m["EventSourceArn"].split(":table/")[1].split("/")[0] for m in mappings}
+        assert streams == {f"referral-dev-{m.table}" for m in MAPPINGS.values()}
