@@ -69,7 +69,7 @@ def test_package_passes_the_serverless_rules(packaged):
 
 def test_package_runs_python_313_with_memory_tracing_and_log_retention(sam):
     functions = {k: v for k, v in sam["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
-    assert set(functions) == {"APIHandler", "OnMainChange", "OnClick", "ReleaseMaturedRewards"}
+    assert {"APIHandler", "OnMainChange", "OnClick", "ReleaseMaturedRewards"} <= set(functions)
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     for name, function in functions.items():
         props = function["Properties"]
