@@ -347,3 +347,32 @@ def test_expanded_template_creates_tables_queues_and_mappings_on_moto(packaged, 
         mappings = boto3.client("lambda", region_name="us-east-1").list_event_source_mappings()["EventSourceMappings"]
         streams = {m["EventSourceArn"].split(":table/")[1].split("/")[0] for m in mappings}
         assert streams == {f"referral-dev-{m.table}" for m in MAPPINGS.values()}
+
+
+def test_seed_creates_the_default_campaign_of_a_deployed_stage_once(monkeypatch, capsys):
+    from moto import mock_aws
+
+    from chalicelib.campaigns.service import clear_caches, get
+    from chalicelib.core import aws
+    from chalicelib.core.config import settings
+    from chalicelib.store.tables import ensure_tables
+    from infra.aws import seed
+
+    monkeypatch.setenv("STAGE", "dev")
+    monkeypatch.delenv("TABLE_PREFIX", raising=False)
+    monkeypatch.delenv("DDB_ENDPOINT", raising=False)
+    settings.cache_clear()
+    aws.reset()
+    clear_caches()
+    try:
+        with mock_aws():
+            ensure_tables(aws.dynamodb(), "referral-dev-")  # what the stack creates
+            assert seed.main() == 0 and seed.main() == 0
+            assert get("default").campaign_id == "default"
+    finally:
+        monkeypatch.undo()
+        settings.cache_clear()
+        aws.reset()
+        clear_caches()
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["default campaign created in referral-dev-main", "default campaign already there in referral-dev-main"]
