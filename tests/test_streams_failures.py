@@ -158,3 +158,19 @@ def test_expired_failures_are_not_listed(client, backend):
     item = StreamFailure.get(*StreamFailure.key(failure["failure_id"]))
     item.update(actions=[StreamFailure.expires_at.set(int(time.time()) - 1)])  # TTL deletes lag
     assert _failures(client) == []
+
+
+def test_a_failing_failure_consumer_holds_the_shard_until_it_takes_the_batch(client, streams, monkeypatch):
+    from chalicelib.stream_failures import service
+    from tests.stream_rules import throttle_first
+
+    set_mapping(monkeypatch, "on_main_change", maximum_retry_attempts=0)
+    streams.drain()
+    _poison(monkeypatch, "poison")
+    refused = throttle_first(monkeypatch, service, "receive", lambda event: True)
+    _insert_member("poison")
+    _insert_member("m1")
+    streams.drain(ignore_backoff=True)
+    assert len(refused) >= 2  # refused once, then offered again and taken
+    [failure] = _failures(client)
+    assert failure["record_count"] == 1 and len(_notes("m1")) == 1

@@ -105,12 +105,10 @@ class StreamPoller:
             Source(source.name, logical_table_of(source.stream_arn), table_name(logical_table_of(source.stream_arn)))
             for source in app.event_sources if isinstance(source, DynamoDBEventConfig)
         ]
-        # The function subscribed to the failure queue, and the messages it has not taken yet
-        # (SQS would keep them; here they are offered again every round).
+        # The function subscribed to the failure queue (SQS on AWS; here it is invoked directly).
         self.failure_function = next((source.name for source in app.event_sources
                                       if isinstance(source, SQSEventConfig) and source.queue == FAILURE_QUEUE_NAME),
                                      None)
-        self.failure_queue: list[dict] = []
 
     # -- discovery -----------------------------------------------------------------------
     def _refresh(self, source: Source) -> None:
@@ -146,7 +144,7 @@ class StreamPoller:
     # -- delivery ------------------------------------------------------------------------
     def poll_once(self) -> int:
         """One round over every ready shard. Returns how many records were delivered."""
-        delivered = self._flush_failures()
+        delivered = 0
         for source in self.sources:
             self._refresh(source)
             for shard in list(source.shards.values()):
@@ -271,15 +269,23 @@ class StreamPoller:
 
     # -- failure destination -------------------------------------------------------------
     def _give_up(self, source: Source, shard: Shard, condition: str) -> None:
-        """Hand the head batch to the failure destination and move past it, as Lambda does."""
+        """Hand the head batch to the failure destination and move past it, as Lambda does.
+        The checkpoint moves only once the message was taken (on AWS, once SQS has it): if the
+        consumer fails, the shard waits and offers it again, so a restart loses nothing."""
         batch = shard.pending[0]
         message = self.failure_message(source, shard, batch, condition)
         log.error("stream batch sent to the failure destination", extra={
             "function": source.function_name, "shard": shard.shard_id, "condition": condition,
             "records": len(batch), "start": message["DDBStreamBatchInfo"]["startSequenceNumber"]})
-        self.failure_queue.append(message)
+        if self.failure_function:
+            try:
+                self._invoke(self.failure_function, {"Records": [self._sqs_record(message)]})
+            except Exception:
+                log.exception("failure destination consumer raised; will offer again",
+                              extra={"function": self.failure_function})
+                shard.retry_at = time.monotonic() + MAX_BACKOFF_SECONDS
+                return
         self._settle(shard, batch[-1])
-        self._flush_failures()
 
     def failure_message(self, source: Source, shard: Shard, batch: list[dict], condition: str) -> dict:
         """Lambda's on-failure record for a stream batch (the body of the SQS message)."""
@@ -303,21 +309,6 @@ class StreamPoller:
                 "streamArn": shard.stream_arn,
             },
         }
-
-    def _flush_failures(self) -> int:
-        """Offer queued failure messages to the subscribed function as an SQS event."""
-        if not self.failure_queue or not self.failure_function:
-            return 0
-        messages, self.failure_queue = self.failure_queue, []
-        event = {"Records": [self._sqs_record(message) for message in messages]}
-        try:
-            self._invoke(self.failure_function, event)
-        except Exception:
-            log.exception("failure destination consumer raised; will offer again",
-                          extra={"function": self.failure_function})
-            self.failure_queue = messages + self.failure_queue
-            return 0
-        return len(messages)
 
     def _sqs_record(self, message: dict) -> dict:
         body = json.dumps(message)
