@@ -53,10 +53,10 @@ class Change:
 
 @dataclass(frozen=True)
 class Batch:
-    """Where a batch came from. `lane` names the stream shard: Lambda puts `shardId` in the
-    event only when the mapping has a tumbling window (the local poller may pass it too);
-    without it the lane is the stream ARN alone, which is exact only while one shard of the
-    stream is processed at a time (DynamoDB Local and moto have one; see referrals/counters.py)."""
+    """Where a batch came from. `lane` names the stream shard: Lambda (and the local poller)
+    put `shardId` in the event only when the mapping has a tumbling window; without it the lane
+    is the stream ARN alone, which is exact only while one shard of the stream is processed at a
+    time (see referrals/counters.py)."""
 
     table: str
     lane: str

@@ -8,6 +8,7 @@ import time
 
 from chalicelib.event_sources import MAPPINGS
 from chalicelib.lifecycle import handlers as lifecycle_handlers
+from chalicelib.referrals import counters
 from chalicelib.stream_failures.models import StreamFailure
 from infra.local.stream_poller import LambdaContext
 from tests.helpers import token
@@ -16,6 +17,7 @@ from tests.test_foundation import _insert_member, _notes
 
 ADMIN = token("root", "admin")
 MAX_RETRIES = MAPPINGS["on_main_change"].maximum_retry_attempts
+ORIGINAL_POST, ORIGINAL_APPLY = lifecycle_handlers.outbox.post, counters.apply
 
 
 def _poison(monkeypatch, member_id: str) -> list[str]:
@@ -84,13 +86,10 @@ def test_without_bisect_the_records_behind_the_poison_wait_in_the_store(client, 
     assert len(_notes("m1")) == 1 and _notes("m2") == []  # m1 was checkpointed before the poison
     [failure] = _failures(client)
     assert failure["record_count"] == 2
-    monkeypatch.setattr(lifecycle_handlers.outbox, "post", _original_post)
+    monkeypatch.setattr(lifecycle_handlers.outbox, "post", ORIGINAL_POST)
     assert client.post(f"/v1/ops/stream-failures/{failure['failure_id']}/redrive",
                        token=ADMIN).json_body["status"] == "redriven"
     assert len(_notes("m2")) == 1 and len(_notes("poison")) == 1
-
-
-_original_post = lifecycle_handlers.outbox.post
 
 
 def test_records_older_than_the_mapping_allows_go_to_the_store_unprocessed(client, streams, monkeypatch):
@@ -174,3 +173,25 @@ def test_a_failing_failure_consumer_holds_the_shard_until_it_takes_the_batch(cli
     assert len(refused) >= 2  # refused once, then offered again and taken
     [failure] = _failures(client)
     assert failure["record_count"] == 1 and len(_notes("m1")) == 1
+
+
+def test_redriven_click_batches_are_counted_once(client, streams, monkeypatch):
+    from chalicelib.referrals.models import ClickCounter
+    from tests.flows import code_of, signup
+    from tests.stream_rules import throttle_first
+
+    set_mapping(monkeypatch, "on_click", maximum_retry_attempts=1)
+    signup(client, "a")
+    code = code_of("a")
+    streams.drain()
+    throttle_first(monkeypatch, counters, "apply", lambda *a, **k: True, times=1000)  # counters are down
+    for _ in range(3):
+        assert client.get(f"/r/{code}").status_code == 302
+    streams.drain(ignore_backoff=True)
+    failures = [f for f in _failures(client) if f["table"] == "clicks"]
+    assert sum(f["record_count"] for f in failures) == 3
+    monkeypatch.setattr(counters, "apply", ORIGINAL_APPLY)
+    for _ in range(2):  # the second round finds them re-driven already
+        for failure in failures:
+            client.post(f"/v1/ops/stream-failures/{failure['failure_id']}/redrive", token=ADMIN)
+    assert counters.read(ClickCounter.key(code=code))["total"] == 3
