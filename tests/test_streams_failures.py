@@ -195,3 +195,22 @@ def test_redriven_click_batches_are_counted_once(client, streams, monkeypatch):
         for failure in failures:
             client.post(f"/v1/ops/stream-failures/{failure['failure_id']}/redrive", token=ADMIN)
     assert counters.read(ClickCounter.key(code=code))["total"] == 3
+
+
+def test_a_malformed_partial_answer_fails_the_whole_batch(client, streams):
+    """Lambda treats an empty, missing or unknown item identifier as a failure of the batch."""
+    streams.drain()
+    original = streams._invoke
+    answers = iter([{"batchItemFailures": [{"itemIdentifier": ""}]},
+                    {"batchItemFailures": [{"itemIdentifier": "9" * 39}]},
+                    {"batchItemFailures": [{}]}])
+
+    def answer_badly_three_times(name, event):
+        bad = next(answers, None) if name == "on_main_change" else None
+        return bad if bad is not None else original(name, event)
+
+    streams._invoke = answer_badly_three_times
+    _insert_member("m1")
+    streams.drain(ignore_backoff=True)
+    assert [n.kind for n in _notes("m1")] == ["welcome"]  # delivered again each time, not skipped
+    assert _failures(client) == []

@@ -228,9 +228,12 @@ class StreamPoller:
             return None  # Lambda reads nothing else from the answer
         failures = result.get("batchItemFailures") or []
         try:
-            return min(int(f["itemIdentifier"]) for f in failures) if failures else None
+            lowest = min(int(f["itemIdentifier"]) for f in failures) if failures else None
         except (KeyError, TypeError, ValueError):  # a malformed answer fails the whole batch
             return _RAISED
+        if lowest is not None and lowest not in {_seq(r) for r in batch}:
+            return _RAISED  # names no record of this batch: nothing can be checkpointed by it
+        return lowest
 
     def _event(self, mapping: StreamMapping, shard: Shard, batch: list[dict]) -> dict:
         event: dict[str, Any] = {"Records": [self._lambda_record(record, shard.stream_arn) for record in batch]}
