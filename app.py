@@ -6,7 +6,7 @@ from chalice import Chalice
 
 from chalicelib import health, openapi, streams
 from chalicelib.core.config import stream_arn
-from chalicelib.event_sources import MAPPINGS
+from chalicelib.event_sources import FAILURE_QUEUE_NAME, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.members import routes as members
 from chalicelib.facts import routes as facts
@@ -18,11 +18,12 @@ from chalicelib.referrals import attribution as _attribution  # noqa: F401  (reg
 from chalicelib.referrals import counters as _click_counters  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import routes as referrals
 from chalicelib.store.base import ClickItem, MainItem, bind
+from chalicelib.stream_failures import routes as stream_failures, service as stream_failure_store
 
 app = Chalice(app_name="referral-service")
 bind()
 
-for capability in (health, members, facts, fraud, campaigns, rewards, referrals, openapi):
+for capability in (health, members, facts, fraud, campaigns, rewards, referrals, stream_failures, openapi):
     app.register_blueprint(capability.routes.blueprint)
 
 
@@ -34,6 +35,12 @@ def on_main_change(event):
 @app.on_dynamodb_record(stream_arn=stream_arn("clicks"), **MAPPINGS["on_click"].chalice_args())
 def on_click(event):
     return streams.process_event("clicks", ClickItem, event.to_dict())  # keeps shardId (counters)
+
+
+@app.on_sqs_message(queue=FAILURE_QUEUE_NAME, batch_size=10)
+def on_stream_failure(event):
+    """Batches the stream mappings gave up on (their on-failure destination): kept for re-drive."""
+    return {"stored": stream_failure_store.receive(event.to_dict())}
 
 
 @app.schedule("rate(5 minutes)")

@@ -60,7 +60,7 @@ class Bench:
         from chalicelib.core.auth import issue_token
         from chalicelib.store.base import table_name
         from infra.local.gateway import JsonNotFoundGateway
-        from infra.local.stream_poller import StreamPoller, _Context
+        from infra.local.stream_poller import StreamPoller, LambdaContext
 
         self.app = app
         self.client_cm = Client(app, stage_name="local", project_dir=str(ROOT))
@@ -75,7 +75,7 @@ class Bench:
         def invoke(name: str, event: dict) -> Any:
             started = time.perf_counter()
             try:
-                return app.handler_map[name](event, _Context(name))
+                return app.handler_map[name](event, LambdaContext(name))
             finally:
                 self.handler_seconds += time.perf_counter() - started
                 self.batches += 1

@@ -91,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     time_aws_calls(control)
 
     def invoke(name: str, event: dict):
-        from infra.local.stream_poller import _Context
+        from infra.local.stream_poller import LambdaContext
 
         started = time.perf_counter()
         try:
-            result = app.handler_map[name](event, _Context(name))
+            result = app.handler_map[name](event, LambdaContext(name))
         finally:
             with control.lock:
                 control.handler_seconds += time.perf_counter() - started

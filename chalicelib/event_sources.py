@@ -19,13 +19,19 @@ class StreamMapping:
     """Lambda's event source mapping for one table stream (names follow the AWS API).
 
     - `report_batch_item_failures`: the handler answers `{"batchItemFailures": [...]}` and
-      Lambda retries from the lowest failed record; without it a returned list means nothing.
-    - `bisect_batch_on_error`: a failing batch is split in two and each half retried, which
-      isolates a poison record (splitting does not use up retries).
+      Lambda retries from the lowest failed record (every record after it comes again); without
+      it a returned list means success, so handlers raise instead (streams.process_batch).
+    - `bisect_batch_on_error`: a batch whose invocation fails is split in two and the halves
+      retried in order, down to one record, which isolates a poison record; splitting does not
+      use up retries. A partial-batch answer is not split: only the records from the failed
+      one on are retried.
     - `maximum_retry_attempts` / `maximum_record_age_seconds`: then the batch is handed to the
-      failure destination (its shard and sequence range) and the shard moves on.
-    - `tumbling_window_seconds`: Lambda then names the shard (`shardId`) in every event;
-      the click counters need it to be exact when a stream has several shards.
+      failure destination (an SQS message naming its shard and sequence range) and the shard
+      moves on. Ten retries with backoff outlast a throttling burst; six hours leave ops time
+      to react while the records are still in the stream (24 h) for the failure consumer.
+    - `tumbling_window_seconds`: Lambda then names the shard (`shardId`, with `window` and
+      `state`) in every event, and a batch never spans two windows; the click counters need
+      the shard to stay exact when a stream has several shards (referrals/counters.py).
     """
 
     function: str
@@ -52,6 +58,16 @@ MAPPINGS: dict[str, StreamMapping] = {
         StreamMapping("on_click", "clicks", batch_size=500, tumbling_window_seconds=30),
     )
 }
+
+
+
+def mapping_for_table(table: str) -> StreamMapping:
+    """The mapping of the function that reads `table`'s stream (one per table)."""
+    for mapping in MAPPINGS.values():
+        if mapping.table == table:
+            return mapping
+    raise KeyError(f"no stream mapping reads the {table!r} table")
+
 
 # Where a batch goes once its retries or its age are used up (an SQS queue on AWS).
 FAILURE_QUEUE_LOGICAL_ID = "StreamFailureQueue"

@@ -4,7 +4,9 @@ its item type. Handlers are registered per item type (`on_change("member")`).
 Delivery is at least once and ordered only per item key, so every handler must be
 idempotent (deterministic ids + conditional writes). On the first failure the rest of the
 batch is reported as failed (`batchItemFailures`), which keeps per-key order: Lambda (and
-the local poller) redeliver from the lowest failed sequence number.
+the local poller) redeliver from the lowest failed sequence number. That answer counts only
+where the mapping has ReportBatchItemFailures (event_sources.MAPPINGS); elsewhere Lambda would
+read it as success and skip the records, so `process_batch` raises `BatchFailed` instead.
 
 Batch handlers (`on_batch("clicks", "click")`) receive all of a batch's changes of one item
 type at once, with the batch's `lane` (which stream shard they came from), so they can
@@ -16,12 +18,14 @@ referrals/counters.py: a per-lane high-water mark of sequence numbers).
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from pynamodb.models import Model
 
 from .core.logs import get_logger
+from .event_sources import mapping_for_table
 
 log = get_logger("streams")
 
@@ -49,14 +53,28 @@ class Change:
 
 @dataclass(frozen=True)
 class Batch:
-    """Where a batch came from. `lane` names the stream shard: Lambda puts `shardId` in the
-    event only when the mapping has a tumbling window (the local poller may pass it too);
-    without it the lane is the stream ARN alone, which is exact only while one shard of the
-    stream is processed at a time (DynamoDB Local and moto have one; see referrals/counters.py)."""
+    """Where a batch came from. `lane` names the stream shard: Lambda (and the local poller)
+    put `shardId` in the event only when the mapping has a tumbling window; without it the lane
+    is the stream ARN alone, which is exact only while one shard of the stream is processed at a
+    time (see referrals/counters.py)."""
 
     table: str
     lane: str
     shard_id: str | None = None
+
+
+def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A GetRecords record → the shape Lambda delivers (plain JSON: times as epoch seconds,
+    the stream ARN on each record)."""
+    data = dict(record["dynamodb"])
+    created = data.get("ApproximateCreationDateTime")
+    if hasattr(created, "timestamp"):
+        data["ApproximateCreationDateTime"] = created.timestamp()
+    elif created is None:
+        data["ApproximateCreationDateTime"] = time.time()
+    out = {k: v for k, v in record.items() if k != "dynamodb"}
+    out.update(dynamodb=data, eventSourceARN=stream_arn, awsRegion=record.get("awsRegion", region))
+    return out
 
 
 def lane_of(records: list[dict[str, Any]], shard_id: str | None) -> str:
@@ -110,27 +128,63 @@ def decode(root: type[Model], record: dict[str, Any]) -> Change:
     )
 
 
-def process_batch(table: str, root: type[Model], records: Iterable[dict[str, Any]],
-                  shard_id: str | None = None) -> dict[str, Any]:
-    """Run the handlers of every record, then the batch handlers; return Lambda's
-    partial-batch response."""
+class BatchFailed(Exception):
+    """Raised instead of answering `batchItemFailures` when the mapping does not read that
+    answer: Lambda would take the list as success and skip the failed records, so the batch
+    must fail as a whole and come again (see event_sources.StreamMapping)."""
+
+    def __init__(self, table: str, failed: list[str], error: str):
+        super().__init__(f"{table}: {len(failed)} record(s) from sequence {failed[0]} not processed: {error}")
+        self.failed, self.error = failed, error
+
+
+@dataclass
+class Outcome:
+    """What became of a batch: the sequence numbers to deliver again (the first failed record
+    and everything after it), and the first error, for logs and the failure store."""
+
+    failed: list[str]
+    error: str | None = None
+
+
+def run_records(table: str, root: type[Model], records: Iterable[dict[str, Any]],
+                shard_id: str | None = None) -> Outcome:
+    """Run the handlers of every record, then the batch handlers."""
     records = list(records)
-    failed_at = len(records)
+    failed_at, error = len(records), None
     changes: list[Change] = []
     for position, record in enumerate(records):
-        change = decode(root, record)
         try:
+            change = decode(root, record)
             for handler in handlers_for(table, change.item_type):
                 handler(change)
-        except Exception:
-            log.exception("stream record failed", extra={"table": table, "sequence": change.sequence,
-                                                         "item_type": change.item_type})
-            failed_at = position
+        except Exception as exc:
+            log.exception("stream record failed", extra={"table": table,
+                                                         "sequence": record["dynamodb"]["SequenceNumber"]})
+            failed_at, error = position, _describe(exc)
             break
         changes.append(change)
-    if changes and not _run_batch_handlers(table, changes, Batch(table, lane_of(records, shard_id), shard_id)):
-        failed_at = 0  # batch handlers are exact under redelivery: the whole batch comes again
-    return {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in records[failed_at:]]}
+    if changes:
+        batch_error = _run_batch_handlers(table, changes, Batch(table, lane_of(records, shard_id), shard_id))
+        if batch_error:  # batch handlers are exact under redelivery: the whole batch comes again
+            failed_at, error = 0, error or batch_error
+    return Outcome([r["dynamodb"]["SequenceNumber"] for r in records[failed_at:]], error)
+
+
+def process_batch(table: str, root: type[Model], records: Iterable[dict[str, Any]],
+                  shard_id: str | None = None) -> dict[str, Any]:
+    """A stream function's answer under its mapping (event_sources.MAPPINGS): the partial-batch
+    response when the mapping reports item failures, else success or `BatchFailed`.
+
+    A batch that failed from its first record raises too: the answer would mean the same
+    (retry all), but only an error lets a bisecting mapping split the batch and isolate a
+    poison record instead of retiring the good records behind it with it."""
+    records = list(records)
+    outcome = run_records(table, root, records, shard_id)
+    whole = len(outcome.failed) == len(records)
+    if outcome.failed and (whole or not mapping_for_table(table).report_batch_item_failures):
+        raise BatchFailed(table, outcome.failed, outcome.error or "failed")
+    return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in outcome.failed]}
 
 
 def process_event(table: str, root: type[Model], event: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +196,12 @@ def process_event(table: str, root: type[Model], event: dict[str, Any]) -> dict[
     return result
 
 
-def _run_batch_handlers(table: str, changes: list[Change], batch: Batch) -> bool:
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _run_batch_handlers(table: str, changes: list[Change], batch: Batch) -> str | None:
+    """Run the batch handlers; the first error, or None."""
     for (handled_table, item_type), handlers in _batch_handlers.items():
         if handled_table != table:
             continue
@@ -152,8 +211,8 @@ def _run_batch_handlers(table: str, changes: list[Change], batch: Batch) -> bool
         try:
             for handler in handlers:
                 handler(selected, batch)
-        except Exception:
+        except Exception as exc:
             log.exception("stream batch handler failed", extra={"table": table, "item_type": item_type,
                                                                "records": len(selected)})
-            return False
-    return True
+            return _describe(exc)
+    return None

@@ -9,9 +9,11 @@ are applied, conditioned on the mark being unchanged.
 
 This needs records of one lane to arrive in order and one batch at a time per lane: true per
 shard for Lambda with ParallelizationFactor 1 (the default), and for the local poller. Lambda
-names the shard only when the mapping has a tumbling window (`shardId` in the event); without
-it the lane is the stream ARN, which is exact only if the stream's shards are read one at a
-time (DynamoDB Local, moto). Deployed, set `TumblingWindowInSeconds` on the clicks mapping.
+names the shard only when the mapping has a tumbling window (`shardId` in the event), so the
+clicks mapping declares one (event_sources.MAPPINGS); without it the lane would be the stream
+ARN alone and two shards' interleaved sequence numbers would look like replays
+(tests/test_streams_shards.py). A batch re-driven from the failure store is counted in a lane
+of its own (`redrive:<failure id>`): the shard's mark moved past its records meanwhile.
 
 Cost: 1 UpdateItem per counter per batch; the first batch for a new counter adds a failed
 update + 1 PutItem (nested map paths need the maps to exist); a redelivered batch adds 1 read.

@@ -1,27 +1,41 @@
 """Lambda's DynamoDB event source mapping, as far as it matters here, for DynamoDB Local
 (and moto): read every shard of every table stream, hand batches to the very functions
 registered with `@app.on_dynamodb_record`, checkpoint a shard only after its batch succeeded,
-retry a failed batch with backoff.
+retry a failed batch with backoff. Every setting comes from `chalicelib.event_sources.MAPPINGS`,
+the declaration the AWS template is generated from:
 
 - Shards are discovered with DescribeStream on every round, so splits are followed; a child
   shard is read only once its parent is finished (per-key order across a split).
-- A handler may answer `{"batchItemFailures": [...]}` (ReportBatchItemFailures): the shard is
-  checkpointed just before the lowest failed record, and everything after it is delivered
-  again, successes included — as Lambda does. An exception fails the whole batch.
+- `report_batch_item_failures`: a `{"batchItemFailures": [...]}` answer checkpoints the shard
+  just before the lowest failed record, and everything after it is delivered again, successes
+  included. Without the setting the answer is ignored (the batch counts as a success), as
+  Lambda ignores it. An exception fails the whole batch.
+- `bisect_batch_on_error`: a batch whose invocation raised is split in two and the halves
+  delivered in order (no retry used); a single record is retried.
+- `maximum_retry_attempts`, `maximum_record_age_seconds`: then the batch goes to the failure
+  destination — the on-failure message Lambda sends to SQS, delivered as an SQS event to the
+  function subscribed to `FAILURE_QUEUE_NAME` — and the shard is checkpointed past it.
+- `tumbling_window_seconds`: events carry `shardId`, `window` and `state`, and a batch never
+  spans two windows; without it they carry `Records` only.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from chalice.app import DynamoDBEventConfig
+from chalice.app import DynamoDBEventConfig, SQSEventConfig
 
 from chalicelib.core.config import logical_table_of
 from chalicelib.core.logs import get_logger
+from chalicelib.streams import lambda_record
+from chalicelib.event_sources import FAILURE_QUEUE_NAME, MAPPINGS, StreamMapping
 
 log = get_logger("local.streams")
 
@@ -55,8 +69,11 @@ class Shard:
     parent_id: str | None
     iterator: str | None = None
     finished: bool = False
-    failures: int = 0
+    failures: int = 0  # failed invocations of the current head batch (retries used)
     retry_at: float = 0.0
+    # Records read but not yet settled, as the batches still to deliver (bisect splits the head).
+    pending: list[list[dict]] = field(default_factory=list)
+    next_iterator: str | None = None
 
     @property
     def key(self) -> str:
@@ -68,24 +85,30 @@ class Source:
     function_name: str
     table: str
     table_name: str
-    batch_size: int
-    starting_position: str
     stream_arn: str = ""
     shards: dict[str, Shard] = field(default_factory=dict)
+
+    @property
+    def mapping(self) -> StreamMapping:
+        """Read on every use: the declaration is the one place these settings live."""
+        return MAPPINGS[self.function_name]
 
 
 class StreamPoller:
     def __init__(self, app: Any, ddb: Any, streams: Any, table_name: Callable[[str], str],
                  checkpoints: Checkpoints | None = None, invoke: Callable[[str, dict], Any] | None = None,
-                 region: str = "us-east-1"):
-        self.app, self.ddb, self.streams, self.region = app, ddb, streams, region
+                 region: str = "us-east-1", now: Callable[[], float] = time.time):
+        self.app, self.ddb, self.streams, self.region, self.now = app, ddb, streams, region, now
         self.checkpoints = checkpoints or Checkpoints()
-        self._invoke = invoke or (lambda name, event: app.handler_map[name](event, _Context(name)))
+        self._invoke = invoke or (lambda name, event: app.handler_map[name](event, LambdaContext(name)))
         self.sources = [
-            Source(source.name, logical_table_of(source.stream_arn), table_name(logical_table_of(source.stream_arn)),
-                   source.batch_size, source.starting_position)
+            Source(source.name, logical_table_of(source.stream_arn), table_name(logical_table_of(source.stream_arn)))
             for source in app.event_sources if isinstance(source, DynamoDBEventConfig)
         ]
+        # The function subscribed to the failure queue (SQS on AWS; here it is invoked directly).
+        self.failure_function = next((source.name for source in app.event_sources
+                                      if isinstance(source, SQSEventConfig) and source.queue == FAILURE_QUEUE_NAME),
+                                     None)
 
     # -- discovery -----------------------------------------------------------------------
     def _refresh(self, source: Source) -> None:
@@ -115,7 +138,7 @@ class StreamPoller:
         if checkpoint:
             kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=checkpoint)
         else:
-            kwargs["ShardIteratorType"] = source.starting_position
+            kwargs["ShardIteratorType"] = source.mapping.starting_position
         return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
 
     # -- delivery ------------------------------------------------------------------------
@@ -131,7 +154,7 @@ class StreamPoller:
 
     def _get_records(self, source: Source, shard: Shard) -> dict:
         try:
-            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=source.batch_size)
+            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=source.mapping.batch_size)
         except self.streams.exceptions.ClientError as exc:
             # An iterator taken on an empty shard can go stale once records arrive (DynamoDB Local
             # answers TrimmedDataAccessException), and iterators expire after 15 minutes: take a
@@ -140,60 +163,172 @@ class StreamPoller:
                                                                   "ExpiredIteratorException"):
                 raise
             shard.iterator = None
-            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=source.batch_size)
+            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=source.mapping.batch_size)
 
     def _poll_shard(self, source: Source, shard: Shard) -> int:
-        response = self._get_records(source, shard)
-        records = response.get("Records", [])
-        if not records:
+        if not shard.pending:
+            response = self._get_records(source, shard)
+            records = response.get("Records", [])
             shard.iterator = response.get("NextShardIterator")
-            shard.finished = shard.iterator is None
-            return 0
-        # `shardId` is what Lambda adds for tumbling-window mappings; batch handlers key on it.
-        event = {"Records": [self._lambda_record(record, shard.stream_arn) for record in records],
-                 "shardId": shard.shard_id}
-        failed_from = self._deliver(source, event)
+            if not records:
+                shard.finished = shard.iterator is None
+                return 0
+            shard.pending = self._windows(source.mapping, records)
+        return self._deliver_head(source, shard)
+
+    def _deliver_head(self, source: Source, shard: Shard) -> int:
+        """Deliver the first unsettled batch of the shard and settle it as Lambda would."""
+        mapping, batch = source.mapping, shard.pending[0]
+        if self._too_old(mapping, batch):
+            self._give_up(source, shard, "RecordAgeExceeded")
+            return len(batch)
+        failed_from = self._deliver(source, shard, batch)
         if failed_from is None:
-            self.checkpoints.set(shard.key, records[-1]["dynamodb"]["SequenceNumber"])
-            shard.iterator, shard.failures, shard.retry_at = response.get("NextShardIterator"), 0, 0.0
-            shard.finished = shard.iterator is None
-            return len(records)
-        # Checkpoint just before the lowest failed record; re-read from there after a backoff.
-        done = [r for r in records if int(r["dynamodb"]["SequenceNumber"]) < failed_from]
-        if done:
-            self.checkpoints.set(shard.key, done[-1]["dynamodb"]["SequenceNumber"])
-        shard.iterator = None
+            self._settle(shard, batch[-1])
+            return len(batch)
+        if failed_from == _RAISED:
+            if mapping.bisect_batch_on_error and len(batch) > 1:  # split; does not use a retry
+                middle = (len(batch) + 1) // 2
+                shard.pending[0:1] = [batch[:middle], batch[middle:]]
+                return len(batch)
+        else:  # a partial answer: the records before the lowest failed one are done
+            done = [r for r in batch if _seq(r) < failed_from]
+            if done:
+                self.checkpoints.set(shard.key, done[-1]["dynamodb"]["SequenceNumber"])
+            shard.pending[0] = [r for r in batch if _seq(r) >= failed_from]
         shard.failures += 1
+        if 0 <= mapping.maximum_retry_attempts < shard.failures:
+            self._give_up(source, shard, "RetryAttemptsExhausted")
+            return len(batch)
         backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (shard.failures - 1))
         shard.retry_at = time.monotonic() + backoff
         log.warning("stream batch failed; will retry", extra={"function": source.function_name,
                     "shard": shard.shard_id, "attempt": shard.failures, "backoff_s": backoff,
-                    "records": len(records), "delivered_ok": len(done)})
-        return len(records)
+                    "records": len(batch), "retrying": len(shard.pending[0])})
+        return len(batch)
 
-    def _deliver(self, source: Source, event: dict) -> int | None:
-        """Invoke the handler; return the lowest failed sequence number, or None on success."""
+    def _settle(self, shard: Shard, last: dict) -> None:
+        """The head batch is done (processed or handed on): checkpoint past it, go on."""
+        self.checkpoints.set(shard.key, last["dynamodb"]["SequenceNumber"])
+        shard.pending.pop(0)
+        shard.failures, shard.retry_at = 0, 0.0
+        if not shard.pending:
+            shard.finished = shard.iterator is None
+
+    def _deliver(self, source: Source, shard: Shard, batch: list[dict]) -> int | None:
+        """Invoke the handler; None on success, `_RAISED` when it raised, else the lowest
+        failed sequence number of its partial-batch answer (read only where the mapping says)."""
+        event = self._event(source.mapping, shard, batch)
         try:
             result = self._invoke(source.function_name, event)
         except Exception:
             log.exception("stream handler raised", extra={"function": source.function_name})
-            return int(event["Records"][0]["dynamodb"]["SequenceNumber"])
-        failures = (result or {}).get("batchItemFailures") if isinstance(result, dict) else None
-        if failures:
-            return min(int(f["itemIdentifier"]) for f in failures)
-        return None
+            return _RAISED
+        if not source.mapping.report_batch_item_failures or not isinstance(result, dict):
+            return None  # Lambda reads nothing else from the answer
+        failures = result.get("batchItemFailures") or []
+        try:
+            lowest = min(int(f["itemIdentifier"]) for f in failures) if failures else None
+        except (KeyError, TypeError, ValueError):  # a malformed answer fails the whole batch
+            return _RAISED
+        if lowest is not None and lowest not in {_seq(r) for r in batch}:
+            return _RAISED  # names no record of this batch: nothing can be checkpointed by it
+        return lowest
+
+    def _event(self, mapping: StreamMapping, shard: Shard, batch: list[dict]) -> dict:
+        event: dict[str, Any] = {"Records": [self._lambda_record(record, shard.stream_arn) for record in batch]}
+        if mapping.tumbling_window_seconds:
+            start = self._window_of(mapping, batch[0])
+            event.update(shardId=shard.shard_id, eventSourceARN=shard.stream_arn, state={},
+                         window={"start": _iso(start), "end": _iso(start + mapping.tumbling_window_seconds)},
+                         isFinalInvokeForWindow=False, isWindowTerminatedEarly=False)
+        return event
+
+    def _windows(self, mapping: StreamMapping, records: list[dict]) -> list[list[dict]]:
+        """One batch per tumbling window (Lambda never mixes windows in one batch)."""
+        if not mapping.tumbling_window_seconds:
+            return [records]
+        batches: list[list[dict]] = []
+        for record in records:
+            if batches and self._window_of(mapping, batches[-1][0]) == self._window_of(mapping, record):
+                batches[-1].append(record)
+            else:
+                batches.append([record])
+        return batches
+
+    def _window_of(self, mapping: StreamMapping, record: dict) -> int:
+        size = mapping.tumbling_window_seconds or 1
+        return int(self._created(record) // size * size)
+
+    def _created(self, record: dict) -> float:
+        created = record["dynamodb"].get("ApproximateCreationDateTime")
+        if hasattr(created, "timestamp"):
+            return created.timestamp()
+        return float(created) if created is not None else self.now()
+
+    def _too_old(self, mapping: StreamMapping, batch: list[dict]) -> bool:
+        limit = mapping.maximum_record_age_seconds
+        return 0 <= limit < self.now() - self._created(batch[0])
+
+    # -- failure destination -------------------------------------------------------------
+    def _give_up(self, source: Source, shard: Shard, condition: str) -> None:
+        """Hand the head batch to the failure destination and move past it, as Lambda does.
+        The checkpoint moves only once the message was taken (on AWS, once SQS has it): if the
+        consumer fails, the shard waits and offers it again, so a restart loses nothing."""
+        batch = shard.pending[0]
+        message = self.failure_message(source, shard, batch, condition)
+        log.error("stream batch sent to the failure destination", extra={
+            "function": source.function_name, "shard": shard.shard_id, "condition": condition,
+            "records": len(batch), "start": message["DDBStreamBatchInfo"]["startSequenceNumber"]})
+        if self.failure_function:
+            try:
+                self._invoke(self.failure_function, {"Records": [self._sqs_record(message)]})
+            except Exception:
+                log.exception("failure destination consumer raised; will offer again",
+                              extra={"function": self.failure_function})
+                shard.retry_at = time.monotonic() + MAX_BACKOFF_SECONDS
+                return
+        self._settle(shard, batch[-1])
+
+    def failure_message(self, source: Source, shard: Shard, batch: list[dict], condition: str) -> dict:
+        """Lambda's on-failure record for a stream batch (the body of the SQS message)."""
+        return {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"arn:aws:lambda:{self.region}:000000000000:function:{source.function_name}",
+                "condition": condition,
+                "approximateInvokeCount": shard.failures + 1,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": _iso(self.now(), millis=True),
+            "DDBStreamBatchInfo": {
+                "shardId": shard.shard_id,
+                "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _iso(self._created(batch[0])),
+                "approximateArrivalOfLastRecord": _iso(self._created(batch[-1])),
+                "batchSize": len(batch),
+                "streamArn": shard.stream_arn,
+            },
+        }
+
+    def _sqs_record(self, message: dict) -> dict:
+        body = json.dumps(message)
+        return {
+            "messageId": str(uuid.uuid4()),
+            "receiptHandle": uuid.uuid4().hex,
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(self.now() * 1000))},
+            "messageAttributes": {},
+            "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{self.region}:000000000000:{FAILURE_QUEUE_NAME}",
+            "awsRegion": self.region,
+        }
 
     def _lambda_record(self, record: dict, stream_arn: str) -> dict:
-        """GetRecords output → the record shape Lambda delivers."""
-        data = dict(record["dynamodb"])
-        created = data.get("ApproximateCreationDateTime")
-        if hasattr(created, "timestamp"):
-            data["ApproximateCreationDateTime"] = created.timestamp()
-        elif created is None:
-            data["ApproximateCreationDateTime"] = time.time()
-        out = {k: v for k, v in record.items() if k != "dynamodb"}
-        out.update(dynamodb=data, eventSourceARN=stream_arn, awsRegion=record.get("awsRegion", self.region))
-        return out
+        return lambda_record(record, stream_arn, self.region)
 
     def replay_from_start(self) -> None:
         """Forget every checkpoint, as after a lost checkpoint store: the next round delivers
@@ -201,7 +336,7 @@ class StreamPoller:
         self.checkpoints.values.clear()
         for source in self.sources:
             for shard in source.shards.values():
-                shard.iterator, shard.finished = None, False
+                shard.iterator, shard.finished, shard.pending, shard.failures = None, False, [], 0
 
     # -- loops ---------------------------------------------------------------------------
     def drain(self, max_rounds: int = 50, ignore_backoff: bool = False) -> int:
@@ -229,7 +364,19 @@ class StreamPoller:
                 stop.wait(idle_sleep)
 
 
-class _Context:
+_RAISED = -1  # `_deliver`: the invocation failed as a whole
+
+
+def _seq(record: dict) -> int:
+    return int(record["dynamodb"]["SequenceNumber"])
+
+
+def _iso(epoch: float, millis: bool = False) -> str:
+    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds" if millis else "seconds").replace("+00:00", "Z")
+
+
+class LambdaContext:
     """The bits of a Lambda context that handlers may read."""
 
     def __init__(self, name: str):
