@@ -6,7 +6,7 @@ from chalice import Chalice
 
 from chalicelib import health, openapi, streams
 from chalicelib.core.config import stream_arn
-from chalicelib.event_sources import FAILURE_QUEUE_NAME, MAPPINGS
+from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.members import routes as members
 from chalicelib.facts import routes as facts
@@ -37,7 +37,7 @@ def on_click(event):
     return streams.process_event("clicks", ClickItem, event.to_dict())  # keeps shardId (counters)
 
 
-@app.on_sqs_message(queue=FAILURE_QUEUE_NAME, batch_size=10)
+@app.on_sqs_message(queue_arn=FAILURE_QUEUE_PLACEHOLDER_ARN, batch_size=10)
 def on_stream_failure(event):
     """Batches the stream mappings gave up on (their on-failure destination): kept for re-drive."""
     return {"stored": stream_failure_store.receive(event.to_dict())}

@@ -71,6 +71,15 @@ def mapping_for_table(table: str) -> StreamMapping:
 
 # Where a batch goes once its retries or its age are used up (an SQS queue on AWS).
 FAILURE_QUEUE_LOGICAL_ID = "StreamFailureQueue"
-# The function subscribed to that queue registers `@app.on_sqs_message(queue=FAILURE_QUEUE_NAME)`;
-# the template points its event source at the queue resource, whatever its deployed name.
+# The function subscribed to that queue registers
+# `@app.on_sqs_message(queue_arn=FAILURE_QUEUE_PLACEHOLDER_ARN)`: an ARN string, which the merge
+# template replaces with the queue resource's ARN (a `queue=` name would become an `Fn::Sub` that
+# a deep merge cannot remove), whatever the queue's deployed name.
 FAILURE_QUEUE_NAME = "stream-failures"
+FAILURE_QUEUE_PLACEHOLDER_ARN = f"arn:aws:sqs:local:000000000000:{FAILURE_QUEUE_NAME}"
+
+
+def reads_failure_queue(source: object) -> bool:
+    """True for a Chalice SQS event source subscribed to the stream failure queue."""
+    queue_arn = getattr(source, "queue_arn", None) or ""
+    return getattr(source, "queue", None) == FAILURE_QUEUE_NAME or queue_arn.endswith(f":{FAILURE_QUEUE_NAME}")

@@ -181,16 +181,16 @@ def test_role_may_send_to_the_failure_queues_and_read_the_secrets(sam):
 
 
 def test_a_failure_queue_consumer_is_wired_to_the_queue_resource():
-    """Any `@app.on_sqs_message(queue=FAILURE_QUEUE_NAME)` handler reads the queue the template creates."""
+    """A handler subscribed to the failure queue reads the queue the template creates."""
     from chalice import Chalice
 
-    from chalicelib.event_sources import FAILURE_QUEUE_NAME, MAPPINGS
+    from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
     from infra.aws import template
 
     throwaway = Chalice(app_name="throwaway")
     for name, mapping in MAPPINGS.items():
         throwaway.on_dynamodb_record(stream_arn=f"arn:placeholder/{mapping.table}", name=name)(lambda event: None)
-    throwaway.on_sqs_message(queue=FAILURE_QUEUE_NAME, batch_size=10, name="on_stream_failure")(lambda event: None)
+    throwaway.on_sqs_message(queue_arn=FAILURE_QUEUE_PLACEHOLDER_ARN, batch_size=10, name="on_stream_failure")(lambda event: None)
     throwaway.on_sqs_message(queue="some-other-queue", name="on_other")(lambda event: None)
     resources = template.build("dev", throwaway)["Resources"]
     consumer = resources["OnStreamFailure"]["Properties"]["Events"]["OnStreamFailureSqsEventSource"]["Properties"]
@@ -345,8 +345,11 @@ def test_expanded_template_creates_tables_queues_and_mappings_on_moto(packaged, 
         assert {url.rsplit("/", 1)[1] for url in queues} == {"referral-dev-stream-failures",
                                                              "referral-dev-schedule-failures"}
         mappings = boto3.client("lambda", region_name="us-east-1").list_event_source_mappings()["EventSourceMappings"]
-        streams = {m["EventSourceArn"].split(":table/")[1].split("/")[0] for m in mappings}
+        sources = [m["EventSourceArn"] for m in mappings]
+        streams = {arn.split(":table/")[1].split("/")[0] for arn in sources if ":dynamodb:" in arn}
         assert streams == {f"referral-dev-{m.table}" for m in MAPPINGS.values()}
+        # The failure queue's consumer reads the queue the stack made, not a name of its own.
+        assert [arn.rsplit(":", 1)[1] for arn in sources if ":sqs:" in arn] == ["referral-dev-stream-failures"]
 
 
 def test_seed_creates_the_default_campaign_of_a_deployed_stage_once(monkeypatch, capsys):

@@ -7,7 +7,7 @@ the one place each thing is declared:
 - every stream event source from `chalicelib/event_sources.py` (`MAPPINGS`): the table's
   `StreamArn`, partial-batch reporting, bisect, retry limit, record age, parallelization,
   tumbling window, and the on-failure queue;
-- any SQS event source on `FAILURE_QUEUE_NAME` pointed at that queue resource;
+- the failure queue's consumer (`reads_failure_queue`) pointed at that queue resource;
 - a failure queue for each schedule (EventBridge's dead letters and the function's async failures);
 - API access logs, throttling and tracing; the functions' environment (secret names, base URL).
 
@@ -23,7 +23,7 @@ from typing import Any
 from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
 from chalice.utils import to_cfn_resource_name
 
-from chalicelib.event_sources import FAILURE_QUEUE_LOGICAL_ID, FAILURE_QUEUE_NAME, MAPPINGS, StreamMapping
+from chalicelib.event_sources import FAILURE_QUEUE_LOGICAL_ID, MAPPINGS, StreamMapping, reads_failure_queue
 from chalicelib.store.tables import TABLES, TableSpec
 
 from . import names
@@ -122,7 +122,7 @@ def function_resources(app: Any) -> dict[str, dict[str, Any]]:
                 raise ValueError(f"stream function {source.name!r} has no entry in event_sources.MAPPINGS")
             stream_functions.add(source.name)
             extra = _event(source.name, "dynamodb-event-source", stream_event_properties(MAPPINGS[source.name]))
-        elif isinstance(source, SQSEventConfig) and source.queue == FAILURE_QUEUE_NAME:
+        elif isinstance(source, SQSEventConfig) and reads_failure_queue(source):
             extra = _event(source.name, "sqs-event-source",
                            {"Queue": {"Fn::GetAtt": [FAILURE_QUEUE_LOGICAL_ID, "Arn"]}})
         elif isinstance(source, ScheduledEventConfig):

@@ -35,7 +35,7 @@ from chalice.app import DynamoDBEventConfig, SQSEventConfig
 from chalicelib.core.config import logical_table_of
 from chalicelib.core.logs import get_logger
 from chalicelib.streams import lambda_record
-from chalicelib.event_sources import FAILURE_QUEUE_NAME, MAPPINGS, StreamMapping
+from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS, StreamMapping, reads_failure_queue
 
 log = get_logger("local.streams")
 
@@ -107,7 +107,7 @@ class StreamPoller:
         ]
         # The function subscribed to the failure queue (SQS on AWS; here it is invoked directly).
         self.failure_function = next((source.name for source in app.event_sources
-                                      if isinstance(source, SQSEventConfig) and source.queue == FAILURE_QUEUE_NAME),
+                                      if isinstance(source, SQSEventConfig) and reads_failure_queue(source)),
                                      None)
 
     # -- discovery -----------------------------------------------------------------------
@@ -323,7 +323,7 @@ class StreamPoller:
             "messageAttributes": {},
             "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
             "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{self.region}:000000000000:{FAILURE_QUEUE_NAME}",
+            "eventSourceARN": FAILURE_QUEUE_PLACEHOLDER_ARN,
             "awsRegion": self.region,
         }
 
