@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..core.validation import Body, Id, IsoTime, ShortText
+from ..core.validation import Body, Id, FactTime, ShortText
 
 
 class ReferralIn(Body):
@@ -36,4 +36,4 @@ class SignupIn(Body):
     referral: ReferralIn | None = None
     device_id: Id | None = None
     phone_hash: str | None = Field(None, pattern=r"^[A-Fa-f0-9]{16,128}$")
-    occurred_at: IsoTime | None = None
+    occurred_at: FactTime | None = None
