@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from ..core.validation import Instant
 
@@ -17,6 +18,11 @@ Fen = Annotated[int, Field(strict=True, ge=0, le=10_000_000_00)]
 Pts = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
 Bps = Annotated[int, Field(strict=True, ge=0, le=10_000)]
 Conversions = Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
+# scheme, an ASCII host (IDNs in punycode), an optional port 1–65535, then path/query/fragment;
+# the same in JSON Schema (ECMA) and pydantic's engine, so spelt without \s
+LANDING_URL_SHAPE = (r"^https?://[A-Za-z0-9.-]+"
+                     r"(:(6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?"
+                     r"([/?#][!-\[\]-~]*)?$")  # printable ASCII but backslash (percent-encode the rest)
 StreakDays = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,2}$")]  # "7": a 7-day streak
 
 
@@ -76,9 +82,11 @@ class Rules(Strict):
     assist_target: int = Field(5, strict=True, ge=1, le=1000)
     assist_reward_points: Pts = 0
     checkin_points: Pts = 0
-    checkin_streak_bonus: dict[StreakDays, Pts] = Field(default_factory=dict, max_length=20)
+    checkin_streak_bonus: dict[StreakDays, Pts] = Field(default_factory=dict, max_length=20,
+                                                        json_schema_extra={"additionalProperties": False})
     signups_per_hour_alert: int = Field(30, strict=True, ge=1, le=100_000)
-    time_zone: str = Field("Asia/Shanghai", max_length=64)
+    time_zone: str = Field("Asia/Shanghai", max_length=64,
+                           json_schema_extra=lambda schema: schema.update(enum=sorted(available_timezones())))
 
     @field_validator("time_zone")
     @classmethod
@@ -93,10 +101,10 @@ class Rules(Strict):
     def _levels_ordered(self) -> "Rules":
         thresholds = [level.min_conversions for level in self.advocate_levels]
         if thresholds and (thresholds[0] != 0 or thresholds != sorted(set(thresholds))):
-            raise ValueError("advocate_levels must start at 0 conversions and rise strictly")
+            raise PydanticCustomError("not_ascending", "advocate_levels must start at 0 conversions and rise strictly")
         steps = [milestone.conversions for milestone in self.milestones]
         if steps != sorted(set(steps)):
-            raise ValueError("milestones must rise strictly in conversions")
+            raise PydanticCustomError("not_ascending", "milestones must rise strictly in conversions")
         return self
 
     def level_for(self, conversions: int) -> AdvocateLevel | None:
@@ -111,7 +119,7 @@ class CampaignIn(Strict):
     campaign_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,39}$")
     name: str = Field(min_length=1, max_length=80)
     offer: str = Field("", max_length=200)
-    landing_url: str = Field(pattern=r"^https?://[^\s\\]+$", max_length=500)
+    landing_url: str = Field(pattern=LANDING_URL_SHAPE, max_length=500)
     starts_at: Instant | None = None
     ends_at: Instant | None = None
     status: Literal["active", "paused", "ended"] = "active"
@@ -120,7 +128,7 @@ class CampaignIn(Strict):
     @model_validator(mode="after")
     def _ends_after_start(self) -> "CampaignIn":
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:  # both stored UTC text
-            raise ValueError("ends_at must be after starts_at")
+            raise PydanticCustomError("ends_before_start", "ends_at must be after starts_at")
         return self
 
 

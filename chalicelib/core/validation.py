@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from . import clock
 
@@ -20,7 +21,8 @@ PositiveFen = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT_FEN)]
 Points = Annotated[int, Field(strict=True, ge=-10_000_000, le=10_000_000)]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
                                       pattern=r"^[A-Za-z0-9_\-.:@#]+$")]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# `\S`: the document says what stripping means (a blank string is empty, hence refused)
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 # Dates: one accepted range for every time the API takes. Before 2000 there were no members and
@@ -29,7 +31,7 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 FACT_CLOCK_SKEW = timedelta(minutes=5)
-_ISO_SHAPE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
+_ISO_SHAPE = r"^20\d{2}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
 
 
 def _instant(text: str) -> str:
@@ -37,15 +39,18 @@ def _instant(text: str) -> str:
     try:
         moment = clock.parse(text)
     except (ValueError, OverflowError):  # 2026-02-30, T25:00, or an offset past year 1 / 9999
-        raise ValueError("not a valid date and time (ISO 8601, e.g. 2026-05-01T12:00:00+08:00)") from None
+        raise PydanticCustomError("date_invalid", "not a valid date and time (ISO 8601, e.g. "
+                                  "2026-05-01T12:00:00+08:00)") from None
     if not EARLIEST <= moment < LATEST:
-        raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
+        raise PydanticCustomError("date_out_of_range", f"must lie between {EARLIEST:%Y-%m-%d} and "
+                                  f"{LATEST:%Y-%m-%d} (UTC)")
     return clock.iso(moment)
 
 
 def _not_in_future(stored: str) -> str:
     if clock.parse(stored) > clock.now() + FACT_CLOCK_SKEW:
-        raise ValueError(f"lies in the future (more than {FACT_CLOCK_SKEW.seconds // 60} minutes from now)")
+        raise PydanticCustomError("date_in_future", f"lies in the future (more than "
+                                  f"{FACT_CLOCK_SKEW.seconds // 60} minutes from now)")
     return stored
 
 
