@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic_core import PydanticCustomError
 
 from . import clock
+from .config import settings
 
 MAX_AMOUNT_FEN = 100_000_000_00  # 100 million yuan: anything above is a typo, not an order
 
@@ -27,10 +28,9 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 # Dates: one accepted range for every time the API takes. Before 2000 there were no members and
 # no orders; after 2100 is a typo. Facts (sign-ups, purchases, refunds) may not lie in the future
-# beyond a few minutes of clock skew between the brand's backend and us.
+# beyond the clock skew between the brand's backend and us (FACT_MAX_FUTURE_SECONDS, 5 minutes).
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
-FACT_CLOCK_SKEW = timedelta(minutes=5)
 _ISO_SHAPE = r"^20\d{2}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
 
 
@@ -48,9 +48,9 @@ def _instant(text: str) -> str:
 
 
 def _not_in_future(stored: str) -> str:
-    if clock.parse(stored) > clock.now() + FACT_CLOCK_SKEW:
-        raise PydanticCustomError("date_in_future", f"lies in the future (more than "
-                                  f"{FACT_CLOCK_SKEW.seconds // 60} minutes from now)")
+    skew = settings().fact_max_future_seconds
+    if clock.parse(stored) > clock.now() + timedelta(seconds=skew):
+        raise PydanticCustomError("date_in_future", f"lies in the future (more than {skew} s from now)")
     return stored
 
 
