@@ -36,9 +36,10 @@ NO_ROUTE = GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]
 ROUTABLE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
 
-def cloudformation_resources(rest_api_id: dict | str = {"Ref": "RestAPI"}) -> dict[str, dict]:  # noqa: B006
+def cloudformation_resources(rest_api_id: dict | str | None = None) -> dict[str, dict]:
     """`AWS::ApiGateway::GatewayResponse` resources for `chalice package --merge-template`
     (Chalice names its API `RestAPI`)."""
+    rest_api_id = rest_api_id or {"Ref": "RestAPI"}
     resources = {}
     for response_type, answer in GATEWAY_RESPONSES.items():
         name = "GatewayResponse" + "".join(part.title() for part in response_type.split("_"))
