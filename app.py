@@ -6,6 +6,7 @@ from chalice import Chalice
 
 from chalicelib import health, openapi, streams
 from chalicelib.core.config import stream_arn
+from chalicelib.core.methods import refuse_other_methods
 from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.members import routes as members
@@ -25,6 +26,7 @@ bind()
 
 for capability in (health, members, facts, fraud, campaigns, rewards, referrals, stream_failures, openapi):
     app.register_blueprint(capability.routes.blueprint)
+refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 
 
 @app.on_dynamodb_record(stream_arn=stream_arn("main"), **MAPPINGS["on_main_change"].chalice_args())

@@ -29,6 +29,13 @@ def _schema(model, components: dict[str, Any]) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+def _success(doc) -> dict[str, Any]:
+    if doc.status == 302:
+        return {"description": "redirect", "content": {doc.produces: {}},
+                "headers": {"Location": {"required": True, "schema": {"type": "string"}}}}
+    return {"description": "Created" if doc.status == 201 else "OK", "content": {doc.produces: {}}}
+
+
 def document(registered: dict[str, Any] | None = None) -> dict[str, Any]:
     """`registered`: the app's route table (path → methods). Declared routes whose blueprint is
     not registered in the app are left out, so the document lists exactly what answers."""
@@ -41,7 +48,7 @@ def document(registered: dict[str, Any] | None = None) -> dict[str, Any]:
             "summary": doc.summary or doc.path,
             "operationId": f"{doc.method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', doc.path).strip('_') or 'root'}",
             "responses": {
-                "200": {"description": "OK", "content": {doc.produces: {}}},
+                str(doc.status): _success(doc),
                 "default": {"description": "error", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Error"}}}},
             },

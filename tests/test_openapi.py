@@ -4,6 +4,7 @@ from __future__ import annotations
 from openapi_spec_validator import validate
 
 from chalicelib.core.http import ROUTE_DOCS
+from chalicelib.core.methods import is_refusal
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
@@ -17,7 +18,8 @@ def served(client) -> dict:
 
 def test_every_route_of_the_app_is_documented_and_nothing_else(app, client):
     document = served(client)
-    in_app = {(path, method.lower()) for path, methods in app.routes.items() for method in methods}
+    in_app = {(path, method.lower()) for path, methods in app.routes.items()
+              for method, entry in methods.items() if not is_refusal(entry)}  # 405 answers are not operations
     documented = {(path, method) for path, item in document["paths"].items() for method in item if method in METHODS}
     assert in_app - documented == set(), "routes missing from /openapi.json"
     assert documented - in_app == set(), "documented routes the app does not serve"
@@ -53,3 +55,35 @@ def test_bodies_and_query_parameters_carry_their_schemas(client):
     limit = next(p for p in document["paths"]["/v1/members/me/notifications"]["get"]["parameters"]
                  if p["name"] == "limit")
     assert limit["schema"]["type"] == "integer" and limit["schema"]["maximum"] == 100
+
+
+def _body_schema(document: dict, path: str, method: str = "post") -> dict:
+    ref = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+
+
+def _nullable(prop: dict) -> dict:
+    return next((s for s in prop.get("anyOf", [prop]) if s.get("type") != "null"), prop)
+
+
+def test_the_document_states_the_constraints_validation_applies(client):
+    document = served(client)
+    refund = _body_schema(document, "/v1/events/refunds")["properties"]
+    assert refund["amount_fen"]["exclusiveMinimum"] == 0
+    occurred = _nullable(refund["occurred_at"])
+    assert occurred["format"] == "date-time" and occurred["pattern"].startswith("^20")
+    redemption = _body_schema(document, "/v1/redemptions")["properties"]
+    assert redemption["points"]["exclusiveMinimum"] == 0 and redemption["item"]["pattern"] == r"\S"
+    assert "pattern" in _body_schema(document, "/v1/links")["properties"]["landing_path"]
+    login = _body_schema(document, "/v1/auth/login")
+    assert {rule["then"]["required"][0] for rule in login["allOf"]} == {"code", "openid"}
+    rules = document["components"]["schemas"]["Rules"]["properties"]
+    assert "Asia/Shanghai" in rules["time_zone"]["enum"]
+    assert rules["checkin_streak_bonus"]["additionalProperties"] is False
+
+
+def test_success_statuses_are_the_ones_served(client):
+    paths = served(client)["paths"]
+    assert set(paths["/v1/links"]["post"]["responses"]) == {"201", "default"}
+    redirect = paths["/r/{code}"]["get"]["responses"]["302"]
+    assert redirect["headers"]["Location"]["required"] is True

@@ -142,10 +142,13 @@ def test_wechat_down_is_502_and_writes_nothing(client, wechat, configure):
     assert main_table_items() == before
 
 
-def test_wechat_not_configured_is_503(client, wechat, configure):
-    configure(WECHAT_APP_ID="")
-    assert_envelope(login(client, "code:o_x"), 503, "provider_not_configured")
+@pytest.mark.parametrize("unset", ["WECHAT_APP_ID", "WECHAT_APP_SECRET"])
+def test_wechat_not_configured_is_the_callers_422_and_writes_nothing(client, wechat, configure, unset):
+    configure(**{unset: ""})
+    before = main_table_items()
+    assert_envelope(login(client, "code:o_x"), 422, "provider_not_enabled")
     assert wechat.requests == []
+    assert main_table_items() == before
 
 
 def test_wechat_without_code_is_422(client, wechat):
@@ -157,6 +160,6 @@ def test_dev_login_can_be_disabled(client, configure):
     assert client.post("/v1/auth/login", {"provider": "dev", "openid": "o_dev"}).status_code == 200
     configure(DEV_LOGIN_ENABLED="false")
     before = main_table_items()
-    assert_envelope(client.post("/v1/auth/login", {"provider": "dev", "openid": "o_dev2"}), 403,
-                    "provider_disabled")
+    assert_envelope(client.post("/v1/auth/login", {"provider": "dev", "openid": "o_dev2"}), 422,
+                    "provider_not_enabled")
     assert main_table_items() == before

@@ -6,12 +6,50 @@ new version; facts are judged by the version in force when they happened.
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..core.validation import Instant
 
 Fen = Annotated[int, Field(strict=True, ge=0, le=10_000_000_00)]
 Pts = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
 Bps = Annotated[int, Field(strict=True, ge=0, le=10_000)]
+Conversions = Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
+# scheme, an ASCII host (IDNs in punycode), an optional port 1–65535, then path/query/fragment;
+# the same in JSON Schema (ECMA) and pydantic's engine, so spelt without \s
+LANDING_URL_SHAPE = (r"^https?://[A-Za-z0-9.-]+"
+                     r"(:(6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?"
+                     r"([/?#][!-\[\]-~]*)?$")  # printable ASCII but backslash (percent-encode the rest)
+StreakDays = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,2}$")]  # "7": a 7-day streak
+
+
+def landing_url_problem(url: str, stage: str, own_base_url: str) -> str | None:
+    """Why a campaign landing URL is refused (None: fine): https only (http in the local stage),
+    a plain URL with a host, and never this service's own host (/r/ would redirect to itself)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        return "is not a URL"
+    schemes = ("https", "http") if stage == "local" else ("https",)
+    if parts.scheme not in schemes:
+        return "must be an https URL" + (" (http is allowed in the local stage only)" if stage != "local" else "")
+    if not parts.hostname or parts.username or parts.password:
+        return "must be a plain URL with a host"
+    if points_at_service(url, own_base_url):
+        return "must not point at this service itself (a redirect loop)"
+    return None
+
+
+def points_at_service(url: str, own_base_url: str) -> bool:
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    return bool(host) and host == (urlsplit(own_base_url).hostname or "").lower()
 
 
 class Strict(BaseModel):
@@ -20,12 +58,12 @@ class Strict(BaseModel):
 
 class AdvocateLevel(Strict):
     name: str = Field(min_length=1, max_length=40)
-    min_conversions: int = Field(strict=True, ge=0)
+    min_conversions: Conversions
     commission_bps: Bps
 
 
 class Milestone(Strict):
-    conversions: int = Field(strict=True, ge=1)
+    conversions: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
     bonus_points: Pts
 
 
@@ -44,15 +82,29 @@ class Rules(Strict):
     assist_target: int = Field(5, strict=True, ge=1, le=1000)
     assist_reward_points: Pts = 0
     checkin_points: Pts = 0
-    checkin_streak_bonus: dict[str, Pts] = Field(default_factory=dict)
+    checkin_streak_bonus: dict[StreakDays, Pts] = Field(default_factory=dict, max_length=20,
+                                                        json_schema_extra={"additionalProperties": False})
     signups_per_hour_alert: int = Field(30, strict=True, ge=1, le=100_000)
-    time_zone: str = "Asia/Shanghai"
+    time_zone: str = Field("Asia/Shanghai", max_length=64,
+                           json_schema_extra=lambda schema: schema.update(enum=sorted(available_timezones())))
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as Asia/Shanghai") from None
+        return value
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> "Rules":
         thresholds = [level.min_conversions for level in self.advocate_levels]
         if thresholds and (thresholds[0] != 0 or thresholds != sorted(set(thresholds))):
-            raise ValueError("advocate_levels must start at 0 conversions and rise strictly")
+            raise PydanticCustomError("not_ascending", "advocate_levels must start at 0 conversions and rise strictly")
+        steps = [milestone.conversions for milestone in self.milestones]
+        if steps != sorted(set(steps)):
+            raise PydanticCustomError("not_ascending", "milestones must rise strictly in conversions")
         return self
 
     def level_for(self, conversions: int) -> AdvocateLevel | None:
@@ -67,11 +119,17 @@ class CampaignIn(Strict):
     campaign_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,39}$")
     name: str = Field(min_length=1, max_length=80)
     offer: str = Field("", max_length=200)
-    landing_url: str = Field(pattern=r"^https?://", max_length=500)
-    starts_at: str | None = Field(None, max_length=40)
-    ends_at: str | None = Field(None, max_length=40)
+    landing_url: str = Field(pattern=LANDING_URL_SHAPE, max_length=500)
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
     status: Literal["active", "paused", "ended"] = "active"
     rules: Rules = Field(default_factory=Rules)
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> "CampaignIn":
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:  # both stored UTC text
+            raise PydanticCustomError("ends_before_start", "ends_at must be after starts_at")
+        return self
 
 
 DEFAULT_CAMPAIGN = CampaignIn(

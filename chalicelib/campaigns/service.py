@@ -6,18 +6,30 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from pydantic import ValidationError
 from pynamodb.exceptions import TransactWriteError
 
 from ..core import clock
 from ..core.config import settings
-from ..core.errors import Conflict, NotFound
+from ..core.errors import Conflict, NotFound, Unprocessable
+from ..core.logs import get_logger
 from ..core.pagination import PageQuery, page
 from ..insight import audit
 from ..store.base import cancelled_by_condition, transaction
 from .models import Campaign, CampaignVersion
-from .rules import DEFAULT_CAMPAIGN, CampaignIn, Rules
+from .rules import DEFAULT_CAMPAIGN, CampaignIn, Rules, landing_url_problem
 
 DEFAULT_ID = "default"
+log = get_logger("campaigns")
+
+
+def _check_landing(spec: CampaignIn) -> None:
+    """The landing URL's stage-dependent rules (the schema checks its shape)."""
+    cfg = settings()
+    problem = landing_url_problem(spec.landing_url, cfg.stage, cfg.public_base_url)
+    if problem:
+        raise Unprocessable("invalid body", code="validation_failed", details={"fields": [
+            {"field": "landing_url", "problem": problem, "type": "landing_url"}]})
 
 
 def _item(spec: CampaignIn, version: int, at: str) -> Campaign:
@@ -35,6 +47,7 @@ def _snapshot(spec: CampaignIn, version: int, at: str) -> CampaignVersion:
 
 def create(spec: CampaignIn, actor: str = "system") -> Campaign:
     """A new campaign at version 1 (409 if the id is taken), audited."""
+    _check_landing(spec)
     at = clock.now_iso()
     item = _item(spec, 1, at)
     try:
@@ -54,6 +67,7 @@ def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
     """A new version of the campaign; facts already bound keep the version they were bound under."""
     if spec.campaign_id != campaign_id:
         raise Conflict("campaign_id in the body differs from the path", code="campaign_id_mismatch")
+    _check_landing(spec)
     current = get(campaign_id)
     at = clock.now_iso()
     version = int(current.version) + 1
@@ -82,9 +96,11 @@ def seed_default() -> bool:
 
 
 def render(campaign: Campaign) -> dict[str, Any]:
+    rules = usable_rules(campaign)
     return {"campaign_id": campaign.campaign_id, "name": campaign.name, "offer": campaign.offer,
             "landing_url": campaign.landing_url, "status": campaign.status, "starts_at": campaign.starts_at,
-            "ends_at": campaign.ends_at, "version": int(campaign.version), "rules": rules_of(campaign).model_dump(),
+            "ends_at": campaign.ends_at, "version": int(campaign.version),
+            "rules": rules.model_dump() if rules else None,  # None: stored rules unreadable (fix with PUT)
             "created_at": campaign.created_at, "updated_at": campaign.updated_at}
 
 
@@ -167,15 +183,29 @@ def rules_of(campaign: Campaign) -> Rules:
     return _parse_rules(campaign.rules)
 
 
+def usable_rules(campaign: Campaign) -> Rules | None:
+    """The campaign's rules, or None if the stored text no longer validates (written before a
+    rule was tightened, or by hand): such a campaign is treated as not running, never a 500."""
+    try:
+        return rules_of(campaign)
+    except ValidationError:
+        log.warning("campaign has unreadable rules", extra={"campaign_id": campaign.campaign_id})
+        return None
+
+
 def is_running(campaign: Campaign, at: str | None = None) -> bool:
     at = at or clock.now_iso()
     if campaign.status != "active":
         return False
-    if campaign.starts_at and at < clock.iso(clock.parse(campaign.starts_at)):
+    try:
+        if campaign.starts_at and at < clock.iso(clock.parse(campaign.starts_at)):
+            return False
+        if campaign.ends_at and at >= clock.iso(clock.parse(campaign.ends_at)):
+            return False
+    except (ValueError, OverflowError):
+        log.warning("campaign has unreadable times", extra={"campaign_id": campaign.campaign_id})
         return False
-    if campaign.ends_at and at >= clock.iso(clock.parse(campaign.ends_at)):
-        return False
-    return True
+    return usable_rules(campaign) is not None
 
 
 def clear_caches() -> None:

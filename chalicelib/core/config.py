@@ -45,6 +45,7 @@ class Settings:
     cursor_secret_env: str | None
     rate_limit_per_minute: int
     campaign_cache_seconds: float
+    fact_max_future_seconds: int
     log_level: str
 
     def table_name(self, logical: str) -> str:
@@ -105,6 +106,8 @@ def settings() -> Settings:
         # How stale a campaign read on the hot paths may be (clicks, lookups, sign-ups, stream
         # handlers): a change reaches every running instance within this time.
         campaign_cache_seconds=float(os.environ.get("CAMPAIGN_CACHE_SECONDS", "30")),
+        # How far ahead of our clock a reported fact may be dated (the brand's clock may run fast).
+        fact_max_future_seconds=int(os.environ.get("FACT_MAX_FUTURE_SECONDS", "300")),
         log_level=os.environ.get("LOG_LEVEL", "INFO"),
     )
 

@@ -70,6 +70,7 @@ class RouteDoc:
     idempotent: bool
     rate_limit: str | None
     produces: str = "application/json"
+    status: int = 200  # the success status the OpenAPI document declares (201 created, 302 redirect)
 
 
 ROUTE_DOCS: list[RouteDoc] = []
@@ -135,9 +136,9 @@ class Routes:
 
     def route(self, path: str, method: str, *, roles: tuple[str, ...] = PUBLIC, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, summary: str = "", idempotent: bool | None = None,
-              rate_limit: str | None = None, produces: str = "application/json") -> Callable:
+              rate_limit: str | None = None, produces: str = "application/json", status: int = 200) -> Callable:
         idempotent = (method == "POST") if idempotent is None else idempotent
-        ROUTE_DOCS.append(RouteDoc(path, method, roles, summary, body, query, idempotent, rate_limit, produces))
+        ROUTE_DOCS.append(RouteDoc(path, method, roles, summary, body, query, idempotent, rate_limit, produces, status))
         blueprint = self.blueprint
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:

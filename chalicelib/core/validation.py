@@ -6,9 +6,14 @@ float or a string.
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from . import clock
+from .config import settings
 
 MAX_AMOUNT_FEN = 100_000_000_00  # 100 million yuan: anything above is a typo, not an order
 
@@ -17,9 +22,45 @@ PositiveFen = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT_FEN)]
 Points = Annotated[int, Field(strict=True, ge=-10_000_000, le=10_000_000)]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
                                       pattern=r"^[A-Za-z0-9_\-.:@#]+$")]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# `\S`: the document says what stripping means (a blank string is empty, hence refused)
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-IsoTime = Annotated[str, StringConstraints(max_length=40, pattern=r"^\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:?\d{2})?$")]
+
+# Dates: one accepted range for every time the API takes. Before 2000 there were no members and
+# no orders; after 2100 is a typo. Facts (sign-ups, purchases, refunds) may not lie in the future
+# beyond the clock skew between the brand's backend and us (FACT_MAX_FUTURE_SECONDS, 5 minutes).
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+_ISO_SHAPE = r"^20\d{2}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
+
+
+def _instant(text: str) -> str:
+    """A real, in-range moment, normalised to the stored form (UTC, microseconds, `Z`)."""
+    try:
+        moment = clock.parse(text)
+    except (ValueError, OverflowError):  # 2026-02-30, T25:00, or an offset past year 1 / 9999
+        raise PydanticCustomError("date_invalid", "not a valid date and time (ISO 8601, e.g. "
+                                  "2026-05-01T12:00:00+08:00)") from None
+    if not EARLIEST <= moment < LATEST:
+        raise PydanticCustomError("date_out_of_range", f"must lie between {EARLIEST:%Y-%m-%d} and "
+                                  f"{LATEST:%Y-%m-%d} (UTC)")
+    return clock.iso(moment)
+
+
+def _not_in_future(stored: str) -> str:
+    skew = settings().fact_max_future_seconds
+    if clock.parse(stored) > clock.now() + timedelta(seconds=skew):
+        raise PydanticCustomError("date_in_future", f"lies in the future (more than {skew} s from now)")
+    return stored
+
+
+_DATE_TIME_SCHEMA = WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 40,
+                                    "pattern": _ISO_SHAPE})
+# Any time the API takes (campaign start and end); stored as UTC `...Z`.
+Instant = Annotated[str, StringConstraints(max_length=40, pattern=_ISO_SHAPE), AfterValidator(_instant),
+                    _DATE_TIME_SCHEMA]
+# When a fact happened: an Instant that is not in the future.
+FactTime = Annotated[Instant, AfterValidator(_not_in_future)]
 
 
 class Body(BaseModel):

@@ -1,7 +1,7 @@
 """Bodies of the brand backend's fact endpoints."""
 from __future__ import annotations
 
-from ..core.validation import AmountFen, Body, Currency, Id, IsoTime, PositiveFen
+from ..core.validation import AmountFen, Body, Currency, Id, FactTime, PositiveFen
 
 
 class PurchaseIn(Body):
@@ -9,7 +9,7 @@ class PurchaseIn(Body):
     member_id: Id
     amount_fen: AmountFen
     currency: Currency = "CNY"
-    occurred_at: IsoTime | None = None
+    occurred_at: FactTime | None = None
     store_id: Id | None = None
     channel: Id | None = None
 
@@ -18,4 +18,4 @@ class RefundIn(Body):
     order_id: Id
     refund_id: Id
     amount_fen: PositiveFen
-    occurred_at: IsoTime | None = None
+    occurred_at: FactTime | None = None

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from ..core.validation import Body, Id, IsoTime, ShortText
+from ..core.validation import Body, Id, FactTime, ShortText
 
 
 class ReferralIn(Body):
@@ -14,6 +14,13 @@ class ReferralIn(Body):
 
 
 class LoginIn(Body):
+    # The document states the provider-dependent requirement that `_credentials` enforces.
+    model_config = ConfigDict(**Body.model_config, json_schema_extra={"allOf": [
+        {"if": {"properties": {"provider": {"const": provider}}},
+         "then": {"required": [needs], "properties": {needs: {"type": "string"}}}}
+        for provider, needs in (("wechat", "code"), ("dev", "openid"))
+    ]})
+
     provider: Literal["wechat", "dev"]
     code: str | None = Field(None, min_length=1, max_length=256)
     openid: Id | None = None
@@ -36,4 +43,4 @@ class SignupIn(Body):
     referral: ReferralIn | None = None
     device_id: Id | None = None
     phone_hash: str | None = Field(None, pattern=r"^[A-Fa-f0-9]{16,128}$")
-    occurred_at: IsoTime | None = None
+    occurred_at: FactTime | None = None

@@ -9,7 +9,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from ..core import clock
 from ..core.config import settings
-from ..core.errors import Conflict, Forbidden, NotFound
+from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.masking import mask_name
 from ..store.base import cancelled_by_condition, transaction
 from . import wechat
@@ -32,7 +32,7 @@ def member_id_for(provider: str, subject: str) -> str:
 def identify(body: LoginIn) -> tuple[str, str]:
     if body.provider == "dev":
         if not settings().dev_login_enabled:
-            raise Forbidden("the dev login provider is disabled on this stage", code="provider_disabled")
+            raise Unprocessable("the dev login provider is not enabled on this stage", code="provider_not_enabled")
         return "dev", body.openid or ""
     session = wechat.code_to_session(body.code or "")
     return "wechat", session["openid"]

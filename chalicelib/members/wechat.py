@@ -9,7 +9,7 @@ import urllib.parse
 import urllib.request
 
 from ..core.config import settings
-from ..core.errors import ApiError, Unauthorized
+from ..core.errors import ApiError, Unauthorized, Unprocessable
 
 TIMEOUT_SECONDS = 3.0
 # errcodes that mean the member's code is bad (not our configuration or WeChat being down)
@@ -24,7 +24,7 @@ def code_to_session(js_code: str) -> dict:
     """→ {"openid": ..., "unionid"?: ...}; raises Unauthorized for a bad code."""
     cfg = settings()
     if not cfg.wechat_app_id or not cfg.wechat_app_secret:
-        raise ApiError("WeChat login is not configured for this stage", status=503, code="provider_not_configured")
+        raise Unprocessable("the wechat login provider is not enabled on this stage", code="provider_not_enabled")
     query = urllib.parse.urlencode({"appid": cfg.wechat_app_id, "secret": cfg.wechat_app_secret,
                                     "js_code": js_code, "grant_type": "authorization_code"})
     url = f"{cfg.wechat_api_base}/sns/jscode2session?{query}"

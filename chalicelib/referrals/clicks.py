@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..campaigns import service as campaigns
+from ..campaigns.rules import points_at_service
 from ..core import clock
 from ..core.config import settings
 from ..store.base import MainItem
@@ -76,6 +77,8 @@ def record(raw_code: str, link_id: str | None, source_ip: str, user_agent: str) 
     campaign = campaigns.current(code.campaign_id)
     if campaign is None or not campaigns.is_running(campaign):
         return default
+    if points_at_service(campaign.landing_url, settings().public_base_url):
+        return default  # never redirect a visitor back into /r/ (a loop), whatever is stored
     if link is not None and link.code.upper() != code.code.upper():
         link = None  # a link id pasted onto another code: count the code, not the link
     now = clock.now()

@@ -31,7 +31,8 @@ class VanityIn(Body):
 class LinkIn(Body):
     campaign_id: CampaignId = None
     channel: Channel
-    landing_path: str | None = Field(None, max_length=500, description="a path on the campaign's site, e.g. /p/42")
+    landing_path: str | None = Field(None, max_length=500, description="a path on the campaign's site, e.g. /p/42",
+                                     json_schema_extra={"pattern": links.LANDING_PATH.pattern})
 
     @field_validator("landing_path")
     @classmethod
@@ -66,7 +67,7 @@ def set_my_code(req: Req) -> Any:
     return _my_code(codes.set_vanity(req.member_id, req.body.code, req.body.campaign_id))
 
 
-@routes.post("/v1/links", roles=(MEMBER,), body=LinkIn,
+@routes.post("/v1/links", roles=(MEMBER,), body=LinkIn, status=201,
              summary="Create a share link for a channel, with its QR code URL")
 def create_link(req: Req) -> Any:
     body: LinkIn = req.body
@@ -84,7 +85,7 @@ def link_qr(req: Req) -> Any:
                              "Cache-Control": "public, max-age=31536000, immutable"})
 
 
-@routes.get("/r/{code}", query=ClickQuery, rate_limit="clicks", produces="text/plain",
+@routes.get("/r/{code}", query=ClickQuery, rate_limit="clicks", produces="text/plain", status=302,
             summary="Record a click and redirect (302) to the campaign's landing page with ref and click")
 def follow(req: Req) -> Any:
     outcome = clicks.record(req.params["code"], req.query.l, req.client_key, req.headers.get("user-agent", ""))
