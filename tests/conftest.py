@@ -65,10 +65,15 @@ def ddb_endpoint():
 
 
 @pytest.fixture
-def backend(ddb_endpoint):
-    """Fresh tables on the selected backend, models bound to them, `default` campaign seeded."""
+def backend(ddb_endpoint, monkeypatch):
+    """Fresh tables on the selected backend, models bound to them, `default` campaign seeded.
+    moto is not thread-safe: on moto, work the service would spread over threads runs in turn."""
     from chalicelib.core import aws, clock, ratelimit
     from chalicelib.core.config import settings
+    from chalicelib.rewards import sweeps
+
+    if BACKEND == "moto":
+        monkeypatch.setattr(sweeps, "run_shards", sweeps.in_turn)
 
     if ddb_endpoint:
         os.environ["DDB_ENDPOINT"] = ddb_endpoint

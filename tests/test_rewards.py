@@ -289,3 +289,25 @@ def test_release_from_a_stale_index_copy_moves_what_stands_now(client, streams):
     assert not sweeps._release(commission, now)  # already released: nothing twice
     assert points("a") == {"available": 500 + 200, "pending": 0}
     assert_balances_match_entries(["a", "b"])
+
+
+def test_release_sweep_keeps_threads_off_an_emulator_that_is_not_thread_safe(client, streams, monkeypatch):
+    """On moto the shards run in turn on the caller's thread (moto's backend breaks under
+    threads); on DynamoDB Local they still run side by side."""
+    from tests.conftest import BACKEND
+
+    seen: set[str] = set()
+    work = sweeps._release_shard
+    monkeypatch.setattr(sweeps, "_release_shard",
+                        lambda *args: seen.add(threading.current_thread().name) or work(*args))
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "ob", "b", 100_00)
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    assert sweeps.release_due() > 0
+    if BACKEND == "moto":
+        assert seen == {threading.current_thread().name}
+    else:
+        assert all(name.startswith("release") for name in seen) and len(seen) > 1
+    assert points("a")["pending"] == 0
