@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import auth
 from .config import settings
-from .errors import ApiError, BadRequest, PayloadTooLarge, Unprocessable, error_body
+from .errors import ApiError, BadRequest, PayloadTooLarge, PreconditionRequired, Unprocessable, error_body
 from .logs import get_logger, request_id_var
 
 log = get_logger("http")
@@ -69,6 +69,7 @@ class RouteDoc:
     idempotent: bool
     rate_limit: str | None
     produces: str = "application/json"
+    key_required: bool = False  # money moves: a retry without Idempotency-Key could pay twice
 
 
 ROUTE_DOCS: list[RouteDoc] = []
@@ -134,14 +135,20 @@ class Routes:
 
     def route(self, path: str, method: str, *, roles: tuple[str, ...] = PUBLIC, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, summary: str = "", idempotent: bool | None = None,
-              rate_limit: str | None = None, produces: str = "application/json") -> Callable:
+              rate_limit: str | None = None, produces: str = "application/json",
+              moves_money: bool = False) -> Callable:
+        """`moves_money=True`: the call spends or pays (redemptions, claims), so it needs an
+        `Idempotency-Key` (428 without one) — a blind retry must never pay twice."""
         idempotent = (method == "POST") if idempotent is None else idempotent
-        ROUTE_DOCS.append(RouteDoc(path, method, roles, summary, body, query, idempotent, rate_limit, produces))
+        idempotent = idempotent or moves_money
+        ROUTE_DOCS.append(RouteDoc(path, method, roles, summary, body, query, idempotent, rate_limit, produces,
+                                   key_required=moves_money))
         blueprint = self.blueprint
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             def view(**params: str) -> Response:
-                return handle(blueprint.current_request, fn, params, roles, body, query, idempotent, rate_limit)
+                return handle(blueprint.current_request, fn, params, roles, body, query, idempotent, rate_limit,
+                              moves_money)
 
             view.__name__ = fn.__name__
             view.__doc__ = fn.__doc__
@@ -153,11 +160,16 @@ class Routes:
 
 def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: tuple[str, ...],
            body_model: type[BaseModel] | None, query_model: type[BaseModel] | None,
-           idempotent: bool, rate_limit: str | None) -> Response:
+           idempotent: bool, rate_limit: str | None, key_required: bool = False) -> Response:
     request_id = ((request.context or {}).get("requestId")) or uuid.uuid4().hex
     token = request_id_var.set(request_id)
     try:
         req = _build_request(request, params, roles, body_model, query_model, request_id, rate_limit)
+        if key_required and not req.headers.get("idempotency-key", "").strip():
+            raise PreconditionRequired(
+                "this call moves money: send an Idempotency-Key header (a fresh unique value per intended "
+                "operation, the same value on every retry of it) so a retry can never pay twice",
+                code="idempotency_key_required", details={"header": "Idempotency-Key"})
         if idempotent and req.headers.get("idempotency-key"):
             from . import idempotency
 
