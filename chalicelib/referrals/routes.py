@@ -84,8 +84,9 @@ def link_qr(req: Req) -> Any:
                              "Cache-Control": "public, max-age=31536000, immutable"})
 
 
-@routes.get("/r/{code}", query=ClickQuery, rate_limit="clicks", produces="text/plain",
-            summary="Record a click and redirect (302) to the campaign's landing page with ref and click")
+@routes.get("/r/{code}", query=ClickQuery, produces="text/plain",
+            summary="Record a click and redirect (302) to the campaign's landing page with ref and click; "
+                    "never 429: over the per-IP limit, or for link-preview bots, it redirects without counting")
 def follow(req: Req) -> Any:
     outcome = clicks.record(req.params["code"], req.query.l, req.client_key, req.headers.get("user-agent", ""))
     # no-store: a cached redirect would skip the click and reuse its click id.
