@@ -5,6 +5,7 @@ Each capability lives in chalicelib/<capability>; this file registers what it ex
 from chalice import Chalice
 
 from chalicelib import health, openapi, streams
+from chalicelib.access import routes as access
 from chalicelib.core.config import stream_arn
 from chalicelib.event_sources import MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
@@ -22,7 +23,7 @@ from chalicelib.store.base import ClickItem, MainItem, bind
 app = Chalice(app_name="referral-service")
 bind()
 
-for capability in (health, members, facts, fraud, campaigns, rewards, referrals, openapi):
+for capability in (health, members, facts, fraud, campaigns, rewards, referrals, access, openapi):
     app.register_blueprint(capability.routes.blueprint)
 
 

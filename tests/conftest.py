@@ -68,7 +68,7 @@ def ddb_endpoint():
 def backend(ddb_endpoint, monkeypatch):
     """Fresh tables on the selected backend, models bound to them, `default` campaign seeded.
     moto is not thread-safe: on moto, work the service would spread over threads runs in turn."""
-    from chalicelib.core import aws, clock, ratelimit
+    from chalicelib.core import aws, clock, ratelimit, revocation
     from chalicelib.core.config import settings
     from chalicelib.rewards import sweeps
 
@@ -80,6 +80,7 @@ def backend(ddb_endpoint, monkeypatch):
     settings.cache_clear()
     aws.reset()
     ratelimit.reset()
+    revocation.reset()
     clock.reset()
     prefix = next(_prefixes)
     if BACKEND == "moto":
