@@ -2,6 +2,10 @@
 
 Uniqueness is a conditional write on the code's own item: a collision retries with a new
 code, so a code never has two owners. A member's previous codes keep resolving to them.
+
+A code is created only for a member who exists: the transaction that writes it also checks the
+member's profile (no extra read; a token for an unknown member gets 401 and writes nothing).
+Only running campaigns hand out codes; unknown and not running answer alike (no oracle).
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from pynamodb.exceptions import TransactWriteError
 from ..campaigns import service as campaigns
 from ..campaigns.models import Campaign
 from ..core import clock
-from ..core.errors import Conflict, Unprocessable
+from ..core.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from ..core.masking import mask_name
 from ..members.models import Member
 from ..store.base import MainItem, cancelled_by_condition, transaction
@@ -51,6 +55,19 @@ def _failed(exc: TransactWriteError, position: int) -> bool:
     return reason is not None and getattr(reason, "code", None) == "ConditionalCheckFailed"
 
 
+def running_campaign(campaign_id: str | None) -> Campaign:
+    """The campaign if it is running now; unknown, ended and not yet started are one 404."""
+    campaign = campaigns.current(campaign_id)
+    if campaign is None or not campaigns.is_running(campaign):
+        raise NotFound("no running campaign with this id", code="campaign_not_found",
+                       details={"campaign_id": campaign_id or "default"})
+    return campaign
+
+
+def _unknown_member() -> Unauthorized:
+    return Unauthorized("this token's member does not exist; log in again", code="unknown_member")
+
+
 def _new_code(code: str, member_id: str, campaign_id: str, kind: str, at: str) -> Code:
     pk, sk = Code.key(code)
     return Code(pk, sk, code=code, member_id=member_id, campaign_id=campaign_id, kind=kind, created_at=at)
@@ -59,7 +76,7 @@ def _new_code(code: str, member_id: str, campaign_id: str, kind: str, at: str) -
 def code_for(member_id: str, campaign_id: str | None = None,
              generate: Callable[[], str] = rules.generate_code) -> MemberCode:
     """The member's code in the campaign, created on first call."""
-    campaign = campaigns.current_or_404(campaign_id)
+    campaign = running_campaign(campaign_id)
     existing = current(member_id, campaign.campaign_id)
     if existing:
         return existing
@@ -70,6 +87,7 @@ def code_for(member_id: str, campaign_id: str | None = None,
                           campaign_id=campaign.campaign_id, code=code, updated_at=at)
         try:
             with transaction() as tx:
+                tx.condition_check(Member, *Member.key(member_id), condition=Member.pk.exists())
                 tx.save(_new_code(code, member_id, campaign.campaign_id, "generated", at),
                         condition=Code.pk.does_not_exist())
                 tx.save(link, condition=MemberCode.pk.does_not_exist())
@@ -77,8 +95,10 @@ def code_for(member_id: str, campaign_id: str | None = None,
         except TransactWriteError as exc:
             if not cancelled_by_condition(exc):
                 raise
-            # The reasons follow the transaction's order: [code, member's pointer].
-            if _failed(exc, 1):  # a concurrent first call won: its code is the member's code
+            # The reasons follow the transaction's order: [member, code, member's pointer].
+            if _failed(exc, 0):
+                raise _unknown_member() from None
+            if _failed(exc, 2):  # a concurrent first call won: its code is the member's code
                 raced = current(member_id, campaign.campaign_id)
                 if raced:
                     return raced
@@ -91,7 +111,7 @@ def set_vanity(member_id: str, raw_code: str, campaign_id: str | None = None) ->
         code = rules.normalize_vanity(raw_code)
     except rules.VanityRejected as exc:
         raise Unprocessable(str(exc), code=f"vanity_{exc.reason}", details={"field": "code"}) from None
-    campaign = campaigns.current_or_404(campaign_id)
+    campaign = running_campaign(campaign_id)
     owner = resolve(code)
     if owner is not None:
         if owner.member_id == member_id and owner.campaign_id == campaign.campaign_id:
