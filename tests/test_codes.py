@@ -270,3 +270,52 @@ def test_lookup_costs_two_read_calls(client, monkeypatch):
         client.get("/v1/codes/NOSUCH2")
         unknown_reads = calls.reads
     assert unknown_reads == 1
+
+
+# -- abuse limits: reserved names, one vanity code, cooling ----------------------------------
+
+@pytest.mark.parametrize("raw", ["NIKE", "apple", "TMALL", "JDCOM", "TAOBAO", "MEITUAN", "LUCKIN", "HEYTEA",
+                                 "XIAOMI", "nike2026", "MYTMALLSHOP"])
+def test_brand_names_are_reserved_anywhere_in_a_vanity_code(client, raw):
+    token, member_id = login(client, "a")
+    response = client.put("/v1/members/me/code", {"code": raw}, token=token)
+    assert response.status_code == 422 and response.json_body["error"]["code"] == "vanity_reserved"
+    assert codes.current(member_id, "default") is None
+
+
+def test_ops_extend_the_reserved_list(client):
+    from tests.helpers import token as mint
+
+    ops = mint("olivia", "ops")
+    member_token, _ = login(client, "a")
+    assert client.put("/v1/members/me/code", {"code": "ACMEFAN"}, token=member_token).status_code == 200
+    assert client.post("/v1/ops/reserved-codes", {"words": ["acme"]}, token=member_token).status_code == 403
+    added = client.post("/v1/ops/reserved-codes", {"words": ["acme", "Globex"]}, token=ops)
+    assert added.status_code == 200 and added.json_body == {"words": ["ACME", "GLOBEX"]}
+    assert client.get("/v1/ops/reserved-codes", token=ops).json_body == {"words": ["ACME", "GLOBEX"]}
+    other, _ = login(client, "b")
+    refused = client.put("/v1/members/me/code", {"code": "GLOBEX88"}, token=other)
+    assert refused.status_code == 422 and refused.json_body["error"]["code"] == "vanity_reserved"
+    assert client.post("/v1/ops/reserved-codes", {"words": ["a/b"]}, token=ops).status_code == 422
+
+
+def test_one_vanity_code_a_change_cools_for_30_days_before_anyone_else_may_take_it(client):
+    from datetime import timedelta
+
+    token_a, member_a = login(client, "a")
+    token_b, member_b = login(client, "b")
+    assert client.put("/v1/members/me/code", {"code": "LILY2026"}, token=token_a).status_code == 200
+    assert client.put("/v1/members/me/code", {"code": "ROSE2026"}, token=token_a).status_code == 200
+    third = client.put("/v1/members/me/code", {"code": "IRIS2026"}, token=token_a)
+    assert third.status_code == 409 and third.json_body["error"]["code"] == "vanity_change_cooling"
+    assert codes.resolve("IRIS2026") is None
+    assert codes.resolve("LILY2026").member_id == member_a  # shared links keep working while it cools
+    early = client.put("/v1/members/me/code", {"code": "LILY2026"}, token=token_b)
+    assert early.status_code == 409 and early.json_body["error"]["code"] == "code_taken"
+    clock.advance(timedelta(days=31))
+    token_a, token_b = login(client, "a")[0], login(client, "b")[0]
+    taken = client.put("/v1/members/me/code", {"code": "LILY2026"}, token=token_b)
+    assert taken.status_code == 200, taken.body
+    assert codes.resolve("LILY2026").member_id == member_b
+    assert client.put("/v1/members/me/code", {"code": "IRIS2026"}, token=token_a).status_code == 200
+    assert my_code(client, token_a)["code"] == "IRIS2026"

@@ -464,3 +464,15 @@ def test_idempotency_records_name_neither_the_subject_nor_the_key(client):
     pk = record_key(caller, "visible-key")
     assert pk.startswith("IDEM#member#") and ALICE not in pk and "visible-key" not in pk
     assert IdempotencyRecord.get(pk, "IDEM").status == "done"
+
+
+def test_authenticated_calls_are_limited_per_subject_whatever_the_ip(client, configure):
+    configure(RATE_LIMIT_PER_MINUTE="3")
+    ratelimit.reset()
+    statuses = [client.get("/v1/members/me/notifications", token=token("m_busy"),
+                           headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(5)]
+    assert statuses == [200] * 3 + [429] * 2
+    limited = client.get("/v1/members/me/notifications", token=token("m_busy"))
+    assert_envelope(limited, 429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert client.get("/v1/members/me/notifications", token=token("m_calm")).status_code == 200

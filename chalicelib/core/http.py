@@ -202,9 +202,11 @@ def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],
         principal = auth.authenticate(headers.get("authorization"))
         auth.require_role(principal, roles)
     client_key = _client_key(request)
-    if rate_limit:
-        from . import ratelimit
+    from . import ratelimit
 
+    if principal is not None:  # per subject: a token is one caller whatever IPs it comes from
+        ratelimit.check(f"sub:{principal.role}", principal.sub)
+    if rate_limit:
         ratelimit.check(rate_limit, client_key)
     body: Any = None
     if body_model is not None:

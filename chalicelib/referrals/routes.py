@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 from chalice import Response
 from pydantic import Field, field_validator
 
-from ..core.auth import MEMBER
+from ..core.auth import MEMBER, OPS
 from ..core.http import Reply, Req, Routes
 from ..core.validation import Body, Query
-from . import clicks, codes, links
+from . import clicks, codes, links, reserved
 from .links import CHANNELS
 
 routes = Routes(__name__)
@@ -39,6 +39,10 @@ class LinkIn(Body):
         if value is not None and not links.LANDING_PATH.fullmatch(value):
             raise ValueError("must be a path on the campaign's site, like /products/42")
         return value
+
+
+class ReservedIn(Body):
+    words: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9]{3,16}$")]] = Field(min_length=1, max_length=100)
 
 
 class QrQuery(Query):
@@ -100,3 +104,14 @@ def lookup(req: Req) -> Any:
     # An unknown code answers 200 {"valid": false}: the landing page renders either way, and
     # unknown, disabled and ended look alike.
     return codes.lookup(req.params["code"])
+
+
+@routes.get("/v1/ops/reserved-codes", roles=(OPS,), summary="Words ops reserved for vanity codes (besides the built-in list)")
+def reserved_codes(req: Req) -> Any:
+    return {"words": sorted(reserved.extra_words())}
+
+
+@routes.post("/v1/ops/reserved-codes", roles=(OPS,), body=ReservedIn,
+             summary="Reserve more words (brand names): no vanity code may contain them; audited")
+def reserve_codes(req: Req) -> Any:
+    return {"words": reserved.add(req.body.words, req.principal.sub)}
