@@ -204,7 +204,9 @@ def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],
     client_key = _client_key(request)
     from . import ratelimit
 
-    if principal is not None:  # per subject: a token is one caller whatever IPs it comes from
+    # Members and staff are limited per subject: a token is one caller whatever IPs it uses. A
+    # service token is the brand's own backend, whose volume is the shop's: not limited here.
+    if principal is not None and principal.role != auth.SERVICE:
         ratelimit.check(f"sub:{principal.role}", principal.sub)
     if rate_limit:
         ratelimit.check(rate_limit, client_key)

@@ -40,14 +40,8 @@ _state: dict[tuple[str, str], _Local] = {}
 _lock = threading.Lock()
 
 
-# Authenticated callers are limited per subject (bucket "sub:<role>"), whatever their IP. A
-# brand's backend reports every purchase of the shop: it gets this many times the limit.
-SERVICE_FACTOR = 50
-
-
 def limit_for(bucket: str) -> int:
-    base = settings().rate_limit_per_minute
-    return base * SERVICE_FACTOR if bucket == "sub:service" else base
+    return settings().rate_limit_per_minute
 
 
 def check(bucket: str, client_key: str) -> None:
