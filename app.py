@@ -5,6 +5,7 @@ Each capability lives in chalicelib/<capability>; this file registers what it ex
 from chalice import Chalice
 
 from chalicelib import health, openapi, streams
+from chalicelib.access import routes as access
 from chalicelib.core.config import stream_arn
 from chalicelib.core.methods import refuse_other_methods
 from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
@@ -24,7 +25,7 @@ from chalicelib.stream_failures import routes as stream_failures, service as str
 app = Chalice(app_name="referral-service")
 bind()
 
-for capability in (health, members, facts, fraud, campaigns, rewards, referrals, stream_failures, openapi):
+for capability in (health, members, facts, fraud, campaigns, rewards, referrals, access, stream_failures, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

@@ -103,7 +103,7 @@ class Simulation:
         os.environ.update({"JWT_SECRET": self.service.jwt_secret, "STAGE": "local"})
         settings.cache_clear()
         self.http = HttpClient(self.service.port)
-        self.ops_token = auth.issue_token("bench-ops", auth.OPS, ttl_seconds=90 * DAY)
+        self.ops_token = auth.issue_token("bench-ops", auth.OPS, ttl_seconds=7 * DAY)  # the staff maximum
         self.service_token = auth.issue_token("bench-backend", auth.SERVICE, ttl_seconds=90 * DAY)
         import boto3
 

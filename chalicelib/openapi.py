@@ -64,7 +64,7 @@ def document(registered: dict[str, Any] | None = None) -> dict[str, Any]:
                 parameters.append({"name": name, "in": "query", "required": field.is_required(),
                                    "schema": properties.get(name, {}), "description": field.description or ""})
         if doc.idempotent:
-            parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
+            parameters.append({"name": "Idempotency-Key", "in": "header", "required": doc.key_required,
                                "schema": {"type": "string", "maxLength": 128}})
         if parameters:
             operation["parameters"] = parameters

@@ -65,16 +65,22 @@ def ddb_endpoint():
 
 
 @pytest.fixture
-def backend(ddb_endpoint):
-    """Fresh tables on the selected backend, models bound to them, `default` campaign seeded."""
-    from chalicelib.core import aws, clock, ratelimit
+def backend(ddb_endpoint, monkeypatch):
+    """Fresh tables on the selected backend, models bound to them, `default` campaign seeded.
+    moto is not thread-safe: on moto, work the service would spread over threads runs in turn."""
+    from chalicelib.core import aws, clock, ratelimit, revocation
     from chalicelib.core.config import settings
+    from chalicelib.rewards import sweeps
+
+    if BACKEND == "moto":
+        monkeypatch.setattr(sweeps, "run_shards", sweeps.in_turn)
 
     if ddb_endpoint:
         os.environ["DDB_ENDPOINT"] = ddb_endpoint
     settings.cache_clear()
     aws.reset()
     ratelimit.reset()
+    revocation.reset()
     clock.reset()
     prefix = next(_prefixes)
     if BACKEND == "moto":

@@ -255,3 +255,72 @@ def test_deployed_stage_needs_a_secret(monkeypatch):
     finally:
         monkeypatch.undo()
         settings.cache_clear()
+
+
+# --- lifetimes, integer claims, revocation ---------------------------------------------------
+
+@pytest.mark.parametrize("case, changes", [
+    ("exp: 1e300", lambda now: {"exp": 1e300}),
+    ("exp in the year 3000", lambda now: {"exp": 32503680000}),
+    ("float iat", lambda now: {"iat": float(now)}),
+    ("exp as a numeric string", lambda now: {"exp": str(now + 600)}),
+    ("boolean nbf", lambda now: {"nbf": True}),
+    ("member token for two days", lambda now: {"exp": now + 2 * 86400}),
+])
+def test_impossible_times_and_overlong_lifetimes_are_401(client, case, changes):
+    assert_envelope(call(client, sign(claims(**changes(clock.epoch())))), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("role, longest", [("member", 12 * 3600), ("ops", 7 * 86400), ("service", 90 * 86400)])
+def test_each_role_lives_up_to_its_cap_and_not_a_second_more(client, role, longest):
+    from chalicelib.core.auth import MAX_LIFETIME_SECONDS
+
+    assert MAX_LIFETIME_SECONDS[role] == longest
+    extra = {"jti": "t-1"} if role != MEMBER else {}
+    now = clock.epoch()
+    assert call(client, sign(claims(role=role, exp=now + longest, **extra))).status_code == 200
+    assert_envelope(call(client, sign(claims(role=role, exp=now + longest + 1, **extra))), 401, "invalid_token")
+    with pytest.raises(ValueError):
+        token("someone", role, ttl_seconds=longest + 1)
+
+
+def test_staff_and_service_tokens_need_a_jti(client):
+    assert_envelope(call(client, sign(claims(role=SERVICE))), 401, "invalid_token")
+    assert call(client, sign(claims(role=SERVICE, jti="svc-1"))).status_code == 200
+
+
+def test_a_revoked_service_token_is_refused_and_others_keep_working(client):
+    admin = token("root", "admin")
+    doomed, kept = token("brand-backend", SERVICE), token("brand-backend", SERVICE)
+    assert call(client, doomed).status_code == 200  # cached as good on this instance
+    jti = jwt.decode(doomed, options={"verify_signature": False})["jti"]
+    answer = client.post("/v1/ops/tokens/revoke", {"jti": jti, "reason": "leaked in a log"}, token=admin)
+    assert answer.status_code == 200, answer.body
+    assert_envelope(call(client, doomed), 401, "token_revoked")
+    assert call(client, kept).status_code == 200
+    again = client.post("/v1/ops/tokens/revoke", {"jti": jti, "reason": "twice"}, token=admin)
+    assert again.status_code == 200
+    log = client.get("/v1/ops/audit-log", token=admin).json_body["items"]
+    assert [(r["action"], r["target"]) for r in log if r["action"] == "token.revoke"] == [("token.revoke",
+                                                                                        f"token:{jti}")]
+
+
+def test_another_instance_sees_a_revocation_within_the_cache_time(client, monkeypatch):
+    from chalicelib.core import revocation
+
+    staff = token("olivia", OPS)
+    jti = jwt.decode(staff, options={"verify_signature": False})["jti"]
+    assert call(client, staff, "/test/auth/ops-only").status_code == 200
+    revocation.RevokedToken(*revocation.RevokedToken.key(jti), revoked_by="root", reason="left",
+                            revoked_at=clock.now_iso()).save()  # written by another instance
+    monkeypatch.setattr(revocation, "CACHE_SECONDS", 0.0)  # that instance's cache time has passed
+    assert_envelope(call(client, staff, "/test/auth/ops-only"), 401, "token_revoked")
+
+
+def test_only_admin_revokes_and_bad_bodies_are_422(client):
+    assert client.post("/v1/ops/tokens/revoke", {"jti": "x", "reason": "r"},
+                       token=token("olivia", OPS)).status_code == 403
+    admin = token("root", "admin")
+    for body in ({"jti": "", "reason": "r"}, {"jti": "a/b", "reason": "r"}, {"jti": "x" * 65, "reason": "r"},
+                 {"jti": "x"}):
+        assert_envelope(client.post("/v1/ops/tokens/revoke", body, token=admin), 422)

@@ -126,8 +126,10 @@ def test_unusable_code_goes_to_default_landing_without_a_click(client, case):
         fields = {"ended": {"status": "ended"}, "paused": {"status": "paused"},
                   "over": {"ends_at": "2020-01-01T00:00:00Z"},
                   "not_started": {"starts_at": clock.iso(clock.now() + timedelta(days=3))}}[case]
+        _add_campaign("c1")
+        code = code_of(client, token, "c1")  # issued while it ran
         _add_campaign("c1", **fields)
-        code = code_of(client, token, "c1")
+        campaigns.clear_caches()
     assert follow(client, f"/r/{code}") == settings().default_landing_url
     assert all_clicks() == []
 
@@ -306,3 +308,33 @@ def test_a_thousand_clicks_on_one_code_are_exact_with_few_counter_writes(app, st
         redeliver_everything(streams)
     assert counts(code=code)["total"] == 1000
     assert updates.get(ClickCounter.key(code=code)[0], 0) <= 2  # one refused conditional update a batch
+
+
+# -- abuse: never refuse a person, never count a crawler ------------------------------------
+
+def test_over_the_limit_a_click_still_redirects_but_is_not_counted(client, configure):
+    code = code_of(client, login(client, "a"))
+    configure(RATE_LIMIT_PER_MINUTE="3")
+    ratelimit.reset()
+    locations = [follow(client, f"/r/{code}") for _ in range(6)]  # one busy NAT: one IP for everyone
+    assert all(parse_qs(urlsplit(loc).query)["ref"] == [code] for loc in locations)
+    assert ["click" in parse_qs(urlsplit(loc).query) for loc in locations] == [True] * 3 + [False] * 3
+    assert len(all_clicks()) == 3
+
+
+@pytest.mark.parametrize("agent", [
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+    "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+    "TelegramBot (like TwitterBot)",
+    "WhatsApp/2.23.20.0",
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
+])
+def test_link_preview_crawlers_are_redirected_but_never_counted(client, agent):
+    code = code_of(client, login(client, "a"))
+    location = follow(client, f"/r/{code}", ua=agent)
+    query = parse_qs(urlsplit(location).query)
+    assert query["ref"] == [code] and "click" not in query
+    assert all_clicks() == []
+    follow(client, f"/r/{code}")  # a person with a phone still counts
+    assert len(all_clicks()) == 1

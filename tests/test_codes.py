@@ -10,6 +10,7 @@ from chalicelib.campaigns import service as campaigns
 from chalicelib.campaigns.rules import CampaignIn
 from chalicelib.core import clock, ratelimit
 from chalicelib.referrals import clicks, codes, counters, links, rules
+from chalicelib.members.models import Member
 from chalicelib.referrals.models import Code, MemberCode
 from tests.helpers import count_dynamodb_calls
 
@@ -26,6 +27,11 @@ def add_campaign(campaign_id: str, **fields) -> None:
     spec = CampaignIn(campaign_id=campaign_id, name=f"Campaign {campaign_id}", offer="¥10 off",
                       landing_url=f"https://shop.example.com/{campaign_id}", **fields)
     campaigns._item(spec, 1, clock.now_iso()).save()
+
+
+def members(*member_ids: str) -> None:
+    for member_id in member_ids:
+        Member.new(member_id, clock.now_iso()).save()
 
 
 def my_code(client, token: str, campaign_id: str | None = None) -> dict:
@@ -148,9 +154,37 @@ def test_vanity_body_refuses_extra_fields(client):
     assert response.status_code == 422
 
 
+def test_a_token_for_a_member_who_does_not_exist_is_401_and_writes_nothing(client):
+    from tests.helpers import token
+
+    ghost = token("m_ghost")
+    calls = [client.get("/v1/members/me/code", token=ghost),
+             client.put("/v1/members/me/code", {"code": "GHOST2026"}, token=ghost),
+             client.post("/v1/links", {"channel": "qq"}, token=ghost)]
+    assert [(r.status_code, r.json_body["error"]["code"]) for r in calls] == [(401, "unknown_member")] * 3
+    assert list(Code.scan()) == [] and codes.current("m_ghost", "default") is None
+    real, member_id = login(client, "a")
+    assert my_code(client, real)["code"]  # a member who exists still gets one
+
+
+def test_a_campaign_not_running_looks_exactly_like_an_unknown_one(client):
+    token, member_id = login(client, "a")
+    add_campaign("ended", starts_at="2020-01-01T00:00:00Z", ends_at="2020-02-01T00:00:00Z")
+    add_campaign("paused", status="paused")
+    add_campaign("later", starts_at="2099-01-01T00:00:00Z")
+    answers = {}
+    for campaign_id in ("ended", "paused", "later", "nosuch"):
+        response = client.get(f"/v1/members/me/code?campaign_id={campaign_id}", token=token)
+        error = response.json_body["error"]
+        answers[campaign_id] = (response.status_code, error["code"], error["message"])
+        assert codes.current(member_id, campaign_id) is None
+    assert set(answers.values()) == {(404, "campaign_not_found", "no running campaign with this id")}
+
+
 # -- collisions ---------------------------------------------------------------------------
 
 def test_forced_collisions_retry_until_a_free_code(backend):
+    members("m1", "m2")
     first = codes.code_for("m1", generate=lambda: "TAKEN22")
     assert first.code == "TAKEN22"
     draws = iter(["TAKEN22", "taken22", "FREE234"])
@@ -161,6 +195,7 @@ def test_forced_collisions_retry_until_a_free_code(backend):
 
 
 def test_collisions_every_time_give_up_without_writing(backend):
+    members("m1", "m2")
     codes.code_for("m1", generate=lambda: "TAKEN22")
     with pytest.raises(codes.CodeSpaceExhausted):
         codes.code_for("m2", generate=lambda: "TAKEN22")
@@ -169,6 +204,7 @@ def test_collisions_every_time_give_up_without_writing(backend):
 
 
 def test_concurrent_first_calls_agree_on_one_code(backend, monkeypatch):
+    members("m1")
     winner = codes.code_for("m1", generate=lambda: "WINNER2")
     real_current = codes.current
     calls = itertools.count()
@@ -209,8 +245,9 @@ def test_lookup_of_unusable_code_is_200_invalid(client, case):
     else:
         status = {"ended": "ended", "paused": "paused", "over": "active"}[case]
         ends = "2020-01-01T00:00:00Z" if case == "over" else None
+        add_campaign("gone")
+        code = my_code(client, token, "gone")["code"]  # issued while it ran
         add_campaign("gone", status=status, ends_at=ends)
-        code = my_code(client, token, "gone")["code"]
     response = client.get(f"/v1/codes/{code}")
     assert response.status_code == 200
     assert response.json_body == {"valid": False}
@@ -233,3 +270,52 @@ def test_lookup_costs_two_read_calls(client, monkeypatch):
         client.get("/v1/codes/NOSUCH2")
         unknown_reads = calls.reads
     assert unknown_reads == 1
+
+
+# -- abuse limits: reserved names, one vanity code, cooling ----------------------------------
+
+@pytest.mark.parametrize("raw", ["NIKE", "apple", "TMALL", "JDCOM", "TAOBAO", "MEITUAN", "LUCKIN", "HEYTEA",
+                                 "XIAOMI", "nike2026", "MYTMALLSHOP"])
+def test_brand_names_are_reserved_anywhere_in_a_vanity_code(client, raw):
+    token, member_id = login(client, "a")
+    response = client.put("/v1/members/me/code", {"code": raw}, token=token)
+    assert response.status_code == 422 and response.json_body["error"]["code"] == "vanity_reserved"
+    assert codes.current(member_id, "default") is None
+
+
+def test_ops_extend_the_reserved_list(client):
+    from tests.helpers import token as mint
+
+    ops = mint("olivia", "ops")
+    member_token, _ = login(client, "a")
+    assert client.put("/v1/members/me/code", {"code": "ACMEFAN"}, token=member_token).status_code == 200
+    assert client.post("/v1/ops/reserved-codes", {"words": ["acme"]}, token=member_token).status_code == 403
+    added = client.post("/v1/ops/reserved-codes", {"words": ["acme", "Globex"]}, token=ops)
+    assert added.status_code == 200 and added.json_body == {"words": ["ACME", "GLOBEX"]}
+    assert client.get("/v1/ops/reserved-codes", token=ops).json_body == {"words": ["ACME", "GLOBEX"]}
+    other, _ = login(client, "b")
+    refused = client.put("/v1/members/me/code", {"code": "GLOBEX88"}, token=other)
+    assert refused.status_code == 422 and refused.json_body["error"]["code"] == "vanity_reserved"
+    assert client.post("/v1/ops/reserved-codes", {"words": ["a/b"]}, token=ops).status_code == 422
+
+
+def test_one_vanity_code_a_change_cools_for_30_days_before_anyone_else_may_take_it(client):
+    from datetime import timedelta
+
+    token_a, member_a = login(client, "a")
+    token_b, member_b = login(client, "b")
+    assert client.put("/v1/members/me/code", {"code": "LILY2026"}, token=token_a).status_code == 200
+    assert client.put("/v1/members/me/code", {"code": "ROSE2026"}, token=token_a).status_code == 200
+    third = client.put("/v1/members/me/code", {"code": "IRIS2026"}, token=token_a)
+    assert third.status_code == 409 and third.json_body["error"]["code"] == "vanity_change_cooling"
+    assert codes.resolve("IRIS2026") is None
+    assert codes.resolve("LILY2026").member_id == member_a  # shared links keep working while it cools
+    early = client.put("/v1/members/me/code", {"code": "LILY2026"}, token=token_b)
+    assert early.status_code == 409 and early.json_body["error"]["code"] == "code_taken"
+    clock.advance(timedelta(days=31))
+    token_a, token_b = login(client, "a")[0], login(client, "b")[0]
+    taken = client.put("/v1/members/me/code", {"code": "LILY2026"}, token=token_b)
+    assert taken.status_code == 200, taken.body
+    assert codes.resolve("LILY2026").member_id == member_b
+    assert client.put("/v1/members/me/code", {"code": "IRIS2026"}, token=token_a).status_code == 200
+    assert my_code(client, token_a)["code"] == "IRIS2026"

@@ -16,7 +16,7 @@ from tests.conftest import with_test_routes
 from pydantic import Field
 
 from chalicelib.core import aws, clock, ratelimit
-from chalicelib.core.auth import MEMBER
+from chalicelib.core.auth import MEMBER, SERVICE
 from chalicelib.core.config import settings
 from chalicelib.core.errors import NotFound, error_body
 from chalicelib.core.http import Reply, Req, Routes
@@ -217,8 +217,12 @@ def test_a_record_older_than_24h_counts_as_absent(client):
     assert order(client, key="k-old").status_code == 201
     clock.advance(timedelta(hours=24, seconds=5))
     # emulators (and DynamoDB for up to two days) still hold the record: the read side must ignore it
+    from chalicelib.core.auth import Principal
+    from chalicelib.core.idempotency import record_key
+
+    pk = record_key(Req(Principal(ALICE, "member"), None, None, {}, {}, "ip", "r", b""), "k-old")
     stored = aws.dynamodb().get_item(TableName=table_name("control"), ConsistentRead=True,
-                                     Key={"pk": {"S": f"IDEM#{ALICE}#k-old"}, "sk": {"S": "IDEM"}})
+                                     Key={"pk": {"S": pk}, "sk": {"S": "IDEM"}})
     assert "Item" in stored
     renewed = order(client, {**ORDER, "amount_fen": 1}, key="k-old")
     assert renewed.status_code == 201, renewed.body
@@ -411,3 +415,64 @@ def test_most_requests_make_no_rate_limit_write(client, configure, monkeypatch):
     assert 1 <= calls.writes <= 120 // 5 + 1
     assert 100 <= statuses.count(200) <= 105  # batching overshoots by at most one batch
     assert statuses[-1] == 429
+
+
+# --- money-moving routes: Idempotency-Key required ------------------------------------------------
+
+@routes.post("/test/conventions/payouts", roles=(MEMBER, SERVICE), body=OrderIn, moves_money=True,
+             summary="test only: moves money")
+def create_payout(req: Req):
+    executions.append(req.body.order_ref)
+    return Reply({"payout": len(executions), "role": req.principal.role}, 201)
+
+
+def payout(client, key: str | None, role: str = "member", sub: str = ALICE):
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    return client.post("/test/conventions/payouts", ORDER, token=token(sub, role), headers=headers)
+
+
+@pytest.mark.parametrize("key", [None, "", "   "])
+def test_a_money_moving_call_without_a_key_is_428_and_runs_nothing(client, key):
+    error = assert_envelope(payout(client, key), 428, "idempotency_key_required")
+    assert "Idempotency-Key" in error["message"] and error["details"] == {"header": "Idempotency-Key"}
+    assert executions == []
+
+
+def test_a_money_moving_call_with_a_key_runs_once_however_often_it_is_retried(client):
+    first, again = payout(client, "pay-1"), payout(client, "pay-1")
+    assert first.status_code == again.status_code == 201
+    assert again.body == first.body and again.headers["Idempotent-Replayed"] == "true"
+    assert executions == ["o-1"]
+
+
+def test_keys_are_per_role_a_service_never_replays_a_members_answer(client):
+    """One subject name under two roles (a member id that is also a service account's name):
+    the same key and body are two different requests."""
+    member_answer, service_answer = payout(client, "k-same"), payout(client, "k-same", role="service")
+    assert member_answer.status_code == service_answer.status_code == 201
+    assert "Idempotent-Replayed" not in service_answer.headers
+    assert json.loads(service_answer.body)["role"] == "service"
+    assert executions == ["o-1", "o-1"]
+
+
+def test_idempotency_records_name_neither_the_subject_nor_the_key(client):
+    from chalicelib.core.auth import Principal
+    from chalicelib.core.idempotency import IdempotencyRecord, record_key
+
+    assert payout(client, "visible-key").status_code == 201
+    caller = Req(Principal(ALICE, "member"), None, None, {}, {}, "ip", "r", b"")
+    pk = record_key(caller, "visible-key")
+    assert pk.startswith("IDEM#member#") and ALICE not in pk and "visible-key" not in pk
+    assert IdempotencyRecord.get(pk, "IDEM").status == "done"
+
+
+def test_authenticated_calls_are_limited_per_subject_whatever_the_ip(client, configure):
+    configure(RATE_LIMIT_PER_MINUTE="3")
+    ratelimit.reset()
+    statuses = [client.get("/v1/members/me/notifications", token=token("m_busy"),
+                           headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(5)]
+    assert statuses == [200] * 3 + [429] * 2
+    limited = client.get("/v1/members/me/notifications", token=token("m_busy"))
+    assert_envelope(limited, 429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert client.get("/v1/members/me/notifications", token=token("m_calm")).status_code == 200

@@ -115,3 +115,24 @@ def test_links_keep_working_after_a_vanity_change(client):
     query = parse_qs(urlsplit(response.headers["Location"]).query)
     assert query["ref"] == [link["code"]]  # the old code, still the same member's
     assert new_link(client, token)["code"] == "LILY2026"
+
+
+def test_links_per_member_per_day_are_capped_with_a_clear_429(client):
+    from datetime import timedelta
+
+    from chalicelib.core import clock
+    from chalicelib.referrals.links import LINKS_PER_DAY
+
+    response = client.post("/v1/auth/login", {"provider": "dev", "openid": "busy"})
+    member_token = response.json_body["access_token"]
+    made = [client.post("/v1/links", {"channel": "qq"}, token=member_token).status_code
+            for _ in range(LINKS_PER_DAY)]
+    assert made == [201] * LINKS_PER_DAY
+    over = client.post("/v1/links", {"channel": "qq"}, token=member_token)
+    assert over.status_code == 429 and over.json_body["error"]["code"] == "link_limit_reached"
+    assert 1 <= int(over.headers["Retry-After"]) <= 86400
+    other = client.post("/v1/auth/login", {"provider": "dev", "openid": "calm"}).json_body["access_token"]
+    assert client.post("/v1/links", {"channel": "qq"}, token=other).status_code == 201
+    clock.advance(timedelta(days=1))
+    member_token = client.post("/v1/auth/login", {"provider": "dev", "openid": "busy"}).json_body["access_token"]
+    assert client.post("/v1/links", {"channel": "qq"}, token=member_token).status_code == 201

@@ -15,6 +15,10 @@ from tests.ledger_checks import assert_balances_match_entries, budget_spent, by_
 OPS, ADMIN = token("olivia", "ops"), token("root", "admin")
 
 
+def key(value: str) -> dict[str, str]:
+    return {"Idempotency-Key": value}
+
+
 def _campaign(client, campaign_id="spring", **rules):
     body = {"campaign_id": campaign_id, "name": "Spring", "landing_url": "https://shop.example.com/spring",
             "rules": {"min_purchase_fen": 50_00, "referrer_conversion_points": 500,
@@ -82,7 +86,8 @@ def test_ledger_page_redemption_and_adjustment(client, streams):
     signup(client, "b", code_of("a"))
     purchase(client, "o1", "b", 100_00)
     streams.drain()
-    assert client.post("/v1/redemptions", {"points": 100, "item": "mug"}, token=token("a")).status_code == 409
+    assert client.post("/v1/redemptions", {"points": 100, "item": "mug"}, token=token("a"),
+                       headers=key("r0")).status_code == 409
     clock.advance(timedelta(days=8))
     sweeps.release_due()
     member_token = token("a")  # minted on the moved clock
@@ -90,10 +95,12 @@ def test_ledger_page_redemption_and_adjustment(client, streams):
     assert len(page["items"]) == 1 and page["next_cursor"]
     rest = client.get(f"/v1/members/me/ledger?cursor={page['next_cursor']}", token=member_token).json_body
     assert {e["kind"] for e in page["items"] + rest["items"]} == {"conversion", "commission"}
-    spent = client.post("/v1/redemptions", {"points": 700, "item": "mug"}, token=member_token)
+    spent = client.post("/v1/redemptions", {"points": 700, "item": "mug"}, token=member_token, headers=key("r1"))
     assert spent.status_code == 200 and spent.json_body["points"]["available"] == 100
-    assert client.post("/v1/redemptions", {"points": 101, "item": "mug"}, token=member_token).status_code == 409
-    assert client.post("/v1/redemptions", {"points": 1.5, "item": "mug"}, token=member_token).status_code == 422
+    assert client.post("/v1/redemptions", {"points": 101, "item": "mug"}, token=member_token,
+                       headers=key("r2")).status_code == 409
+    assert client.post("/v1/redemptions", {"points": 1.5, "item": "mug"}, token=member_token,
+                       headers=key("r3")).status_code == 422
     ops, admin = token("olivia", "ops"), token("root", "admin")
     assert client.post("/v1/ops/adjustments", {"member_id": "a", "points": 50, "reason": "sorry"},
                        token=ops).status_code == 403
@@ -289,3 +296,47 @@ def test_release_from_a_stale_index_copy_moves_what_stands_now(client, streams):
     assert not sweeps._release(commission, now)  # already released: nothing twice
     assert points("a") == {"available": 500 + 200, "pending": 0}
     assert_balances_match_entries(["a", "b"])
+
+
+def test_release_sweep_keeps_threads_off_an_emulator_that_is_not_thread_safe(client, streams, monkeypatch):
+    """On moto the shards run in turn on the caller's thread (moto's backend breaks under
+    threads); on DynamoDB Local they still run side by side."""
+    from tests.conftest import BACKEND
+
+    seen: set[str] = set()
+    work = sweeps._release_shard
+    monkeypatch.setattr(sweeps, "_release_shard",
+                        lambda *args: seen.add(threading.current_thread().name) or work(*args))
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "ob", "b", 100_00)
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    assert sweeps.release_due() > 0
+    if BACKEND == "moto":
+        assert seen == {threading.current_thread().name}
+    else:
+        assert all(name.startswith("release") for name in seen) and len(seen) > 1
+    assert points("a")["pending"] == 0
+
+
+def test_a_redemption_needs_an_idempotency_key_and_a_retry_never_spends_twice(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    member_token = token("a")
+    before = points("a")["available"]
+    blind = client.post("/v1/redemptions", {"points": 100, "item": "mug"}, token=member_token)
+    assert blind.status_code == 428 and blind.json_body["error"]["code"] == "idempotency_key_required"
+    assert points("a")["available"] == before
+    keyed = [client.post("/v1/redemptions", {"points": 100, "item": "mug"}, token=member_token,
+                         headers={"Idempotency-Key": "mug-1"}) for _ in range(2)]
+    assert [r.status_code for r in keyed] == [200, 200]
+    assert keyed[0].json_body["redemption_id"] == keyed[1].json_body["redemption_id"]
+    assert points("a")["available"] == before - 100
+    operation = client.get("/openapi.json").json_body["paths"]["/v1/redemptions"]["post"]
+    header = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+    assert header and header[0]["required"] is True

@@ -81,3 +81,13 @@ def test_unsafe_secret_is_refused_without_a_traceback(monkeypatch):
     assert run.stdout == ""
     assert "JWT_SECRET must be at least 32 bytes" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_staff_tokens_get_a_jti_and_a_capped_lifetime(stage, capsys):
+    assert token_tool.main(["--role", "ops", "--sub", "alice"]) == 0
+    out = capsys.readouterr()
+    jti = jwt.decode(out.out.strip(), options={"verify_signature": False})["jti"]
+    assert jti and f"jti {jti}" in out.err
+    with pytest.raises(SystemExit) as exited:
+        token_tool.main(["--role", "ops", "--sub", "alice", "--ttl", str(8 * 86400)])
+    assert exited.value.code == 2 and "at most" in capsys.readouterr().err

@@ -5,7 +5,9 @@
 
 It reads the same environment and settings as the service (STAGE, JWT_SECRET, JWT_ISSUER,
 JWT_AUDIENCE, TOKEN_TTL_SECONDS), so the token verifies wherever that secret is current.
-The token goes to stdout alone (easy to capture); what it is goes to stderr.
+The token goes to stdout alone (easy to capture); what it is goes to stderr, with its `jti`:
+keep that to revoke the token later (POST /v1/ops/tokens/revoke, admin). Lifetimes are capped
+per role (chalicelib/core/auth.py MAX_LIFETIME_SECONDS): ops/admin 7 days, service 90 days.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
-from chalicelib.core.auth import ROLES, issue_token, verify_token
+from chalicelib.core.auth import MAX_LIFETIME_SECONDS, ROLES, issue_token, verify_token
 from chalicelib.core.config import ConfigError, settings
 
 
@@ -22,10 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", required=True, choices=ROLES, help="service for a brand's backend; ops/admin for staff")
     parser.add_argument("--sub", required=True, help="who the token is for, e.g. brand-backend or a staff id")
     parser.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
-                        help="lifetime in seconds (default: the stage's TOKEN_TTL_SECONDS)")
+                        help="lifetime in seconds (default: the stage's TOKEN_TTL_SECONDS; at most "
+                             "7 days for ops/admin, 90 days for service)")
     args = parser.parse_args(argv)
     if args.ttl is not None and args.ttl <= 0:
         parser.error("--ttl must be a positive number of seconds")
+    if args.ttl is not None and args.ttl > MAX_LIFETIME_SECONDS[args.role]:
+        parser.error(f"--ttl: a {args.role} token lives at most {MAX_LIFETIME_SECONDS[args.role]} seconds")
     if not args.sub.strip():
         parser.error("--sub must not be empty")
     try:
@@ -34,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    verify_token(token)  # fail here, not at the caller's first request
+    principal = verify_token(token)  # fail here, not at the caller's first request
     expires = datetime.fromtimestamp(_expiry(token), tz=timezone.utc).isoformat()
     print(token)
-    print(f"# {args.role} token for {args.sub!r}, stage {cfg.stage}, expires {expires}", file=sys.stderr)
+    print(f"# {args.role} token for {args.sub!r}, stage {cfg.stage}, expires {expires}, jti {principal.jti} "
+          f"(revoke: POST /v1/ops/tokens/revoke)", file=sys.stderr)
     return 0
 
 

@@ -2,10 +2,15 @@
 
 Two secrets may be valid at once (`JWT_SECRET` and `JWT_PREVIOUS_SECRET`) so the secret can
 rotate: tokens carry a `kid` derived from their secret, and verification picks the key by it.
+
+Lifetimes are capped per role (MAX_LIFETIME_SECONDS): a token whose `exp - iat` is longer is
+refused however it was signed. Times must be JSON integers. Staff and service tokens carry a
+`jti`, checked against the revocation list (core/revocation.py) on every request.
 """
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 
 import jwt
@@ -20,6 +25,13 @@ ALGORITHM = "HS256"
 LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ["sub", "role", "iss", "aud", "iat", "exp"]
 
+HOUR, DAY = 3600, 86400
+# The longest a token of each role may live: a stolen member token for hours, a staff token for
+# days, a brand backend's service token for about three months (then re-issued).
+MAX_LIFETIME_SECONDS = {MEMBER: 12 * HOUR, OPS: 7 * DAY, ADMIN: 7 * DAY, SERVICE: 90 * DAY}
+REVOCABLE = (SERVICE, OPS, ADMIN)  # long-lived enough to need a deny-list; they carry a jti
+MAX_JTI_LENGTH = 64
+
 # A role may act as the roles it implies (admin can do all that ops can).
 IMPLIES = {ADMIN: {ADMIN, OPS}, OPS: {OPS}, SERVICE: {SERVICE}, MEMBER: {MEMBER}}
 
@@ -28,6 +40,7 @@ IMPLIES = {ADMIN: {ADMIN, OPS}, OPS: {OPS}, SERVICE: {SERVICE}, MEMBER: {MEMBER}
 class Principal:
     sub: str
     role: str
+    jti: str | None = None
 
     def acts_as(self, role: str) -> bool:
         return role in IMPLIES.get(self.role, set())
@@ -46,6 +59,10 @@ def issue_token(sub: str, role: str, ttl_seconds: int | None = None, **extra: ob
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     cfg = settings()
+    cap = MAX_LIFETIME_SECONDS[role]
+    lifetime = ttl_seconds or min(cfg.token_ttl_seconds, cap)
+    if lifetime > cap:
+        raise ValueError(f"a {role} token lives at most {cap} seconds")
     issued = clock.epoch()
     claims = {
         "sub": sub,
@@ -53,7 +70,8 @@ def issue_token(sub: str, role: str, ttl_seconds: int | None = None, **extra: ob
         "iss": cfg.jwt_issuer,
         "aud": cfg.jwt_audience,
         "iat": issued,
-        "exp": issued + (ttl_seconds or cfg.token_ttl_seconds),
+        "exp": issued + lifetime,
+        **({"jti": uuid.uuid4().hex} if role in REVOCABLE else {}),
         **extra,
     }
     return jwt.encode(claims, cfg.jwt_secret, algorithm=ALGORITHM, headers={"kid": key_id(cfg.jwt_secret)})
@@ -96,20 +114,31 @@ def verify_token(token: str) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
-    _check_times(claims)
     role, sub = claims.get("role"), claims.get("sub")
     if role not in ROLES or not isinstance(sub, str) or not sub:
         raise Unauthorized("token has an unknown role or subject", code="invalid_token")
-    return Principal(sub=sub, role=role)
+    _check_times(claims, role)
+    jti = claims.get("jti")
+    if role in REVOCABLE and not (isinstance(jti, str) and 0 < len(jti) <= MAX_JTI_LENGTH):
+        raise Unauthorized(f"a {role} token needs a token id (jti); mint it with tools/token.py",
+                           code="invalid_token")
+    return Principal(sub=sub, role=role, jti=jti if role in REVOCABLE else None)
 
 
-def _check_times(claims: dict) -> None:
+def _integer(value: object) -> bool:
+    return type(value) is int  # JSON integers only: not 1e300, not "2", not true
+
+
+def _check_times(claims: dict, role: str) -> None:
     now = clock.epoch()
-    try:
-        issued, expires = int(claims["iat"]), int(claims["exp"])
-        not_before = int(claims.get("nbf", issued))
-    except (TypeError, ValueError, OverflowError):
-        raise Unauthorized("token times (iat, nbf, exp) must be integers", code="invalid_token") from None
+    times = [claims["iat"], claims["exp"]] + ([claims["nbf"]] if "nbf" in claims else [])
+    if not all(_integer(t) for t in times):
+        raise Unauthorized("token times (iat, nbf, exp) must be integers", code="invalid_token")
+    issued, expires = claims["iat"], claims["exp"]
+    not_before = claims.get("nbf", issued)
+    if expires - issued > MAX_LIFETIME_SECONDS[role]:
+        raise Unauthorized(f"a {role} token may live at most {MAX_LIFETIME_SECONDS[role]} seconds",
+                           code="invalid_token")
     if expires <= now - LEEWAY_SECONDS:
         raise Unauthorized("token has expired", code="token_expired")
     if max(issued, not_before) > now + LEEWAY_SECONDS:
@@ -122,7 +151,13 @@ def authenticate(authorization: str | None) -> Principal:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("expected 'Authorization: Bearer <token>'", code="invalid_token")
-    return verify_token(token.strip())
+    principal = verify_token(token.strip())
+    if principal.jti is not None:
+        from . import revocation  # one cached read per token id and instance
+
+        if revocation.is_revoked(principal.jti):
+            raise Unauthorized("this token has been revoked", code="token_revoked")
+    return principal
 
 
 def require_role(principal: Principal, roles: tuple[str, ...]) -> None:

@@ -55,6 +55,10 @@ class Unprocessable(ApiError):
     status, code = 422, "invalid_request"
 
 
+class PreconditionRequired(ApiError):
+    status, code = 428, "precondition_required"
+
+
 class RateLimited(ApiError):
     status, code = 429, "rate_limited"
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import auth
 from .config import settings
-from .errors import ApiError, BadRequest, PayloadTooLarge, Unprocessable, error_body
+from .errors import ApiError, BadRequest, PayloadTooLarge, PreconditionRequired, Unprocessable, error_body
 from .logs import get_logger, request_id_var
 
 log = get_logger("http")
@@ -71,6 +71,7 @@ class RouteDoc:
     rate_limit: str | None
     produces: str = "application/json"
     status: int = 200  # the success status the OpenAPI document declares (201 created, 302 redirect)
+    key_required: bool = False  # money moves: a retry without Idempotency-Key could pay twice
 
 
 ROUTE_DOCS: list[RouteDoc] = []
@@ -136,14 +137,20 @@ class Routes:
 
     def route(self, path: str, method: str, *, roles: tuple[str, ...] = PUBLIC, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, summary: str = "", idempotent: bool | None = None,
-              rate_limit: str | None = None, produces: str = "application/json", status: int = 200) -> Callable:
+              rate_limit: str | None = None, produces: str = "application/json", status: int = 200,
+              moves_money: bool = False) -> Callable:
+        """`moves_money=True`: the call spends or pays (redemptions, claims), so it needs an
+        `Idempotency-Key` (428 without one) — a blind retry must never pay twice."""
         idempotent = (method == "POST") if idempotent is None else idempotent
-        ROUTE_DOCS.append(RouteDoc(path, method, roles, summary, body, query, idempotent, rate_limit, produces, status))
+        idempotent = idempotent or moves_money
+        ROUTE_DOCS.append(RouteDoc(path, method, roles, summary, body, query, idempotent, rate_limit, produces, status,
+                                   key_required=moves_money))
         blueprint = self.blueprint
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             def view(**params: str) -> Response:
-                return handle(blueprint.current_request, fn, params, roles, body, query, idempotent, rate_limit)
+                return handle(blueprint.current_request, fn, params, roles, body, query, idempotent, rate_limit,
+                              moves_money)
 
             view.__name__ = fn.__name__
             view.__doc__ = fn.__doc__
@@ -186,12 +193,17 @@ def public_base_url() -> str:
 
 def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: tuple[str, ...],
            body_model: type[BaseModel] | None, query_model: type[BaseModel] | None,
-           idempotent: bool, rate_limit: str | None) -> Response:
+           idempotent: bool, rate_limit: str | None, key_required: bool = False) -> Response:
     request_id = ((request.context or {}).get("requestId")) or uuid.uuid4().hex
     token = request_id_var.set(request_id)
     base_token = base_url_var.set(request_base_url(request.context))
     try:
         req = _build_request(request, params, roles, body_model, query_model, request_id, rate_limit)
+        if key_required and not req.headers.get("idempotency-key", "").strip():
+            raise PreconditionRequired(
+                "this call moves money: send an Idempotency-Key header (a fresh unique value per intended "
+                "operation, the same value on every retry of it) so a retry can never pay twice",
+                code="idempotency_key_required", details={"header": "Idempotency-Key"})
         if idempotent and req.headers.get("idempotency-key"):
             from . import idempotency
 
@@ -225,9 +237,13 @@ def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],
         principal = auth.authenticate(headers.get("authorization"))
         auth.require_role(principal, roles)
     client_key = _client_key(request)
-    if rate_limit:
-        from . import ratelimit
+    from . import ratelimit
 
+    # Members and staff are limited per subject: a token is one caller whatever IPs it uses. A
+    # service token is the brand's own backend, whose volume is the shop's: not limited here.
+    if principal is not None and principal.role != auth.SERVICE:
+        ratelimit.check(f"sub:{principal.role}", principal.sub)
+    if rate_limit:
         ratelimit.check(rate_limit, client_key)
     body: Any = None
     if body_model is not None:

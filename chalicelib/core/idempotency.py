@@ -1,7 +1,7 @@
 """`Idempotency-Key` on POST: the same key and body within 24 h returns the first response;
 the same key with another body is a 409; two concurrent requests with one key run once.
 
-One record per (caller, key) in the control table, claimed with a conditional put. An expired
+One record per (role, caller, key) in the control table, claimed with a conditional put. An expired
 record counts as absent even before TTL deletes it (TTL lags by up to two days), and an
 in-progress claim older than the lock time is taken over (the first runner died). Only a
 success is stored: a 4xx/5xx answer releases the key, so the client may fix things and retry.
@@ -38,10 +38,9 @@ def run(req, call: Callable[[], Response]) -> Response:
     key = req.headers["idempotency-key"]
     if len(key) > MAX_KEY_LENGTH:
         raise Unprocessable(f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters", code="validation_failed")
-    caller = req.principal.sub if req.principal else f"ip:{req.client_key}"
     digest = hashlib.sha256(req.route_key.encode() + b"\0" + req.raw_body).hexdigest()
     now = clock.epoch()
-    record = IdempotencyRecord(pk=f"IDEM#{caller}#{key}", sk="IDEM", status="in_progress", request_hash=digest,
+    record = IdempotencyRecord(pk=record_key(req, key), sk="IDEM", status="in_progress", request_hash=digest,
                                lock_until=now + LOCK_SECONDS, expires_at=now + TTL_SECONDS)
     if not _claim(record, now):
         return _replay(record.pk, digest)
@@ -59,6 +58,13 @@ def run(req, call: Callable[[], Response]) -> Response:
     record.response_headers = json.dumps({k: v for k, v in response.headers.items() if k.lower() != "x-request-id"})
     record.save()
     return response
+
+
+def record_key(req, key: str) -> str:
+    """`IDEM#<role>#<hash(sub, key)>`: a member and a service account that share a subject
+    never share keys, and neither the subject nor the client's key text is stored in a key."""
+    role, sub = (req.principal.role, req.principal.sub) if req.principal else ("public", f"ip:{req.client_key}")
+    return f"IDEM#{role}#" + hashlib.sha256(f"{sub}\0{key}".encode()).hexdigest()
 
 
 def _claim(record: IdempotencyRecord, now: int) -> bool:

@@ -45,6 +45,16 @@ def limit_for(bucket: str) -> int:
 
 
 def check(bucket: str, client_key: str) -> None:
+    """Count the request; over the limit → 429 with Retry-After."""
+    retry_after = exceeded(bucket, client_key)
+    if retry_after is not None:
+        raise RateLimited("too many requests; slow down", details={"limit_per_minute": limit_for(bucket)},
+                          headers={"Retry-After": str(retry_after)})
+
+
+def exceeded(bucket: str, client_key: str) -> int | None:
+    """Count the request; None while within the limit, else seconds until the window ends.
+    For routes that must answer anyway (a click still redirects) and only change what they record."""
     limit = limit_for(bucket)
     flush_every = max(1, limit // 20)
     window = clock.epoch() // WINDOW_SECONDS
@@ -66,9 +76,8 @@ def check(bucket: str, client_key: str) -> None:
             local.known_global = max(local.known_global, total - local.pending)
         estimate = total
     if estimate > limit:
-        retry_after = WINDOW_SECONDS - clock.epoch() % WINDOW_SECONDS
-        raise RateLimited("too many requests; slow down", details={"limit_per_minute": limit},
-                          headers={"Retry-After": str(max(1, retry_after))})
+        return max(1, WINDOW_SECONDS - clock.epoch() % WINDOW_SECONDS)
+    return None
 
 
 def _add(bucket: str, client_key: str, window: int, count: int) -> int:

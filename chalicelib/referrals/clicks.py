@@ -6,6 +6,10 @@ Click item, clicks table). Counting happens later, per
 stream batch (counters.py), so a viral code never turns into a hot item written per click.
 Anything wrong — unknown or disabled code, campaign not running — goes to the default landing
 with no attribution and no write.
+
+A person following a link always gets the redirect, never a 429 (a busy NAT shares one IP).
+Clicks over the per-IP limit, and fetches by link-preview crawlers, still redirect with the
+referral (`ref`) but are not recorded, so they count nowhere.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..campaigns import service as campaigns
 from ..campaigns.rules import points_at_service
-from ..core import clock
+from ..core import clock, ratelimit
 from ..core.config import settings
 from ..store.base import MainItem
 from . import rules
@@ -28,6 +32,7 @@ from .models import Click, Code, Link
 # Clicks are kept for attribution (the campaign's window) plus this margin for late sign-ups
 # and disputes; DynamoDB's TTL deletes them after that.
 KEEP_AFTER_WINDOW = timedelta(days=30)
+RATE_BUCKET = "clicks"
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ def record(raw_code: str, link_id: str | None, source_ip: str, user_agent: str) 
         return default  # never redirect a visitor back into /r/ (a loop), whatever is stored
     if link is not None and link.code.upper() != code.code.upper():
         link = None  # a link id pasted onto another code: count the code, not the link
+    landing_path = link.landing_path if link else None
+    if rules.is_preview_bot(user_agent) or ratelimit.exceeded(RATE_BUCKET, source_ip) is not None:
+        return Outcome(landing(campaign.landing_url, landing_path, ref=code.code), None)
     now = clock.now()
     rules_ = campaigns.rules_of(campaign)
     click_id = uuid.uuid4().hex
@@ -90,5 +98,5 @@ def record(raw_code: str, link_id: str | None, source_ip: str, user_agent: str) 
                   day=local_day(now, rules_.time_zone), fingerprint=fingerprint(source_ip, user_agent),
                   expires_at=clock.epoch(now + timedelta(days=rules_.attribution_window_days) + KEEP_AFTER_WINDOW))
     click.save()
-    target = landing(campaign.landing_url, link.landing_path if link else None, ref=code.code, click=click_id)
+    target = landing(campaign.landing_url, landing_path, ref=code.code, click=click_id)
     return Outcome(target, click)

@@ -2,9 +2,14 @@
 
 Uniqueness is a conditional write on the code's own item: a collision retries with a new
 code, so a code never has two owners. A member's previous codes keep resolving to them.
+
+A code is created only for a member who exists: the transaction that writes it also checks the
+member's profile (no extra read; a token for an unknown member gets 401 and writes nothing).
+Only running campaigns hand out codes; unknown and not running answer alike (no oracle).
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Callable
 
 from pynamodb.exceptions import TransactWriteError
@@ -12,14 +17,15 @@ from pynamodb.exceptions import TransactWriteError
 from ..campaigns import service as campaigns
 from ..campaigns.models import Campaign
 from ..core import clock
-from ..core.errors import Conflict, Unprocessable
+from ..core.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from ..core.masking import mask_name
 from ..members.models import Member
 from ..store.base import MainItem, cancelled_by_condition, transaction
-from . import rules
+from . import reserved, rules
 from .models import Code, MemberCode
 
 MAX_ATTEMPTS = 8
+VANITY_COOLING = timedelta(days=30)
 
 
 class CodeSpaceExhausted(RuntimeError):
@@ -51,6 +57,19 @@ def _failed(exc: TransactWriteError, position: int) -> bool:
     return reason is not None and getattr(reason, "code", None) == "ConditionalCheckFailed"
 
 
+def running_campaign(campaign_id: str | None) -> Campaign:
+    """The campaign if it is running now; unknown, ended and not yet started are one 404."""
+    campaign = campaigns.current(campaign_id)
+    if campaign is None or not campaigns.is_running(campaign):
+        raise NotFound("no running campaign with this id", code="campaign_not_found",
+                       details={"campaign_id": campaign_id or "default"})
+    return campaign
+
+
+def _unknown_member() -> Unauthorized:
+    return Unauthorized("this token's member does not exist; log in again", code="unknown_member")
+
+
 def _new_code(code: str, member_id: str, campaign_id: str, kind: str, at: str) -> Code:
     pk, sk = Code.key(code)
     return Code(pk, sk, code=code, member_id=member_id, campaign_id=campaign_id, kind=kind, created_at=at)
@@ -59,7 +78,7 @@ def _new_code(code: str, member_id: str, campaign_id: str, kind: str, at: str) -
 def code_for(member_id: str, campaign_id: str | None = None,
              generate: Callable[[], str] = rules.generate_code) -> MemberCode:
     """The member's code in the campaign, created on first call."""
-    campaign = campaigns.current_or_404(campaign_id)
+    campaign = running_campaign(campaign_id)
     existing = current(member_id, campaign.campaign_id)
     if existing:
         return existing
@@ -70,6 +89,7 @@ def code_for(member_id: str, campaign_id: str | None = None,
                           campaign_id=campaign.campaign_id, code=code, updated_at=at)
         try:
             with transaction() as tx:
+                tx.condition_check(Member, *Member.key(member_id), condition=Member.pk.exists())
                 tx.save(_new_code(code, member_id, campaign.campaign_id, "generated", at),
                         condition=Code.pk.does_not_exist())
                 tx.save(link, condition=MemberCode.pk.does_not_exist())
@@ -77,8 +97,10 @@ def code_for(member_id: str, campaign_id: str | None = None,
         except TransactWriteError as exc:
             if not cancelled_by_condition(exc):
                 raise
-            # The reasons follow the transaction's order: [code, member's pointer].
-            if _failed(exc, 1):  # a concurrent first call won: its code is the member's code
+            # The reasons follow the transaction's order: [member, code, member's pointer].
+            if _failed(exc, 0):
+                raise _unknown_member() from None
+            if _failed(exc, 2):  # a concurrent first call won: its code is the member's code
                 raced = current(member_id, campaign.campaign_id)
                 if raced:
                     return raced
@@ -87,39 +109,47 @@ def code_for(member_id: str, campaign_id: str | None = None,
 
 
 def set_vanity(member_id: str, raw_code: str, campaign_id: str | None = None) -> MemberCode:
+    """One active vanity code per member and campaign. A change keeps the old vanity code the
+    member's (it still resolves to them) for VANITY_COOLING, then anyone may claim it; while it
+    cools the member cannot change again, so nobody holds more than two names at once."""
     try:
-        code = rules.normalize_vanity(raw_code)
+        code = rules.normalize_vanity(raw_code, reserved.extra_words())
     except rules.VanityRejected as exc:
         raise Unprocessable(str(exc), code=f"vanity_{exc.reason}", details={"field": "code"}) from None
-    campaign = campaigns.current_or_404(campaign_id)
+    campaign = running_campaign(campaign_id)
+    pointer = code_for(member_id, campaign.campaign_id)  # the member exists; the old code keeps resolving
+    if pointer.vanity_code == code:
+        return pointer  # already theirs: idempotent
+    now = clock.now()
+    at = clock.iso(now)
     owner = resolve(code)
-    if owner is not None:
-        if owner.member_id == member_id and owner.campaign_id == campaign.campaign_id:
-            return _point_to(member_id, campaign.campaign_id, code)  # already theirs: idempotent
+    mine = owner is not None and owner.member_id == member_id and owner.campaign_id == campaign.campaign_id
+    if owner is not None and not mine and not (owner.released_after and owner.released_after < at):
         raise Conflict(f"the code {code} is taken", code="code_taken")
-    code_for(member_id, campaign.campaign_id)  # the old code exists first, so it keeps resolving
-    at = clock.now_iso()
-    link = MemberCode(*MemberCode.key(member_id, campaign.campaign_id), member_id=member_id,
-                      campaign_id=campaign.campaign_id, code=code, updated_at=at)
+    if pointer.vanity_code and pointer.vanity_cooling_until and pointer.vanity_cooling_until > at:
+        raise Conflict("your previous vanity code is still cooling; you can change again after it",
+                       code="vanity_change_cooling", details={"next_change_at": pointer.vanity_cooling_until})
+    cooling_until = clock.iso(now + VANITY_COOLING) if pointer.vanity_code else None
+    new_pointer = MemberCode(*MemberCode.key(member_id, campaign.campaign_id), member_id=member_id,
+                             campaign_id=campaign.campaign_id, code=code, updated_at=at, vanity_code=code,
+                             vanity_cooling_until=cooling_until)
     try:
         with transaction() as tx:
-            tx.save(_new_code(code, member_id, campaign.campaign_id, "vanity", at), condition=Code.pk.does_not_exist())
-            tx.save(link)
+            if mine:
+                tx.update(owner, actions=[Code.released_after.remove()], condition=Code.member_id == member_id)
+            else:
+                tx.save(_new_code(code, member_id, campaign.campaign_id, "vanity", at),
+                        condition=Code.pk.does_not_exist() | (Code.released_after < at))
+            if pointer.vanity_code:
+                tx.update(Code(*Code.key(pointer.vanity_code)),
+                          actions=[Code.released_after.set(cooling_until)],
+                          condition=Code.member_id == member_id)
+            tx.save(new_pointer, condition=MemberCode.updated_at == pointer.updated_at)
     except TransactWriteError as exc:
         if cancelled_by_condition(exc):
-            raise Conflict(f"the code {code} is taken", code="code_taken") from None
+            raise Conflict(f"the code {code} is taken (or your code changed meanwhile)", code="code_taken") from None
         raise
-    return link
-
-
-def _point_to(member_id: str, campaign_id: str, code: str) -> MemberCode:
-    link = current(member_id, campaign_id)
-    if link and link.code == code:
-        return link
-    link = MemberCode(*MemberCode.key(member_id, campaign_id), member_id=member_id, campaign_id=campaign_id,
-                      code=code, updated_at=clock.now_iso())
-    link.save()
-    return link
+    return new_pointer
 
 
 def lookup(raw_code: str) -> dict[str, Any]:

@@ -11,12 +11,16 @@ import re
 import secrets
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..core import clock
-from ..core.http import public_base_url
-from ..core.errors import NotFound
-from . import codes
-from .models import Link
+from pynamodb.exceptions import UpdateError
 
+from ..core import clock
+from ..core.errors import NotFound, RateLimited
+from ..core.http import public_base_url
+from ..store.base import condition_failed
+from . import codes
+from .models import Link, LinkQuota
+
+LINKS_PER_DAY = 20  # per member, UTC day: plenty for sharing, not for mass-producing links
 CHANNELS = ("wechat_friend", "wechat_moments", "weibo", "xiaohongshu", "douyin", "qq", "sms", "poster", "other")
 LINK_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 # A path on the campaign's landing site: no scheme, no host, no `//` (which a browser reads as
@@ -52,6 +56,7 @@ def landing(campaign_url: str, landing_path: str | None, **params: str) -> str:
 
 def create(member_id: str, channel: str, campaign_id: str | None = None, landing_path: str | None = None) -> Link:
     member_code = codes.code_for(member_id, campaign_id)
+    _take_quota(member_id)
     link_id = secrets.token_urlsafe(9)  # 12 characters, 72 random bits
     pk, sk = Link.key(link_id)
     link = Link(pk, sk, link_id=link_id, member_id=member_id, campaign_id=member_code.campaign_id,
@@ -59,6 +64,22 @@ def create(member_id: str, channel: str, campaign_id: str | None = None, landing
                 url=share_url(member_code.code, link_id), created_at=clock.now_iso())
     link.save(condition=Link.pk.does_not_exist())
     return link
+
+
+def _take_quota(member_id: str) -> None:
+    """One of the member's LINKS_PER_DAY for today, or 429 until the next UTC day."""
+    now = clock.epoch()
+    day_ends = (now // 86400 + 1) * 86400
+    quota = LinkQuota(*LinkQuota.key(member_id, clock.iso(clock.now())[:10]))
+    try:
+        quota.update(actions=[LinkQuota.links.add(1), LinkQuota.expires_at.set(day_ends + 86400)],
+                     condition=LinkQuota.links.does_not_exist() | (LinkQuota.links < LINKS_PER_DAY))
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+        raise RateLimited(f"at most {LINKS_PER_DAY} links a day; reuse one you made", code="link_limit_reached",
+                          details={"links_per_day": LINKS_PER_DAY},
+                          headers={"Retry-After": str(max(1, day_ends - now))}) from None
 
 
 def get(link_id: str) -> Link:

@@ -10,7 +10,7 @@ Access patterns:
 """
 from __future__ import annotations
 
-from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 
 from ..store.base import ClickItem, ControlItem, MainItem
 
@@ -22,6 +22,9 @@ class Code(MainItem, discriminator="code"):
     kind = UnicodeAttribute(default="generated")  # generated | vanity
     status = UnicodeAttribute(default="active")  # active | disabled
     created_at = UnicodeAttribute()
+    # A vanity code its owner replaced: still theirs (it resolves to them) until this time, then
+    # anyone may claim it.
+    released_after = UnicodeAttribute(null=True)
 
     @classmethod
     def key(cls, code: str) -> tuple[str, str]:
@@ -35,10 +38,34 @@ class MemberCode(MainItem, discriminator="member_code"):
     campaign_id = UnicodeAttribute()
     code = UnicodeAttribute()
     updated_at = UnicodeAttribute()
+    vanity_code = UnicodeAttribute(null=True)  # the one active vanity code in this campaign
+    vanity_cooling_until = UnicodeAttribute(null=True)  # the replaced vanity code is held until then
 
     @classmethod
     def key(cls, member_id: str, campaign_id: str) -> tuple[str, str]:
         return f"M#{member_id}", f"CODE#{campaign_id}"
+
+
+class ReservedWords(MainItem, discriminator="reserved_words"):
+    """Words ops added to the built-in reserved list (brand names...). One item: read once per
+    vanity request. Access pattern: get by its fixed key."""
+
+    words = UnicodeSetAttribute(null=True)
+    updated_by = UnicodeAttribute(null=True)
+
+    @classmethod
+    def key(cls) -> tuple[str, str]:
+        return "RESERVED#CODES", "WORDS"
+
+
+class LinkQuota(ControlItem, discriminator="link_quota"):
+    """Links a member created on one (UTC) day; a conditional ADD that never passes the cap."""
+
+    links = NumberAttribute(default=0)
+
+    @classmethod
+    def key(cls, member_id: str, day: str) -> tuple[str, str]:
+        return f"LINKQ#{member_id}", day
 
 
 class Link(MainItem, discriminator="link"):

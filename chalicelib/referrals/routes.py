@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 from chalice import Response
 from pydantic import Field, field_validator
 
-from ..core.auth import MEMBER
+from ..core.auth import MEMBER, OPS
 from ..core.http import Reply, Req, Routes
 from ..core.validation import Body, Query
-from . import clicks, codes, links
+from . import clicks, codes, links, reserved
 from .links import CHANNELS
 
 routes = Routes(__name__)
@@ -40,6 +40,10 @@ class LinkIn(Body):
         if value is not None and not links.LANDING_PATH.fullmatch(value):
             raise ValueError("must be a path on the campaign's site, like /products/42")
         return value
+
+
+class ReservedIn(Body):
+    words: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9]{3,16}$")]] = Field(min_length=1, max_length=100)
 
 
 class QrQuery(Query):
@@ -85,8 +89,9 @@ def link_qr(req: Req) -> Any:
                              "Cache-Control": "public, max-age=31536000, immutable"})
 
 
-@routes.get("/r/{code}", query=ClickQuery, rate_limit="clicks", produces="text/plain", status=302,
-            summary="Record a click and redirect (302) to the campaign's landing page with ref and click")
+@routes.get("/r/{code}", query=ClickQuery, produces="text/plain", status=302,
+            summary="Record a click and redirect (302) to the campaign's landing page with ref and click; "
+                    "never 429: over the per-IP limit, or for link-preview bots, it redirects without counting")
 def follow(req: Req) -> Any:
     outcome = clicks.record(req.params["code"], req.query.l, req.client_key, req.headers.get("user-agent", ""))
     # no-store: a cached redirect would skip the click and reuse its click id.
@@ -100,3 +105,14 @@ def lookup(req: Req) -> Any:
     # An unknown code answers 200 {"valid": false}: the landing page renders either way, and
     # unknown, disabled and ended look alike.
     return codes.lookup(req.params["code"])
+
+
+@routes.get("/v1/ops/reserved-codes", roles=(OPS,), summary="Words ops reserved for vanity codes (besides the built-in list)")
+def reserved_codes(req: Req) -> Any:
+    return {"words": sorted(reserved.extra_words())}
+
+
+@routes.post("/v1/ops/reserved-codes", roles=(OPS,), body=ReservedIn,
+             summary="Reserve more words (brand names): no vanity code may contain them; audited")
+def reserve_codes(req: Req) -> Any:
+    return {"words": reserved.add(req.body.words, req.principal.sub)}

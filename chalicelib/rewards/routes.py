@@ -1,7 +1,7 @@
 """Ledger, redemptions, ops adjustments and the audit log."""
 from __future__ import annotations
 
-import uuid
+import hashlib
 from typing import Any
 
 from pydantic import Field
@@ -33,10 +33,12 @@ def my_ledger(req: Req) -> Any:
     return ledger.list_for(req.member_id, req.query)
 
 
-@routes.post("/v1/redemptions", roles=(MEMBER,), body=RedemptionIn,
-             summary="Spend available points atomically (409 when short)")
+@routes.post("/v1/redemptions", roles=(MEMBER,), body=RedemptionIn, moves_money=True,
+             summary="Spend available points atomically (409 when short); Idempotency-Key required")
 def redeem(req: Req) -> Any:
-    redemption_id = uuid.uuid4().hex
+    # The id follows from the key: even after the idempotency record expires, a retry cannot
+    # write a second entry (the ledger entry is written only if absent).
+    redemption_id = hashlib.sha256(f"{req.member_id}\0{req.headers['idempotency-key']}".encode()).hexdigest()[:32]
     entry = ledger.spend(req.member_id, f"redemption.{redemption_id}", -req.body.points,
                          f"redeemed for {req.body.item}", "redemption")
     member = members.get(req.member_id)

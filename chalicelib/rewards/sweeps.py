@@ -8,6 +8,7 @@ not held, nothing reversed since) refuse a stale copy, and only then is the item
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable
 
 from pynamodb.exceptions import TransactWriteError
 
@@ -20,6 +21,22 @@ from .models import RELEASE_SHARDS, LedgerEntry
 log = get_logger("sweeps")
 PAGE = 100
 
+ShardRunner = Callable[[Callable[[int], int], Iterable[int]], list[int]]
+
+
+def in_threads(work: Callable[[int], int], shards: Iterable[int]) -> list[int]:
+    with ThreadPoolExecutor(max_workers=RELEASE_SHARDS, thread_name_prefix="release") as pool:
+        return list(pool.map(work, shards))
+
+
+def in_turn(work: Callable[[int], int], shards: Iterable[int]) -> list[int]:
+    return [work(shard) for shard in shards]
+
+
+# How shards run: side by side on DynamoDB. Injected (not a backend check) so an in-process
+# emulator that is not thread-safe (moto) can run them in turn: the test fixture sets in_turn.
+run_shards: ShardRunner = in_threads
+
 
 def release_due(now: str | None = None, max_entries: int = 5000) -> int:
     """Release what is due, the shards side by side: a member's entries all live in one shard,
@@ -27,9 +44,7 @@ def release_due(now: str | None = None, max_entries: int = 5000) -> int:
     `max_entries`; the next run continues."""
     now = now or clock.now_iso()
     per_shard = max(1, max_entries // RELEASE_SHARDS)
-    with ThreadPoolExecutor(max_workers=RELEASE_SHARDS, thread_name_prefix="release") as pool:
-        released = sum(pool.map(lambda shard: _release_shard(shard, now, per_shard), range(RELEASE_SHARDS)))
-    return released
+    return sum(run_shards(lambda shard: _release_shard(shard, now, per_shard), range(RELEASE_SHARDS)))
 
 
 def _release_shard(shard: int, now: str, limit: int) -> int:

@@ -79,7 +79,8 @@ class TableSpec:
 
 MAIN = TableSpec(
     logical="main",
-    serves="members, identities, codes, links, campaigns, orders, ledger, outbox, flags, audit, counters",
+    serves="members, identities, codes, links, campaigns, orders, ledger, outbox, flags, audit, counters, "
+           "reserved vanity words (one item)",
     stream_view="NEW_AND_OLD_IMAGES",
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk",
@@ -100,7 +101,8 @@ CLICKS = TableSpec(
 
 CONTROL = TableSpec(
     logical="control",
-    serves="idempotency records, rate-limit windows and click counters (no stream: nothing downstream)",
+    serves="idempotency records (IDEM#<role>#<hash>), rate-limit windows, link quotas per member and day, "
+           "revoked token ids, click counters (no stream: nothing downstream)",
 )
 
 TABLES: dict[str, TableSpec] = {spec.logical: spec for spec in (MAIN, CLICKS, CONTROL)}

@@ -1,0 +1,1 @@
+"""Access: revoking staff and service tokens."""
