@@ -198,7 +198,7 @@ def _converts(member: Member, order: Order, already_converted: bool = False) -> 
         return False
     rules = campaigns.rules_at(member.referral_campaign_id, member.referral_campaign_version)
     net = int(order.amount_fen) - int(order.refunded_fen)
-    return graph.converts(net, order.occurred_at, rules.min_purchase_fen, member.window_ends_at)
+    return graph.converts(net, order.occurred_at, rules.min_purchase_fen, member.bound_at, member.window_ends_at)
 
 
 def apply_refund(order_id: str, refund_id: str) -> None:

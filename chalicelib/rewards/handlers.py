@@ -10,6 +10,7 @@ from ..campaigns import service as campaigns
 from ..facts.models import Order
 from ..fraud.models import FraudFlag
 from ..members.models import Member
+from ..referrals import graph
 from ..streams import Change, on_change
 from . import ledger, rules
 from .models import LedgerEntry
@@ -65,7 +66,7 @@ def on_order_counted(change: Change) -> None:
     referee = Member.get(*Member.key(order.member_id), consistent_read=True)
     if not referee.referrer_id or referee.referral_status != "converted":
         return
-    if referee.window_ends_at and order.occurred_at > referee.window_ends_at:
+    if not graph.in_window(order.occurred_at, referee.bound_at, referee.window_ends_at):
         return
     referrer = Member.get(*Member.key(referee.referrer_id), consistent_read=True)
     rule_set = _referral_rules(referee)
