@@ -44,3 +44,42 @@ def test_commission_only_for_orders_inside_the_window(client, streams):
     purchase(client, "before", "b", 100_00, occurred_at="2020-01-01T00:00:00Z")
     streams.drain()
     assert [e.order_id for e in entries("a") if e.rule == "commission"] == ["first"]
+
+
+def test_an_order_in_another_currency_is_refused_and_writes_nothing(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    signup(client, "solo")  # not referred: the default campaign's currency applies
+    for who in ("b", "solo"):
+        jpy = purchase(client, f"jpy-{who}", who, 10_000_000, currency="JPY")
+        assert jpy.status_code == 422, jpy.body
+        error = jpy.json_body["error"]
+        assert error["code"] == "currency_mismatch"
+        assert error["details"] == {"currency": "JPY", "campaign_currency": "CNY"}
+    for code in ("XXX", "XTS", "ABC"):
+        refused = purchase(client, f"odd-{code}", "b", 100_00, currency=code)
+        assert refused.status_code == 422 and refused.json_body["error"]["details"], refused.body
+    streams.drain()
+    assert by_rule("a") == {} and member("b").orders == 0 and int(member("b").gmv_fen) == 0
+    ok = purchase(client, "cny", "b", 100_00, currency="CNY")
+    assert ok.status_code == 200 and ok.json_body["currency"] == "CNY"
+    implicit = purchase(client, "implicit", "b", 20_00)  # no currency: the campaign's
+    assert implicit.json_body["currency"] == "CNY"
+    streams.drain()
+    assert int(member("b").gmv_fen) == 120_00
+    assert by_rule("a") == {"conversion": 500, "commission": 300 + 60}
+
+
+def test_a_campaign_in_another_currency_takes_orders_in_it(client, streams):
+    created = _campaign(client, "hk", currency="HKD")
+    changed = client.put("/v1/campaigns/hk", {**{k: created[k] for k in ("campaign_id", "name", "landing_url")},
+                                              "rules": {**created["rules"], "currency": "CNY"}}, token=OPS)
+    assert changed.status_code == 422 and changed.json_body["error"]["code"] == "currency_fixed"
+    signup(client, "a")
+    signup(client, "b", code_of("a", "hk"))
+    assert purchase(client, "cny", "b", 100_00, currency="CNY").status_code == 422
+    hkd = purchase(client, "hkd", "b", 100_00, currency="HKD")
+    assert hkd.status_code == 200 and hkd.json_body["currency"] == "HKD"
+    bad = client.post("/v1/campaigns", {"campaign_id": "bad", "name": "x", "landing_url": "https://shop.example.com",
+                                        "rules": {"currency": "XXX"}}, token=OPS)
+    assert bad.status_code == 422

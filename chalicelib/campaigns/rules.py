@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..core.validation import Currency
+
 Fen = Annotated[int, Field(strict=True, ge=0, le=10_000_000_00)]
 Pts = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
 Bps = Annotated[int, Field(strict=True, ge=0, le=10_000)]
@@ -30,6 +32,7 @@ class Milestone(Strict):
 
 
 class Rules(Strict):
+    currency: Currency = "CNY"  # orders, coupons and budgets of the campaign are in this currency's minor unit
     attribution_window_days: int = Field(30, strict=True, ge=1, le=365)
     min_purchase_fen: Fen = 0
     referee_signup_points: Pts = 0

@@ -10,7 +10,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from ..core import clock
 from ..core.config import settings
-from ..core.errors import Conflict, NotFound
+from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.pagination import PageQuery, page
 from ..insight import audit
 from ..store.base import cancelled_by_condition, transaction
@@ -55,6 +55,9 @@ def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
     if spec.campaign_id != campaign_id:
         raise Conflict("campaign_id in the body differs from the path", code="campaign_id_mismatch")
     current = get(campaign_id)
+    if spec.rules.currency != rules_of(current).currency:  # amounts already recorded are in the old one
+        raise Unprocessable("a campaign's currency cannot change; start a new campaign", code="currency_fixed",
+                            details={"currency": rules_of(current).currency})
     at = clock.now_iso()
     version = int(current.version) + 1
     item = _item(spec, version, at)
