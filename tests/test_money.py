@@ -83,3 +83,24 @@ def test_a_campaign_in_another_currency_takes_orders_in_it(client, streams):
     bad = client.post("/v1/campaigns", {"campaign_id": "bad", "name": "x", "landing_url": "https://shop.example.com",
                                         "rules": {"currency": "XXX"}}, token=OPS)
     assert bad.status_code == 422
+
+
+def _coupons(member_id):
+    return [(e.amount, e.capped_from) for e in entries(member_id) if e.unit == "coupon_fen"]
+
+
+def test_coupons_count_against_the_budget_in_fen(client, streams):
+    _campaign(client, "tight", budget_points=10, referee_coupon_fen=100_00)  # no money budget: no coupons
+    _campaign(client, "some", budget_fen=150_00, referee_coupon_fen=100_00)
+    signup(client, "a")
+    signup(client, "b", code_of("a", "tight"))
+    for friend in ("c", "d"):
+        signup(client, friend, code_of("a", "some"))
+    streams.drain()
+    assert _coupons("b") == [(0, 100_00)]  # the ¥100 coupon did not issue
+    issued = sorted(_coupons("c") + _coupons("d"))
+    assert issued == [(0, 100_00), (100_00, None)]  # ¥150 covers one whole coupon, never half of one
+    assert budget_spent("tight") == 0
+    from chalicelib.rewards.models import BudgetUsage
+
+    assert int(BudgetUsage.get(*BudgetUsage.key("some"), consistent_read=True).spent_fen) == 100_00

@@ -43,6 +43,9 @@ class Rules(Strict):
     second_level_bps: Bps = 0
     monthly_cap_points: Pts | None = None
     budget_points: Pts | None = None
+    # Coupons and red packets are money, counted in fen against their own budget. A campaign
+    # with a points budget and no money budget issues no money at all (a budget limits both).
+    budget_fen: Fen | None = None
     hold_days: int = Field(7, strict=True, ge=0, le=90)
     assist_target: int = Field(5, strict=True, ge=1, le=1000)
     assist_reward_points: Pts = 0
@@ -57,6 +60,12 @@ class Rules(Strict):
         if thresholds and (thresholds[0] != 0 or thresholds != sorted(set(thresholds))):
             raise ValueError("advocate_levels must start at 0 conversions and rise strictly")
         return self
+
+    @property
+    def money_budget_fen(self) -> int | None:
+        if self.budget_fen is None and self.budget_points is not None:
+            return 0
+        return self.budget_fen
 
     def level_for(self, conversions: int) -> AdvocateLevel | None:
         current = None
@@ -98,6 +107,7 @@ DEFAULT_CAMPAIGN = CampaignIn(
         second_level_bps=100,
         monthly_cap_points=50_000,
         budget_points=10_000_000,
+        budget_fen=2_000_000_00,
         hold_days=7,
         assist_target=5,
         assist_reward_points=200,

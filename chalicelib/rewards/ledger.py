@@ -73,6 +73,11 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
     if points and rules.budget_points is not None:
         budget = BudgetUsage(*BudgetUsage.key(campaign_id))
         amount = capped(amount, _read(BudgetUsage, budget, "spent") if read_usage else 0, rules.budget_points)
+    money_budget = None if points else rules.money_budget_fen
+    if money_budget is not None:  # a coupon issues whole or not at all
+        budget = BudgetUsage(*BudgetUsage.key(campaign_id))
+        if capped(amount, _read(BudgetUsage, budget, "spent_fen") if read_usage else 0, money_budget) < amount:
+            amount = 0
     available_at = clock.iso(clock.parse(at) + timedelta(days=rules.hold_days))
     entry = LedgerEntry(*LedgerEntry.key(grant.member_id, grant.entry_id), entry_id=grant.entry_id,
                         member_id=grant.member_id, rule=grant.rule, unit=grant.unit, amount=amount,
@@ -99,6 +104,9 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
             if budget is not None:
                 tx.update(budget, actions=[BudgetUsage.spent.add(amount)],
                           condition=BudgetUsage.spent.does_not_exist() | (BudgetUsage.spent <= rules.budget_points - amount))
+        if money_budget is not None and amount:
+            tx.update(budget, actions=[BudgetUsage.spent_fen.add(amount), BudgetUsage.type.set(BudgetUsage)],
+                      condition=BudgetUsage.spent_fen.does_not_exist() | (BudgetUsage.spent_fen <= money_budget - amount))
     return entry
 
 

@@ -68,7 +68,8 @@ class CapUsage(MainItem, discriminator="cap_usage"):
 
 
 class BudgetUsage(MainItem, discriminator="budget_usage"):
-    spent = NumberAttribute(default=0)
+    spent = NumberAttribute(default=0)  # points
+    spent_fen = NumberAttribute(null=True)  # coupons and red packets, in the campaign currency's minor unit
 
     @classmethod
     def key(cls, campaign_id: str) -> tuple[str, str]:
