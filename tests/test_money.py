@@ -104,3 +104,167 @@ def test_coupons_count_against_the_budget_in_fen(client, streams):
     from chalicelib.rewards.models import BudgetUsage
 
     assert int(BudgetUsage.get(*BudgetUsage.key("some"), consistent_read=True).spent_fen) == 100_00
+
+
+# -- commission by conversion rank (README: the k-th conversion earns the level reached at k) ---
+
+def _burst(client, streams, app, friends: int, seed: int | None, drain_each: bool) -> dict[str, int]:
+    """`friends` referees of one advocate buy ¥100 each, one second apart; the purchase records
+    reach the handlers in a shuffled order (or newest first when `seed` is None)."""
+    import random
+
+    signup(client, "koc")
+    code = code_of("koc")
+    for i in range(friends):
+        signup(client, f"f{i:02d}", code)
+    streams.drain()
+    start = clock.now()
+    for i in range(friends):
+        at = clock.iso(start + timedelta(seconds=i))
+        assert purchase(client, f"o{i:02d}", f"f{i:02d}", 100_00, occurred_at=at).status_code == 200
+    captured = []
+    original = streams._invoke
+    streams._invoke = lambda name, event: captured.append((name, event)) or {"batchItemFailures": []}
+    streams.drain()  # capture the purchase records without handling them
+    streams._invoke = original
+    records = [(name, record) for name, event in captured for record in event["Records"]]
+    assert len(records) == friends
+    if seed is None:
+        records.reverse()
+    else:
+        random.Random(seed).shuffle(records)
+    for name, record in records:
+        app.handler_map[name]({"Records": [record]}, None)
+        if drain_each:
+            streams.drain()
+    streams.drain()
+    commissions = {e.order_id: e.standing for e in entries("koc") if e.rule == "commission"}
+    assert_balances_match_entries(["koc"])
+    return commissions
+
+
+def test_commission_rate_follows_the_rank_in_time_not_the_handling_order(client, streams, app):
+    """30 friends convert; whatever order their purchases are handled in, the k-th conversion in
+    time earns the level reached at k: 4×300 + 15×500 + 11×800 (levels at 0/5/20 conversions)."""
+    paid = _burst(client, streams, app, 30, seed=None, drain_each=True)  # newest first: every one arrives "late"
+    assert [paid[f"o{i:02d}"] for i in range(30)] == [300] * 4 + [500] * 15 + [800] * 11
+    assert sum(paid.values()) == 17_500
+    assert by_rule("koc")["milestone"] == 300 + 1500 + 5000
+
+
+def test_shuffled_deliveries_give_the_same_ledger(client, streams, app):
+    paid = _burst(client, streams, app, 8, seed=13, drain_each=False)
+    expected = [300] * 4 + [500] * 4
+    assert [paid[f"o{i:02d}"] for i in range(8)] == expected
+    # a refund that undoes the 2nd conversion moves everyone after it down one rank
+    refund(client, "o01", "r1", 100_00)
+    streams.drain()
+    after = {e.order_id: e.standing for e in entries("koc") if e.rule == "commission"}
+    assert after["o01"] == 0
+    assert [after[f"o{i:02d}"] for i in (0, 2, 3, 4, 5, 6, 7)] == [300, 300, 300, 300, 500, 500, 500]
+    assert_balances_match_entries(["koc"])
+
+
+# -- fraud flags hold and void everything tied to their referral ------------------------------
+
+def _resolve(client, referee, action):
+    answer = client.post(f"/v1/ops/fraud-flags/{referee}/resolve", {"action": action}, token=token("olivia", "ops"))
+    assert answer.status_code == 200, answer.body
+
+
+def _fresh_service_refund(client, order_id, refund_id, amount_fen):
+    answer = client.post("/v1/events/refunds", {"order_id": order_id, "refund_id": refund_id, "amount_fen": amount_fen},
+                         token=token("brand-backend", "service"))
+    assert answer.status_code == 200, answer.body
+
+
+def test_a_flag_opened_after_payment_holds_and_rejection_voids_every_entry(client, streams):
+    signup(client, "gp")
+    signup(client, "a", code_of("gp"))
+    signup(client, "b", code_of("a"))
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert points("b") == {"available": 100, "pending": 0}  # the welcome points are already spendable
+    purchase_ok = client.post("/v1/events/purchases", {"order_id": "o1", "member_id": "b", "amount_fen": 100_00},
+                              token=token("brand-backend", "service"))
+    assert purchase_ok.status_code == 200
+    streams.drain()
+    assert by_rule("a") == {"welcome": 100, "conversion": 500, "commission": 300}
+    _fresh_service_refund(client, "o1", "r1", 10_00)  # within 48 h: a quick-refund flag opens
+    streams.drain()
+    assert all(e.hold for e in entries("a") + entries("gp") if e.order_id == "o1")
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert points("a") == {"available": 100, "pending": 770}  # held past the release sweep (a's own welcome aside)
+    assert points("gp") == {"available": 0, "pending": 90}
+    _resolve(client, "b", "reject")
+    streams.drain()
+    sweeps.release_due()
+    assert member("b").referral_status == "void"
+    assert points("a") == {"available": 100, "pending": 0}
+    assert points("gp") == {"available": 0, "pending": 0}
+    assert points("b") == {"available": 0, "pending": 0}  # the available welcome points too
+    assert [(e.status, e.voided) for e in entries("b") if e.rule == "coupon"] == [("reversed", "fraud_rejected")]
+    assert int(member("a").referrals_converted) == 0
+    assert_balances_match_entries(["gp", "a", "b"])
+
+
+def test_approving_a_late_flag_releases_what_it_held(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()
+    refund(client, "o1", "r1", 10_00)
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    assert points("a") == {"available": 0, "pending": 770}
+    _resolve(client, "b", "approve")
+    streams.drain()
+    sweeps.release_due()
+    assert points("a") == {"available": 770, "pending": 0}
+    assert_balances_match_entries(["a", "b"])
+
+
+# -- milestones follow the conversion count ---------------------------------------------------
+
+def test_a_refund_below_a_milestone_takes_it_back_and_reaching_it_again_restores_it(client, streams):
+    signup(client, "koc")
+    for i in range(4):
+        signup(client, f"f{i}", code_of("koc"))
+    for i in range(3):
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+    streams.drain()
+    assert by_rule("koc")["milestone"] == 300
+    refund(client, "o1", "r1", 100_00)  # undoes a conversion: 2 left
+    streams.drain()
+    assert int(member("koc").referrals_converted) == 2
+    assert by_rule("koc")["milestone"] == 0
+    purchase(client, "o3", "f3", 100_00)  # 3 again
+    streams.drain()
+    assert by_rule("koc")["milestone"] == 300
+    assert [e.referee_id for e in entries("koc") if e.rule == "milestone"] == ["f3"]
+    assert_balances_match_entries(["koc"] + [f"f{i}" for i in range(4)])
+
+
+def test_rejected_referrals_leave_no_milestone_standing(client, streams):
+    signup(client, "koc", device_id="shared")
+    for i in range(3):
+        signup(client, f"f{i}", code_of("koc"), device_id="shared")  # flagged at sign-up
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+    streams.drain()
+    milestone = [e for e in entries("koc") if e.rule == "milestone"]
+    assert [(e.amount, bool(e.hold)) for e in milestone] == [(300, True)]  # held like the others
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    assert points("koc")["available"] == 0
+    for i in range(3):
+        _resolve(client, f"f{i}", "reject")
+    streams.drain()
+    sweeps.release_due()
+    assert points("koc") == {"available": 0, "pending": 0}
+    assert by_rule("koc").get("milestone") == 0
+    assert_balances_match_entries(["koc"] + [f"f{i}" for i in range(3)])
