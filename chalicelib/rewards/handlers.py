@@ -45,6 +45,10 @@ def _voided(member_id: str) -> bool:
     return Member.get(*Member.key(member_id), consistent_read=True).referral_status == "void"
 
 
+def _converts_no_more(referee_id: str) -> bool:
+    return Member.get(*Member.key(referee_id), consistent_read=True).referral_status != "converted"
+
+
 @on_change("main", "conversion")
 def on_conversion(change: Change) -> None:
     """A conversion appeared, moved, was undone, or got a new rate: settle its own rate and
@@ -54,6 +58,8 @@ def on_conversion(change: Change) -> None:
         settled = ranks.settle(Conversion.key(mark.referrer_id, mark.converted_at, mark.referee_id))
         if settled is not None:
             ranks.restate_commissions(settled)
+    elif _converts_no_more(mark.referee_id):  # undone, not moved (a move writes the new one)
+        ranks.restate_commissions(mark, undone=True)
     if change.event in ("INSERT", "REMOVE"):
         ranks.settle_milestones(mark.referrer_id, ranks.rerank_after(mark))
 

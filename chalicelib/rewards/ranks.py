@@ -88,8 +88,9 @@ def rerank_after(mark: Conversion) -> int:
     return position
 
 
-def restate_commissions(mark: Conversion) -> None:
-    """Commission on every order of the mark's referee at the mark's rate (refunds still apply)."""
+def restate_commissions(mark: Conversion, undone: bool = False) -> None:
+    """Commission on every order of the mark's referee at the mark's rate (refunds still apply);
+    `undone`: the referee converts no more, so their orders earn no commission at all."""
     rule_set = campaigns.rules_at(mark.campaign_id, mark.campaign_version)
     hits = LedgerEntry.by_gsi1.query(f"REFEREE#{mark.referee_id}",
                                      LedgerEntry.gsi1sk.startswith(f"{mark.referrer_id}#commission."))
@@ -97,7 +98,7 @@ def restate_commissions(mark: Conversion) -> None:
         if not hit.order_id:
             continue
         order = Order.get(*Order.key(hit.order_id), consistent_read=True)
-        amount = rules.commission(int(order.amount_fen), int(mark.commission_bps or 0))
+        amount = 0 if undone else rules.commission(int(order.amount_fen), int(mark.commission_bps or 0))
         reversed_amount = rules.reversal_target(amount, int(order.refunded_fen or 0), int(order.amount_fen))
         ledger.restate(hit.member_id, hit.entry_id, amount, reversed_amount, rule_set)
 
