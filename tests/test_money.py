@@ -273,13 +273,16 @@ def test_rejected_referrals_leave_no_milestone_standing(client, streams):
 def test_an_undone_conversion_leaves_no_commission_at_any_rate(client, streams):
     """A refund that takes the converting order under the minimum undoes the conversion: its
     orders earn no commission, whichever rate they had been paid at."""
-    signup(client, "a")
+    signup(client, "gp")
+    signup(client, "a", code_of("gp"))
     signup(client, "b", code_of("a"))
     purchase(client, "o1", "b", 100_00)
     streams.drain()
-    assert by_rule("a") == {"conversion": 500, "commission": 300}
+    assert by_rule("a") == {"welcome": 100, "conversion": 500, "commission": 300}
+    assert by_rule("gp") == {"second_level": 100}
     refund(client, "o1", "r1", 60_00)  # ¥40 left: under the ¥50 minimum
     streams.drain()
     assert member("b").referral_status == "signed_up"
-    assert by_rule("a") == {"conversion": 0, "commission": 0}
-    assert_balances_match_entries(["a", "b"])
+    assert by_rule("a") == {"welcome": 100, "conversion": 0, "commission": 0}
+    assert by_rule("gp") == {"second_level": 0}
+    assert_balances_match_entries(["gp", "a", "b"])

@@ -238,13 +238,13 @@ def set_hold(entry: LedgerEntry, held: bool) -> None:
     """Hold a pending entry while its referral's flag is open (it leaves the release index), or
     clear the hold (approve): the entry becomes releasable on its own date. An entry already
     available cannot be held; a rejection reverses it instead."""
-    if held:
-        if entry.hold or entry.status != "pending":
+    if held:  # every entry not yet released, reversed ones too (whichever handler ran first)
+        if entry.hold or entry.bucket != "pending":
             return
         try:
             entry.update(actions=[LedgerEntry.hold.set("fraud_review"), LedgerEntry.gsi2pk.remove(),
                                   LedgerEntry.gsi2sk.remove()],
-                         condition=(LedgerEntry.status == "pending") & LedgerEntry.hold.does_not_exist())
+                         condition=(LedgerEntry.bucket == "pending") & LedgerEntry.hold.does_not_exist())
         except UpdateError as exc:
             if not condition_failed(exc):
                 raise

@@ -89,16 +89,17 @@ def rerank_after(mark: Conversion) -> int:
 
 
 def restate_commissions(mark: Conversion, undone: bool = False) -> None:
-    """Commission on every order of the mark's referee at the mark's rate (refunds still apply);
-    `undone`: the referee converts no more, so their orders earn no commission at all."""
+    """Commission on every order of the mark's referee at the mark's rate, and the grandparent's
+    share (refunds still apply); `undone`: the referee converts no more, so their orders earn
+    neither."""
     rule_set = campaigns.rules_at(mark.campaign_id, mark.campaign_version)
-    hits = LedgerEntry.by_gsi1.query(f"REFEREE#{mark.referee_id}",
-                                     LedgerEntry.gsi1sk.startswith(f"{mark.referrer_id}#commission."))
-    for hit in hits:
-        if not hit.order_id:
+    table = levels_for(mark)
+    for hit in LedgerEntry.by_gsi1.query(f"REFEREE#{mark.referee_id}"):
+        if hit.rule not in ("commission", "second_level") or not hit.order_id:
             continue
         order = Order.get(*Order.key(hit.order_id), consistent_read=True)
-        amount = 0 if undone else rules.commission(int(order.amount_fen), int(mark.commission_bps or 0))
+        bps = int(mark.commission_bps or 0) if hit.rule == "commission" else table.second_level_bps
+        amount = 0 if undone else rules.commission(int(order.amount_fen), bps)
         reversed_amount = rules.reversal_target(amount, int(order.refunded_fen or 0), int(order.amount_fen))
         ledger.restate(hit.member_id, hit.entry_id, amount, reversed_amount, rule_set)
 
