@@ -286,3 +286,19 @@ def test_an_undone_conversion_leaves_no_commission_at_any_rate(client, streams):
     assert by_rule("a") == {"welcome": 100, "conversion": 0, "commission": 0}
     assert by_rule("gp") == {"second_level": 0}
     assert_balances_match_entries(["gp", "a", "b"])
+
+
+def test_the_earliest_qualifying_order_converts_whichever_is_handled_first(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    start = clock.now()
+    purchase(client, "o-later", "b", 100_00, occurred_at=clock.iso(start + timedelta(minutes=2)))
+    streams.drain()
+    purchase(client, "o-earlier", "b", 80_00, occurred_at=clock.iso(start + timedelta(minutes=1)))
+    streams.drain()
+    assert member("b").converting_order_id == "o-earlier"
+    conversions = {e.order_id: e.standing for e in entries("a") if e.rule == "conversion"}
+    assert conversions == {"o-later": 0, "o-earlier": 500}
+    assert int(member("a").referrals_converted) == 1
+    assert by_rule("a")["commission"] == 300 + 240
+    assert_balances_match_entries(["a", "b"])
