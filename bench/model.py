@@ -321,6 +321,7 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
     status: dict[int, str | None] = {m.idx: ("signed_up" if m.referrer is not None else None) for m in members}
     converting: dict[int, str | None] = {m.idx: None for m in members}
     held: dict[int, bool] = {m.idx: m.shared_device for m in members}
+    held_before_release = dict(held)  # a flag opened after the release holds nothing already available
     converted: dict[int, int] = {m.idx: 0 for m in members}
     reached: dict[int, int] = {m.idx: 0 for m in members}  # the most conversions ever standing at once
     refunded: dict[str, int] = {}
@@ -428,6 +429,7 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
                 flagged += 1
             held[y] = True
             if not parts[0].late:  # every entry of the referral is still pending: the flag holds them all
+                held_before_release[y] = True
                 for book in entries.values():
                     for entry in book.values():
                         if entry.referee == y and entry.unit == "points":
@@ -482,7 +484,8 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
                 continue
             stands = len(order_of) >= m
             referee = order_of[m - 1] if stands else None
-            entry = award(x, "milestone", str(m), bonus, default_id, hold=held[referee] if stands else False,
+            entry = award(x, "milestone", str(m), bonus, default_id,
+                          hold=held_before_release[referee] if stands else False,
                           referee=referee)
             entry.reversed = 0 if stands else bonus
 
