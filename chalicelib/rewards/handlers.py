@@ -1,6 +1,7 @@
 """Stream handlers that turn facts into ledger entries.
 
-Each handler reads the current state it needs (not only the record's image: items of one
+Commission rates come from the conversion's rank in time (ranks.py); fraud flags hold, release
+or void every entry of their referral. Each handler reads the current state it needs (not only the record's image: items of one
 transaction arrive as separate records, in any order across keys) and pays through
 `ledger.award`, whose deterministic entry ids make every replay a no-op.
 """
@@ -11,8 +12,8 @@ from ..facts.models import Order
 from ..fraud.models import FraudFlag
 from ..members.models import Member
 from ..referrals import graph
-from ..streams import Change, on_change
 from ..referrals.models import Conversion
+from ..streams import Change, on_change
 from . import ledger, ranks, rules
 from .models import LedgerEntry
 
