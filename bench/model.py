@@ -5,15 +5,18 @@ ledger entry from the campaign rules (plain JSON, the same document the simulato
 /v1/campaigns) and the generated facts. Where the service's documented behaviour has a
 detail that matters for the exact figures, the oracle states it next to the computation.
 
-Determinism. The service decides some things "at the moment a fact is processed" (the
-referrer's advocate level, which order converts, whether a referral is held). The facts are
-therefore released in phases, each drained (stream settled) before the next, so that no
-decision depends on how concurrent requests or stream records interleave:
+Determinism. The service decides some things "at the moment a fact is processed" (which order
+converts, whether a referral is held). The facts are therefore released in phases, each drained
+(stream settled) before the next:
 
   sign-ups (by generation) → phase 0 (orders that cannot convert: below the minimum, or out of
-  the window) → rank phases 1..K (phase k holds the k-th converting first purchase of every
-  referrer, so a referrer's converted count at each commission is exactly k) → repeat purchases
-  (every converted referrer's count is final) → refunds → release → late refunds → release.
+  the window) → phase 1, a burst: every converting first purchase at once (a KOL's 20-60 friends
+  sent concurrently) → repeat purchases → refunds → release → late refunds → release.
+
+The commission rate is not such a decision: it is the level reached at the referee's conversion
+rank in time (converted_at, ties by member id) among the conversions standing at the end, which
+the service reaches whatever order its handlers run in; the oracle settles it over the final
+conversions. Milestones stand while the count does, tied to the conversion that reached them.
 
 Caps and budget never bind (no monthly cap on the simulated campaigns; budgets far above the
 expected spend, checked before the run), so their outcome cannot depend on order either. Each
@@ -70,6 +73,7 @@ def sim_campaign_rules() -> dict[str, Any]:
         "second_level_bps": 50,
         "monthly_cap_points": None,  # no cap: awards never depend on order
         "budget_points": 10_000_000,
+        "budget_fen": 1_000_000_00,  # coupons count against the money part of the budget
         "hold_days": 7,
         "signups_per_hour_alert": 100_000,  # velocity flags would depend on timing; device flags do not
     }
@@ -219,17 +223,15 @@ def generate(n_members: int, seed: int) -> World:
                 order(rng.randint(minimum, MAX_AMOUNT_FEN), "late", window_minutes + 60)
             if rng.random() >= P_FIRST:
                 continue  # only purchases that cannot convert
-            firsts[m.idx] = order(rng.randint(minimum, MAX_AMOUNT_FEN), "first", 60)
+            # within the hour before repeat purchases (offset 120+): distinct times, so rank in time matters
+            firsts[m.idx] = order(rng.randint(minimum, MAX_AMOUNT_FEN), "first", 60 + rng.randint(0, 59))
         for j in range(rng.choice((0, 0, 1, 1, 2))):
             order(rng.randint(10_00, MAX_AMOUNT_FEN), "repeat", 120 + 60 * j)
 
-    # Rank phases: the k-th converting referee of each referrer buys in phase k.
-    rank_phases = 0
-    for x in members:
-        converting = [y for y in x.referees if y in firsts]
-        for k, y in enumerate(converting, start=1):
-            firsts[y].phase = k
-            rank_phases = max(rank_phases, k)
+    # One burst: every converting first purchase in phase 1, sent concurrently.
+    rank_phases = 1 if firsts else 0
+    for first in firsts.values():
+        first.phase = 1
     for o in orders:
         if o.kind == "repeat":
             o.phase = rank_phases + 1
@@ -270,6 +272,7 @@ class Expected:
     campaign: str
     held: bool
     reversed: int = 0
+    referee: int | None = None  # the referral the entry is tied to (a flag holds it)
 
     @property
     def standing(self) -> int:
@@ -318,7 +321,9 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
     status: dict[int, str | None] = {m.idx: ("signed_up" if m.referrer is not None else None) for m in members}
     converting: dict[int, str | None] = {m.idx: None for m in members}
     held: dict[int, bool] = {m.idx: m.shared_device for m in members}
+    held_before_release = dict(held)  # a flag opened after the release holds nothing already available
     converted: dict[int, int] = {m.idx: 0 for m in members}
+    reached: dict[int, int] = {m.idx: 0 for m in members}  # the most conversions ever standing at once
     refunded: dict[str, int] = {}
     orders_of: dict[int, list[SimOrder]] = {}
     for o in world.orders:
@@ -343,11 +348,13 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
         return net > 0 and net >= rules_by_campaign[members[y].campaign]["min_purchase_fen"] and in_window(y, o)
 
     def award(beneficiary: int, rule: str, source: str, amount: int, campaign: str, unit: str = "points",
-              hold: bool = False) -> None:
+              hold: bool = False, referee: int | None = None) -> Expected:
         book = entries[member_ids[beneficiary]]
         entry_id = f"{rule}.{source}"
         if entry_id not in book:  # deterministic ids: a fact pays a beneficiary once per rule
-            book[entry_id] = Expected(rule, unit, amount, campaign, hold if unit == "points" else False)
+            book[entry_id] = Expected(rule, unit, amount, campaign, hold if unit == "points" else False,
+                                      referee=referee)
+        return book[entry_id]
 
     def reverse_to(beneficiary: int | None, entry_id: str, target: int) -> None:
         if beneficiary is None:
@@ -362,21 +369,21 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
             continue
         r = rules_by_campaign[m.campaign]
         if r["referee_signup_points"]:
-            award(m.idx, "welcome", member_ids[m.idx], r["referee_signup_points"], m.campaign, hold=held[m.idx])
+            award(m.idx, "welcome", member_ids[m.idx], r["referee_signup_points"], m.campaign, hold=held[m.idx],
+                  referee=m.idx)
         if r["referee_coupon_fen"]:
-            award(m.idx, "coupon", member_ids[m.idx], r["referee_coupon_fen"], m.campaign, unit="coupon_fen")
+            award(m.idx, "coupon", member_ids[m.idx], r["referee_coupon_fen"], m.campaign, unit="coupon_fen",
+                  referee=m.idx)
 
     def convert(y: int, o: SimOrder) -> None:
         x = members[y].referrer
         status[y], converting[y] = "converted", o.order_id
-        before = converted[x]
         converted[x] += 1
+        reached[x] = max(reached[x], converted[x])
         r = rules_by_campaign[members[y].campaign]
         if r["referrer_conversion_points"]:
-            award(x, "conversion", o.order_id, r["referrer_conversion_points"], members[y].campaign, hold=held[y])
-        for milestone in default_rules["milestones"]:  # the default campaign's milestones, paid once each
-            if before < milestone["conversions"] <= converted[x] and milestone["bonus_points"]:
-                award(x, "milestone", str(milestone["conversions"]), milestone["bonus_points"], default_id)
+            award(x, "conversion", o.order_id, r["referrer_conversion_points"], members[y].campaign, hold=held[y],
+                  referee=y)
 
     def purchase(o: SimOrder) -> None:
         y = o.member
@@ -391,15 +398,15 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
         # The level table (and with it second_level_bps) is the referee's campaign's when it has
         # levels, else the default campaign's (rewards/handlers.on_order_counted).
         table = own if own["advocate_levels"] else default_rules
-        level = _level(table, converted[x])
-        if level and o.amount * level["commission_bps"] // 10_000 > 0:
-            award(x, "commission", o.order_id, o.amount * level["commission_bps"] // 10_000, members[y].campaign,
-                  hold=held[y])
+        # The rate is the level reached at the referee's conversion rank in time: settled at the end.
+        commissions.append((x, y, o, award(x, "commission", o.order_id, 0, members[y].campaign, hold=held[y],
+                                           referee=y)))
         grandparent = members[x].referrer
         if grandparent is not None and o.amount * table["second_level_bps"] // 10_000 > 0:
             award(grandparent, "second_level", o.order_id, o.amount * table["second_level_bps"] // 10_000,
-                  members[y].campaign, hold=held[y])
+                  members[y].campaign, hold=held[y], referee=y)
 
+    commissions: list[tuple[int, int, SimOrder, Expected]] = []
     for phase in range(0, world.repeat_phase + 1):
         for o in world.orders_in(phase):
             purchase(o)
@@ -411,7 +418,7 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
         refunded[order.order_id] = refunded.get(order.order_id, 0) + sum(p.amount for p in parts)
         total = refunded[order.order_id]
         grandparent = members[x].referrer if x is not None else None
-        for beneficiary, rule in ((x, "commission"), (grandparent, "second_level")):
+        for beneficiary, rule in ((grandparent, "second_level"),):  # commission: settled at the end
             entry = entries[member_ids[beneficiary]].get(f"{rule}.{order.order_id}") if beneficiary is not None else None
             if entry is not None:  # proportional, on the cumulative refund, rounded up
                 reverse_to(beneficiary, f"{rule}.{order.order_id}", _ceil_div(entry.amount * total, order.amount))
@@ -421,6 +428,12 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
             if not held[y]:
                 flagged += 1
             held[y] = True
+            if not parts[0].late:  # every entry of the referral is still pending: the flag holds them all
+                held_before_release[y] = True
+                for book in entries.values():
+                    for entry in book.values():
+                        if entry.referee == y and entry.unit == "points":
+                            entry.held = True
         if qualifies(y, order):
             return
         reverse_to(x, f"conversion.{order.order_id}", 10 ** 12)
@@ -437,6 +450,11 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
         status[y], converting[y] = "signed_up", None
         converted[x] -= 1
 
+    def ranked(x: int) -> list[int]:
+        """x's standing conversions in time: by converted_at, ties by the referee's id."""
+        mine = [y for y in members[x].referees if status[y] == "converted"]
+        return sorted(mine, key=lambda y: (occurred(by_id[converting[y]]), member_ids[y]))
+
     for late in (False, True):
         grouped: dict[str, list[SimRefund]] = {}
         for refund in world.refunds:
@@ -444,6 +462,32 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
                 grouped.setdefault(refund.order_id, []).append(refund)
         for order_id, parts in grouped.items():
             refund_set(by_id[order_id], parts)
+
+    ranks = {x: {y: k for k, y in enumerate(ranked(x), start=1)} for x in {c[0] for c in commissions}}
+    for x, y, o, entry in commissions:
+        if status[y] != "converted":  # undone: its orders earn no commission, nor a second-level share
+            entry.amount = entry.reversed = 0
+            grandparent = members[x].referrer
+            share = entries[member_ids[grandparent]].get(f"second_level.{o.order_id}") if grandparent is not None else None
+            if share is not None:
+                share.amount = share.reversed = 0
+            continue
+        own = rules_by_campaign[members[y].campaign]
+        level = _level(own if own["advocate_levels"] else default_rules, ranks[x][y])
+        entry.amount = o.amount * level["commission_bps"] // 10_000 if level else 0
+        entry.reversed = min(entry.amount, _ceil_div(entry.amount * refunded.get(o.order_id, 0), o.amount))
+    for x in (m.idx for m in members):  # milestones stand while the count does, tied to the m-th conversion
+        order_of = ranked(x)
+        for milestone in default_rules["milestones"]:
+            m, bonus = milestone["conversions"], milestone["bonus_points"]
+            if not bonus or reached[x] < m:
+                continue
+            stands = len(order_of) >= m
+            referee = order_of[m - 1] if stands else None
+            entry = award(x, "milestone", str(m), bonus, default_id,
+                          hold=held_before_release[referee] if stands else False,
+                          referee=referee)
+            entry.reversed = 0 if stands else bonus
 
     balances: dict[str, dict[str, int]] = {}
     budgets: dict[str, int] = {}

@@ -231,7 +231,7 @@ class Simulation:
         t1 = time.perf_counter()
         for phase in range(0, w.repeat_phase + 1):
             label = "phase 0 (cannot convert)" if phase == 0 else (
-                "repeat purchases" if phase == w.repeat_phase else f"rank phase {phase}")
+                "repeat purchases" if phase == w.repeat_phase else "burst (every converting purchase at once)")
             self.run_step(label, [lambda o=o: self.purchase(o) for o in w.orders_in(phase)])
         self.purchase_seconds = time.perf_counter() - t1
         for late in (False, True):

@@ -14,6 +14,8 @@ from pydantic_core import PydanticCustomError
 
 from ..core.validation import Instant
 
+from ..core.validation import Currency
+
 Fen = Annotated[int, Field(strict=True, ge=0, le=10_000_000_00)]
 Pts = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
 Bps = Annotated[int, Field(strict=True, ge=0, le=10_000)]
@@ -68,6 +70,7 @@ class Milestone(Strict):
 
 
 class Rules(Strict):
+    currency: Currency = "CNY"  # orders, coupons and budgets of the campaign are in this currency's minor unit
     attribution_window_days: int = Field(30, strict=True, ge=1, le=365)
     min_purchase_fen: Fen = 0
     referee_signup_points: Pts = 0
@@ -78,6 +81,9 @@ class Rules(Strict):
     second_level_bps: Bps = 0
     monthly_cap_points: Pts | None = None
     budget_points: Pts | None = None
+    # Coupons and red packets are money, counted in fen against their own budget. A campaign
+    # with a points budget and no money budget issues no money at all (a budget limits both).
+    budget_fen: Fen | None = None
     hold_days: int = Field(7, strict=True, ge=0, le=90)
     assist_target: int = Field(5, strict=True, ge=1, le=1000)
     assist_reward_points: Pts = 0
@@ -106,6 +112,12 @@ class Rules(Strict):
         if steps != sorted(set(steps)):
             raise PydanticCustomError("not_ascending", "milestones must rise strictly in conversions")
         return self
+
+    @property
+    def money_budget_fen(self) -> int | None:
+        if self.budget_fen is None and self.budget_points is not None:
+            return 0
+        return self.budget_fen
 
     def level_for(self, conversions: int) -> AdvocateLevel | None:
         current = None
@@ -153,6 +165,7 @@ DEFAULT_CAMPAIGN = CampaignIn(
         second_level_bps=100,
         monthly_cap_points=50_000,
         budget_points=10_000_000,
+        budget_fen=2_000_000_00,
         hold_days=7,
         assist_target=5,
         assist_reward_points=200,

@@ -69,6 +69,9 @@ def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
         raise Conflict("campaign_id in the body differs from the path", code="campaign_id_mismatch")
     _check_landing(spec)
     current = get(campaign_id)
+    if spec.rules.currency != rules_of(current).currency:  # amounts already recorded are in the old one
+        raise Unprocessable("a campaign's currency cannot change; start a new campaign", code="currency_fixed",
+                            details={"currency": rules_of(current).currency})
     at = clock.now_iso()
     version = int(current.version) + 1
     item = _item(spec, version, at)

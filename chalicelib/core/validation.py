@@ -14,6 +14,14 @@ from pydantic_core import PydanticCustomError
 
 from . import clock
 from .config import settings
+from .currencies import is_currency
+
+
+def _iso_4217(code: str) -> str:
+    if not is_currency(code):
+        raise ValueError(f"{code!r} is not an ISO 4217 currency a shop takes (XXX, XTS and metals are not)")
+    return code
+
 
 MAX_AMOUNT_FEN = 100_000_000_00  # 100 million yuan: anything above is a typo, not an order
 
@@ -24,7 +32,7 @@ Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_l
                                       pattern=r"^[A-Za-z0-9_\-.:@#]+$")]
 # `\S`: the document says what stripping means (a blank string is empty, hence refused)
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)]
 
 # Dates: one accepted range for every time the API takes. Before 2000 there were no members and
 # no orders; after 2100 is a typo. Facts (sign-ups, purchases, refunds) may not lie in the future

@@ -8,7 +8,7 @@ class PurchaseIn(Body):
     order_id: Id
     member_id: Id
     amount_fen: AmountFen
-    currency: Currency = "CNY"
+    currency: Currency | None = None  # the campaign's currency when left out
     occurred_at: FactTime | None = None
     store_id: Id | None = None
     channel: Id | None = None

@@ -11,6 +11,7 @@ from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError
 
+from ..campaigns import service as campaigns
 from ..core import clock
 from ..core.errors import Conflict, NotFound, Unprocessable
 from ..members.models import Member
@@ -37,11 +38,13 @@ def record_purchase(body: PurchaseIn) -> dict[str, Any]:
     """2 calls for a new order (the member, then the conditional put); a replay finds out from
     the failed condition and reads the stored order to compare."""
     digest = _hash(body)
-    if Member.find(body.member_id) is None:
+    member = Member.find(body.member_id)
+    if member is None:
         raise NotFound(f"member {body.member_id!r} does not exist", code="member_not_found")
+    currency = _currency_of(member, body.currency)
     at = _when(body.occurred_at)
     order = Order(*Order.key(body.order_id), order_id=body.order_id, member_id=body.member_id,
-                  amount_fen=body.amount_fen, currency=body.currency, occurred_at=at, store_id=body.store_id,
+                  amount_fen=body.amount_fen, currency=currency, occurred_at=at, store_id=body.store_id,
                   channel=body.channel, request_hash=digest, created_at=clock.now_iso(),
                   **Order.index_keys(body.member_id, at, body.order_id))
     try:
@@ -51,6 +54,19 @@ def record_purchase(body: PurchaseIn) -> dict[str, Any]:
             raise
         return _same_or_conflict(Order.get(*Order.key(body.order_id), consistent_read=True), digest, "order")
     return render_order(order)
+
+
+def _currency_of(member: Member, currency: str | None) -> str:
+    """Amounts of one member are only ever in their campaign's currency (the one they were bound
+    under, or the default campaign's), so rewards and GMV never add two currencies together."""
+    if member.referral_campaign_id:
+        expected = campaigns.rules_at(member.referral_campaign_id, member.referral_campaign_version).currency
+    else:
+        expected = campaigns.rules_of(campaigns.current_or_404(None)).currency
+    if currency is not None and currency != expected:
+        raise Unprocessable(f"the order is in {currency}, the member's campaign pays in {expected}",
+                            code="currency_mismatch", details={"currency": currency, "campaign_currency": expected})
+    return expected
 
 
 def _same_or_conflict(existing: Any, digest: str, what: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from ..core.errors import Conflict, NotFound
 from ..core.pagination import PageQuery, page
 from ..insight import audit
 from ..members.models import Member
+from ..referrals.models import Conversion
 from ..store.base import cancelled_by_condition, transaction
 from .models import FraudFlag
 
@@ -52,6 +53,7 @@ def resolve(flag_id: str, action: str, actor: str) -> dict[str, Any]:
                 referrer_actions = [Member.referrals_signed_up.add(-1)]
                 if member.referral_status == "converted":
                     referrer_actions.append(Member.referrals_converted.add(-1))
+                    tx.delete(Conversion(*Conversion.key(flag.referrer_id, member.converted_at, flag.referee_id)))
                 tx.update(Member(*Member.key(flag.referrer_id)), actions=referrer_actions)
             tx.update(member, actions=member_actions,
                       condition=Member.referral_status == member.referral_status)

@@ -27,7 +27,7 @@ from ..members.models import Member
 from ..store.base import MainItem, cancelled_by_condition, transaction
 from ..streams import Change, on_change
 from . import codes, graph
-from .models import Click, Code
+from .models import Click, Code, Conversion
 
 log = get_logger("attribution")
 MAX_RETRIES = 5
@@ -177,6 +177,7 @@ def apply_purchase(order_id: str) -> None:
         # Decided on the referral status read here: if it changes meanwhile, start again.
         member_condition = (Member.referral_status == member.referral_status) if member.referral_status else None
         converting = _converts(member, order)
+        earlier = not converting and _converts_earlier(member, order)
         with transaction() as tx:
             tx.update(order, actions=[Order.counted.set(True)],
                       condition=Order.counted.does_not_exist() & (Order.refunded_fen == order.refunded_fen))
@@ -185,8 +186,17 @@ def apply_purchase(order_id: str) -> None:
                                    Member.converting_order_id.set(order.order_id)]
                 tx.update(Member(*Member.key(member.referrer_id)), actions=[Member.referrals_converted.add(1)],
                           condition=Member.pk.exists())
+                tx.save(conversion(member, order), condition=Conversion.pk.does_not_exist())
                 if int(order.refunded_fen) > 0:  # refunded before we even attributed it
                     member_actions.append(_flag_quick_refund(tx, member, order.occurred_at))
+            if earlier:  # the referee's earliest qualifying order converts, whichever was handled first
+                moved, gone = conversion(member, order), conversion(member, order, at=member.converted_at)
+                if gone.sk != moved.sk:
+                    tx.delete(gone)
+                tx.save(moved)
+                member_actions += [Member.converted_at.set(order.occurred_at),
+                                   Member.converting_order_id.set(order.order_id)]
+                member_condition = Member.converting_order_id == member.converting_order_id
             tx.update(member, actions=member_actions, condition=member_condition)
 
     _retrying(once)
@@ -198,7 +208,14 @@ def _converts(member: Member, order: Order, already_converted: bool = False) -> 
         return False
     rules = campaigns.rules_at(member.referral_campaign_id, member.referral_campaign_version)
     net = int(order.amount_fen) - int(order.refunded_fen)
-    return graph.converts(net, order.occurred_at, rules.min_purchase_fen, member.window_ends_at)
+    return graph.converts(net, order.occurred_at, rules.min_purchase_fen, member.bound_at, member.window_ends_at)
+
+
+def _converts_earlier(member: Member, order: Order) -> bool:
+    """A qualifying order dated before the one that converted the referral (handled later)."""
+    return (member.referral_status == "converted" and bool(member.converted_at)
+            and (order.occurred_at, order.order_id) < (member.converted_at, member.converting_order_id or "")
+            and _converts(member, order, already_converted=True))
 
 
 def apply_refund(order_id: str, refund_id: str) -> None:
@@ -236,10 +253,24 @@ def _reattribute(tx: Any, member: Member, refunded: Order) -> list[Any]:
             tx.condition_check(Order, hit.pk, hit.sk, condition=Order.counted.does_not_exist())
         elif _converts(member, order, already_converted=True):
             tx.condition_check(Order, hit.pk, hit.sk, condition=Order.refunded_fen == int(order.refunded_fen))
+            moved, gone = conversion(member, order), conversion(member, refunded, at=member.converted_at)
+            if gone.sk != moved.sk:  # same time, same referee: one item, overwritten
+                tx.delete(gone)
+            tx.save(moved)
             return [Member.converted_at.set(order.occurred_at), Member.converting_order_id.set(order.order_id)]
     tx.update(Member(*Member.key(member.referrer_id)), actions=[Member.referrals_converted.add(-1)],
               condition=Member.pk.exists())
+    tx.delete(conversion(member, refunded, at=member.converted_at))
     return [Member.referral_status.set("signed_up"), Member.converted_at.remove(), Member.converting_order_id.remove()]
+
+
+def conversion(member: Member, order: Order, at: str | None = None) -> Conversion:
+    """The referrer's record of this referee's conversion (its rank decides the commission rate)."""
+    converted_at = at or order.occurred_at
+    return Conversion(*Conversion.key(member.referrer_id, converted_at, member.member_id),
+                      referrer_id=member.referrer_id, referee_id=member.member_id, converted_at=converted_at,
+                      order_id=order.order_id, campaign_id=member.referral_campaign_id,
+                      campaign_version=member.referral_campaign_version)
 
 
 def _flag_quick_refund(tx: Any, member: Member, at: str) -> Any:

@@ -77,12 +77,19 @@ def window_end(bound_at: str, window_days: int) -> str:
     return clock.iso(clock.parse(bound_at) + timedelta(days=window_days))
 
 
-def converts(net_amount_fen: int, occurred_at: str, min_purchase_fen: int, window_ends_at: str | None) -> bool:
+def in_window(occurred_at: str, bound_at: str | None, window_ends_at: str | None) -> bool:
+    """A purchase counts for the referral only between the binding and the window's end: an
+    order dated before the referral existed was not caused by it."""
+    return (bound_at is None or bound_at <= occurred_at) and (window_ends_at is None or occurred_at <= window_ends_at)
+
+
+def converts(net_amount_fen: int, occurred_at: str, min_purchase_fen: int, bound_at: str | None,
+             window_ends_at: str | None) -> bool:
     """A referee's purchase converts the referral if it is big enough (after refunds) and in
-    the attribution window."""
+    the attribution window (bound_at ≤ occurred_at ≤ window end)."""
     if net_amount_fen <= 0 or net_amount_fen < min_purchase_fen:
         return False
-    return window_ends_at is None or occurred_at <= window_ends_at
+    return in_window(occurred_at, bound_at, window_ends_at)
 
 
 def quick_refund(purchased_at: str, refunded_at: str) -> bool:

@@ -126,3 +126,27 @@ class ClickCounter(ControlItem, discriminator="click_counter"):
         if campaign_id:
             return f"CNT#CAMP#{campaign_id}", "COUNTS"
         return f"CNT#{code}", "COUNTS"
+
+
+class Conversion(MainItem, discriminator="conversion"):
+    """One converted referral, under its referrer, sorted by (converted_at, referee): the order
+    that ranks an advocate's conversions. Written and deleted in the same transaction as the
+    referrer's `referrals_converted`, so a consistent query of these items is the truth.
+
+    Access patterns (main table, strongly consistent):
+    - a conversion's rank: Query pk=M#<referrer>, sk between CONV# and its own sk (Select COUNT)
+    - the conversions after one (re-ranking): Query pk=M#<referrer>, sk > its sk, begins_with CONV#
+    """
+
+    referrer_id = UnicodeAttribute()
+    referee_id = UnicodeAttribute()
+    converted_at = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    campaign_id = UnicodeAttribute(null=True)  # the referral's campaign and version: whose levels apply
+    campaign_version = NumberAttribute(null=True)
+    commission_bps = NumberAttribute(null=True)  # the rate of the level reached at this conversion's rank
+    level = UnicodeAttribute(null=True)
+
+    @classmethod
+    def key(cls, referrer_id: str, converted_at: str, referee_id: str) -> tuple[str, str]:
+        return f"M#{referrer_id}", f"CONV#{converted_at}#{referee_id}"

@@ -1,6 +1,7 @@
 """Stream handlers that turn facts into ledger entries.
 
-Each handler reads the current state it needs (not only the record's image: items of one
+Commission rates come from the conversion's rank in time (ranks.py); fraud flags hold, release
+or void every entry of their referral. Each handler reads the current state it needs (not only the record's image: items of one
 transaction arrive as separate records, in any order across keys) and pays through
 `ledger.award`, whose deterministic entry ids make every replay a no-op.
 """
@@ -10,8 +11,10 @@ from ..campaigns import service as campaigns
 from ..facts.models import Order
 from ..fraud.models import FraudFlag
 from ..members.models import Member
+from ..referrals import graph
+from ..referrals.models import Conversion
 from ..streams import Change, on_change
-from . import ledger, rules
+from . import ledger, ranks, rules
 from .models import LedgerEntry
 
 
@@ -29,17 +32,37 @@ def on_member(change: Change) -> None:
     if new is None:
         return
     if change.event == "INSERT" and new.referrer_id:
+        if _held(new) and _voided(new.member_id):  # flagged at sign-up and already rejected
+            return
         for grant in rules.signup_awards(_referral_rules(new), new.member_id):
             ledger.award(grant, new.referral_campaign_id, _referral_rules(new), held=_held(new), at=new.bound_at)
     if change.event != "MODIFY" or old is None:
         return
     if old.converting_order_id != new.converting_order_id:
         _conversion_changed(new.member_id, old.converting_order_id, new.converting_order_id)
-    before, after = int(old.referrals_converted or 0), int(new.referrals_converted or 0)
-    if after > before:
-        default_rules = campaigns.rules_of(campaigns.current_or_404(None))  # levels and milestones: the default campaign's
-        for grant in rules.milestone_awards(default_rules, new.member_id, before, after):
-            ledger.award(grant, campaigns.DEFAULT_ID, default_rules)
+
+
+def _voided(member_id: str) -> bool:
+    return Member.get(*Member.key(member_id), consistent_read=True).referral_status == "void"
+
+
+def _converts_no_more(referee_id: str) -> bool:
+    return Member.get(*Member.key(referee_id), consistent_read=True).referral_status != "converted"
+
+
+@on_change("main", "conversion")
+def on_conversion(change: Change) -> None:
+    """A conversion appeared, moved, was undone, or got a new rate: settle its own rate and
+    commission, re-rank the ones after it, and the advocate's milestones."""
+    mark = change.item
+    if change.new is not None:
+        settled = ranks.settle(Conversion.key(mark.referrer_id, mark.converted_at, mark.referee_id))
+        if settled is not None:
+            ranks.restate_commissions(settled)
+    elif _converts_no_more(mark.referee_id):  # undone, not moved (a move writes the new one)
+        ranks.restate_commissions(mark, undone=True)
+    if change.event in ("INSERT", "REMOVE"):
+        ranks.settle_milestones(mark.referrer_id, ranks.rerank_after(mark))
 
 
 def _conversion_changed(referee_id: str, old_order: str | None, new_order: str | None) -> None:
@@ -58,24 +81,34 @@ def _conversion_changed(referee_id: str, old_order: str | None, new_order: str |
 
 @on_change("main", "order")
 def on_order_counted(change: Change) -> None:
-    """Commission once the purchase is attributed (`counted` set by the attribution step)."""
+    """Commission once the purchase is attributed (`counted` set by the attribution step), at
+    the rate of the referee's conversion rank; written only while that rate still holds."""
     if change.event != "MODIFY" or not change.new.counted or (change.old and change.old.counted):
         return
     order = Order.get(*Order.key(change.new.order_id), consistent_read=True)
     referee = Member.get(*Member.key(order.member_id), consistent_read=True)
     if not referee.referrer_id or referee.referral_status != "converted":
         return
-    if referee.window_ends_at and order.occurred_at > referee.window_ends_at:
+    if not graph.in_window(order.occurred_at, referee.bound_at, referee.window_ends_at):
         return
-    referrer = Member.get(*Member.key(referee.referrer_id), consistent_read=True)
     rule_set = _referral_rules(referee)
-    level_rules = campaigns.rules_of(campaigns.current_or_404(None))
-    grants = rules.purchase_awards(rule_set if rule_set.advocate_levels else level_rules, order.order_id,
-                                   int(order.amount_fen), referee.member_id, referrer.member_id,
-                                   int(referrer.referrals_converted or 0), referee.grandparent_id)
-    for grant in grants:
-        entry = ledger.award(grant, referee.referral_campaign_id, rule_set, held=_held(referee))
-        _catch_up_reversal(entry, order)
+    key = Conversion.key(referee.referrer_id, referee.converted_at, referee.member_id)
+    for _ in range(ledger.MAX_RETRIES):
+        mark = ranks.settle(key)
+        if mark is None:
+            return  # the conversion was undone meanwhile
+        level = (mark.level, int(mark.commission_bps or 0))
+        guard = (Conversion, key, {"commission_bps": int(mark.commission_bps or 0)})
+        try:
+            for grant in rules.purchase_awards(rule_set, order.order_id, int(order.amount_fen), referee.member_id,
+                                               referee.referrer_id, level, referee.grandparent_id):
+                entry = ledger.award(grant, referee.referral_campaign_id, rule_set, held=_held(referee),
+                                     guard=guard if grant.rule == "commission" else None)
+                _catch_up_reversal(entry, order)
+            return
+        except ledger.Stale:
+            continue  # re-ranked while paying: pay at the new rate
+    raise RuntimeError(f"commission on {order.order_id} kept being re-ranked; the stream will redeliver")
 
 
 def _catch_up_reversal(entry: LedgerEntry, order: Order) -> None:
@@ -101,16 +134,32 @@ def on_refund_counted(change: Change) -> None:
 
 
 @on_change("main", "fraud_flag")
-def on_flag_resolved(change: Change) -> None:
-    """Approve releases the referral's held entries; reject voids them."""
-    if change.event != "MODIFY" or change.new.status == "open" or (change.old and change.old.status != "open"):
-        return
+def on_flag(change: Change) -> None:
+    """While a referral's flag is open every entry tied to it is held (pending ones stay pending
+    past the release sweep); approving releases them, rejecting reverses them all, available
+    ones too. Milestones follow the conversion count (see ranks.py), so a rejection that takes
+    the count below one takes it back there."""
     flag: FraudFlag = change.new
-    for hit in LedgerEntry.by_gsi1.query(f"HOLD#{flag.referee_id}"):
-        entry = ledger.find(hit.member_id, hit.entry_id)
-        if entry is None or not entry.hold:
-            continue
-        if flag.status == "rejected":
-            ledger.reverse_to(entry.member_id, entry.entry_id, int(entry.amount))
+    if flag is None:
+        return
+    if flag.status == "open":
+        for entry in _referral_entries(flag.referee_id):
+            ledger.set_hold(entry, held=True)
+        return
+    if change.old is not None and change.old.status != "open":
+        return
+    for entry in _referral_entries(flag.referee_id):
+        if flag.status == "rejected" and entry.rule != "milestone":
+            ledger.reverse_to(entry.member_id, entry.entry_id, int(entry.amount), entry=entry, voided="fraud_rejected")
             entry = ledger.find(entry.member_id, entry.entry_id)
         ledger.set_hold(entry, held=False)
+
+
+def _referral_entries(referee_id: str) -> list[LedgerEntry]:
+    """Every ledger entry tied to a referral, read from the item (the index copy may lag)."""
+    found = []
+    for hit in LedgerEntry.by_gsi1.query(f"REFEREE#{referee_id}"):
+        entry = ledger.find(hit.member_id, hit.entry_id)
+        if entry is not None and entry.referee_id == referee_id:
+            found.append(entry)
+    return found

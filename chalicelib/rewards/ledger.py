@@ -13,13 +13,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from ..campaigns.rules import Rules
 from ..core import clock
 from ..core.errors import Conflict
 from ..members.models import Member
-from ..store.base import cancelled_by_condition, transaction
+from ..fraud.models import FraudFlag
+from ..store.base import cancelled_by_condition, condition_failed, transaction
 from .models import BudgetUsage, CapUsage, LedgerEntry
 from .rules import ADVOCATE_RULES, Award, capped
 
@@ -37,17 +38,25 @@ def _month(at: str) -> str:
     return at[:7]
 
 
-def award(grant: Award, campaign_id: str, rules: Rules, held: bool = False, at: str | None = None) -> LedgerEntry:
+class Stale(Exception):
+    """The fact an award was computed from changed before it was written: compute it again."""
+
+
+def award(grant: Award, campaign_id: str, rules: Rules, held: bool = False, at: str | None = None,
+          guard: Any = None) -> LedgerEntry:
     """Pay `grant` once. Returns the entry (the existing one on a replay).
 
     The first attempt reads nothing: it writes the grant as limited by the cap and budget
     themselves and lets the transaction's conditions (entry absent, cap and budget not passed)
     decide. Only when they refuse it — a replay, or a cap or budget nearly used up — are the
     entry and the usage read, and the award retried with what is left. Both paths pay the same
-    amount: min(grant, cap - used, budget - spent) is the grant's own bound whenever it fits."""
+    amount: min(grant, cap - used, budget - spent) is the grant's own bound whenever it fits.
+
+    `guard`, (model, key, condition), is checked in the same transaction: when it fails the
+    award raises `Stale` (the rate it was computed from changed meanwhile)."""
     at = at or clock.now_iso()
     try:
-        return _award_once(grant, campaign_id, rules, held, at, read_usage=False)
+        return _award_once(grant, campaign_id, rules, held, at, read_usage=False, guard=guard)
     except TransactWriteError as exc:
         if not cancelled_by_condition(exc):
             raise
@@ -55,15 +64,35 @@ def award(grant: Award, campaign_id: str, rules: Rules, held: bool = False, at: 
         existing = find(grant.member_id, grant.entry_id)
         if existing is not None:
             return existing
+        if guard is not None and not _guard_holds(guard):
+            raise Stale(grant.entry_id)
         try:
-            return _award_once(grant, campaign_id, rules, held, at, read_usage=True)
+            return _award_once(grant, campaign_id, rules, held, at, read_usage=True, guard=guard)
         except TransactWriteError as exc:
             if not cancelled_by_condition(exc):
                 raise
     raise RuntimeError(f"could not award {grant.entry_id} to {grant.member_id}: kept conflicting")
 
 
-def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: str, read_usage: bool) -> LedgerEntry:
+def _guard_holds(guard: Any) -> bool:
+    model, key, expected = guard
+    try:
+        item = model.get(*key, consistent_read=True)
+    except model.DoesNotExist:
+        return False
+    return all(getattr(item, name) == value for name, value in expected.items())
+
+
+def _guard_condition(guard: Any) -> Any:
+    model, _, expected = guard
+    condition = model.pk.exists()
+    for name, value in expected.items():
+        condition &= getattr(model, name) == value
+    return condition
+
+
+def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: str, read_usage: bool,
+                guard: Any = None) -> LedgerEntry:
     points = grant.unit == "points"
     amount = grant.amount
     cap = budget = None
@@ -73,6 +102,11 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
     if points and rules.budget_points is not None:
         budget = BudgetUsage(*BudgetUsage.key(campaign_id))
         amount = capped(amount, _read(BudgetUsage, budget, "spent") if read_usage else 0, rules.budget_points)
+    money_budget = None if points else rules.money_budget_fen
+    if money_budget is not None:  # a coupon issues whole or not at all
+        budget = BudgetUsage(*BudgetUsage.key(campaign_id))
+        if capped(amount, _read(BudgetUsage, budget, "spent_fen") if read_usage else 0, money_budget) < amount:
+            amount = 0
     available_at = clock.iso(clock.parse(at) + timedelta(days=rules.hold_days))
     entry = LedgerEntry(*LedgerEntry.key(grant.member_id, grant.entry_id), entry_id=grant.entry_id,
                         member_id=grant.member_id, rule=grant.rule, unit=grant.unit, amount=amount,
@@ -82,13 +116,17 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
                         available_at=available_at if points else at,
                         capped_from=grant.amount if amount != grant.amount else None,
                         lsi1sk=f"LEDGER#{at}#{grant.entry_id}")
+    if grant.referee_id:  # findable by its referral: a flag holds, releases or voids it
+        entry.gsi1pk, entry.gsi1sk = LedgerEntry.referral_keys(grant.referee_id, grant.member_id,
+                                                               grant.entry_id).values()
     if points and held and grant.referee_id:
         entry.hold = "fraud_review"
-        entry.gsi1pk, entry.gsi1sk = LedgerEntry.hold_keys(grant.referee_id, grant.member_id, grant.entry_id).values()
     elif points:
         entry.gsi2pk, entry.gsi2sk = LedgerEntry.release_keys(grant.member_id, grant.entry_id, available_at).values()
     with transaction() as tx:
         tx.save(entry, condition=LedgerEntry.pk.does_not_exist())
+        if guard is not None:
+            tx.condition_check(guard[0], *guard[1], condition=_guard_condition(guard))
         if points and amount:
             tx.update(Member(*Member.key(grant.member_id)), actions=[Member.points_pending.add(amount)],
                       condition=Member.pk.exists())
@@ -99,6 +137,9 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
             if budget is not None:
                 tx.update(budget, actions=[BudgetUsage.spent.add(amount)],
                           condition=BudgetUsage.spent.does_not_exist() | (BudgetUsage.spent <= rules.budget_points - amount))
+        if money_budget is not None and amount:
+            tx.update(budget, actions=[BudgetUsage.spent_fen.add(amount), BudgetUsage.type.set(BudgetUsage)],
+                      condition=BudgetUsage.spent_fen.does_not_exist() | (BudgetUsage.spent_fen <= money_budget - amount))
     return entry
 
 
@@ -119,22 +160,32 @@ def release(entry: LedgerEntry) -> bool:
                                   LedgerEntry.gsi2pk.remove(), LedgerEntry.gsi2sk.remove()],
                   condition=(LedgerEntry.status == "pending") & LedgerEntry.hold.does_not_exist()
                   & (LedgerEntry.reversed_amount == int(entry.reversed_amount or 0)))
+        if entry.referee_id:  # a flag opened after the award, before its hold reached the entry
+            tx.condition_check(FraudFlag, *FraudFlag.key(entry.referee_id),
+                               condition=FraudFlag.status.does_not_exist() | (FraudFlag.status != "open"))
         if standing:
             tx.update(Member(*Member.key(entry.member_id)),
                       actions=[Member.points_pending.add(-standing), Member.points_available.add(standing)])
     return True
 
 
-def reverse_to(member_id: str, entry_id: str, target: int, entry: LedgerEntry | None = None) -> None:
+def reverse_to(member_id: str, entry_id: str, target: int, entry: LedgerEntry | None = None,
+               voided: str | None = None) -> None:
     """Make `target` of the entry's amount stand reversed (a cumulative, idempotent target).
-    `entry`, when the caller has just read it consistently, saves the first read."""
+    `entry`, when the caller has just read it consistently, saves the first read. `voided`
+    (a rejected fraud flag) marks the entry so that no later re-ranking restates it."""
     for attempt in range(MAX_RETRIES):
         if attempt or entry is None:
             entry = find(member_id, entry_id)
-        if entry is None or entry.unit != "points" or int(entry.reversed_amount or 0) >= target:
+        if entry is None or int(entry.reversed_amount or 0) >= target:
+            if entry is not None and voided and not entry.voided:
+                entry.update(actions=[LedgerEntry.voided.set(voided)])
             return
         try:
-            _reverse_once(entry, min(target, int(entry.amount)))
+            if entry.unit != "points":
+                _void_money(entry)
+            else:
+                _reverse_once(entry, min(target, int(entry.amount)), voided)
             return
         except TransactWriteError as exc:
             if not cancelled_by_condition(exc):
@@ -142,7 +193,18 @@ def reverse_to(member_id: str, entry_id: str, target: int, entry: LedgerEntry | 
     raise RuntimeError(f"could not reverse {entry_id} of {member_id}: kept conflicting")
 
 
-def _reverse_once(entry: LedgerEntry, target: int) -> None:
+def _void_money(entry: LedgerEntry) -> None:
+    """A coupon (money, not points) is taken back whole; its budget is returned."""
+    with transaction() as tx:
+        tx.update(entry, actions=[LedgerEntry.reversed_amount.set(int(entry.amount)), LedgerEntry.status.set("reversed"),
+                                  LedgerEntry.voided.set("fraud_rejected")],
+                  condition=LedgerEntry.reversed_amount == int(entry.reversed_amount or 0))
+        if entry.campaign_id and int(entry.amount):
+            tx.update(BudgetUsage(*BudgetUsage.key(entry.campaign_id)),
+                      actions=[BudgetUsage.spent_fen.add(-int(entry.amount))])
+
+
+def _reverse_once(entry: LedgerEntry, target: int, voided: str | None = None) -> None:
     delta = target - int(entry.reversed_amount or 0)
     member = Member(*Member.key(entry.member_id))
     member_actions: list[Any] = []
@@ -156,6 +218,8 @@ def _reverse_once(entry: LedgerEntry, target: int) -> None:
         member_actions.append(Member.points_available.add(-take))
         member_condition = Member.points_available >= take
     entry_actions = [LedgerEntry.reversed_amount.set(target)]
+    if voided:
+        entry_actions.append(LedgerEntry.voided.set(voided))
     if take < delta:
         entry_actions.append(LedgerEntry.shortfall.set(int(entry.shortfall or 0) + delta - take))
     if target >= int(entry.amount):
@@ -171,14 +235,114 @@ def _reverse_once(entry: LedgerEntry, target: int) -> None:
 
 
 def set_hold(entry: LedgerEntry, held: bool) -> None:
-    """Clear a fraud hold (approve): the entry becomes releasable on its own date."""
-    if held or not entry.hold:
+    """Hold a pending entry while its referral's flag is open (it leaves the release index), or
+    clear the hold (approve): the entry becomes releasable on its own date. An entry already
+    available cannot be held; a rejection reverses it instead."""
+    if held:  # every entry not yet released, reversed ones too (whichever handler ran first)
+        if entry.hold or entry.bucket != "pending":
+            return
+        try:
+            entry.update(actions=[LedgerEntry.hold.set("fraud_review"), LedgerEntry.gsi2pk.remove(),
+                                  LedgerEntry.gsi2sk.remove()],
+                         condition=(LedgerEntry.bucket == "pending") & LedgerEntry.hold.does_not_exist())
+        except UpdateError as exc:
+            if not condition_failed(exc):
+                raise
+        return
+    if not entry.hold:
         return
     keys = LedgerEntry.release_keys(entry.member_id, entry.entry_id, entry.available_at or clock.now_iso())
-    actions = [LedgerEntry.hold.remove(), LedgerEntry.gsi1pk.remove(), LedgerEntry.gsi1sk.remove()]
+    actions = [LedgerEntry.hold.remove()]
     if entry.status == "pending":
         actions += [LedgerEntry.gsi2pk.set(keys["gsi2pk"]), LedgerEntry.gsi2sk.set(keys["gsi2sk"])]
     entry.update(actions=actions, condition=LedgerEntry.hold.exists())
+
+
+def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, rules: Rules,
+            referee_id: str | None = None, held: bool = False) -> LedgerEntry | None:
+    """Make an entry say what the facts now earn: `amount`, of which `reversed_amount` stands
+    reversed (a re-ranked commission, a milestone lost or reached again). The balance moves by
+    the difference in the same transaction; an increase stays inside the cap and the budget. An
+    entry voided by a fraud rejection is never restated. Returns the entry as it stands."""
+    for _ in range(MAX_RETRIES):
+        entry = find(member_id, entry_id)
+        if entry is None or entry.unit != "points" or entry.voided or entry.bucket is None:
+            return entry
+        old_net = int(entry.amount) - int(entry.reversed_amount or 0)
+        delta = (amount - reversed_amount) - old_net
+        retie = referee_id is not None and referee_id != entry.referee_id
+        if delta == 0 and not retie:
+            return entry
+        try:
+            _restate_once(entry, amount, reversed_amount, delta, rules, referee_id if retie else None, held)
+        except TransactWriteError as exc:
+            if not cancelled_by_condition(exc):
+                raise
+            continue
+        return find(member_id, entry_id)
+    raise RuntimeError(f"could not restate {entry_id} of {member_id}: kept conflicting")
+
+
+def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: int, rules: Rules,
+                  referee_id: str | None, held: bool) -> None:
+    campaign_id = entry.campaign_id
+    cap = budget = None
+    if delta > 0:  # the increase is an award: bounded like one
+        allowed = delta
+        if entry.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
+            cap = CapUsage(*CapUsage.key(entry.member_id, campaign_id, _month(entry.created_at)))
+            allowed = capped(allowed, _read(CapUsage, cap, "points"), rules.monthly_cap_points)
+        if rules.budget_points is not None:
+            budget = BudgetUsage(*BudgetUsage.key(campaign_id))
+            allowed = capped(allowed, _read(BudgetUsage, budget, "spent"), rules.budget_points)
+        if allowed < delta:
+            amount -= delta - allowed
+            delta = allowed
+    member = Member(*Member.key(entry.member_id))
+    member_condition = None
+    moved = delta
+    shortfall = int(entry.shortfall or 0)
+    if entry.bucket == "pending":
+        member_actions = [Member.points_pending.add(delta)]
+    elif delta >= 0:
+        member_actions = [Member.points_available.add(delta)]
+    else:  # taking back available points: only what is left (the rest is a shortfall, as on a refund)
+        current = Member.get(*Member.key(entry.member_id), consistent_read=True)
+        moved = -min(-delta, int(current.points_available))
+        shortfall += moved - delta
+        member_actions = [Member.points_available.add(moved)]
+        member_condition = Member.points_available >= -moved
+    net = amount - reversed_amount
+    hold_now = held and entry.bucket == "pending" and not entry.hold
+    actions: list[Any] = [LedgerEntry.amount.set(amount), LedgerEntry.reversed_amount.set(reversed_amount),
+                          LedgerEntry.shortfall.set(shortfall),
+                          LedgerEntry.status.set(entry.bucket if net > 0 else "reversed")]
+    if net > 0 and entry.bucket == "pending" and not (entry.hold or hold_now):
+        keys = LedgerEntry.release_keys(entry.member_id, entry.entry_id, entry.available_at or clock.now_iso())
+        actions += [LedgerEntry.gsi2pk.set(keys["gsi2pk"]), LedgerEntry.gsi2sk.set(keys["gsi2sk"])]
+    else:  # reversed, held, or already available: not in the release index
+        actions += [LedgerEntry.gsi2pk.remove(), LedgerEntry.gsi2sk.remove()]
+    if hold_now:
+        actions.append(LedgerEntry.hold.set("fraud_review"))
+    if referee_id is not None:
+        keys = LedgerEntry.referral_keys(referee_id, entry.member_id, entry.entry_id)
+        actions += [LedgerEntry.referee_id.set(referee_id), LedgerEntry.gsi1pk.set(keys["gsi1pk"]),
+                    LedgerEntry.gsi1sk.set(keys["gsi1sk"])]
+    with transaction() as tx:
+        tx.update(entry, actions=actions,
+                  condition=(LedgerEntry.amount == int(entry.amount))
+                  & (LedgerEntry.reversed_amount == int(entry.reversed_amount or 0))
+                  & (LedgerEntry.bucket == entry.bucket))
+        if moved:
+            tx.update(member, actions=member_actions, condition=member_condition)
+            if campaign_id:
+                tx.update(BudgetUsage(*BudgetUsage.key(campaign_id)), actions=[BudgetUsage.spent.add(moved)],
+                          condition=None if budget is None or rules.budget_points is None
+                          else BudgetUsage.spent.does_not_exist() | (BudgetUsage.spent <= rules.budget_points - moved))
+            if cap is not None and moved > 0:
+                tx.update(cap, actions=[CapUsage.points.add(moved)],
+                          condition=CapUsage.points.does_not_exist()
+                          | (CapUsage.points <= rules.monthly_cap_points - moved))
 
 
 def spend(member_id: str, entry_id: str, points: int, reason: str, rule: str,

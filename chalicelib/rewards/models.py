@@ -4,7 +4,9 @@ Access patterns:
 - a member's ledger, newest entry id first: Query pk=M#<member>, sk begins_with LEDGER#
 - one entry (idempotent award): GetItem pk=M#<member>, sk=LEDGER#<rule>.<source>
 - entries due for release: Query gsi2 gsi2pk=RELEASE#<shard>, gsi2sk <= <now> (sparse: pending, unheld)
-- entries held by a referral's fraud flag: Query gsi1 gsi1pk=HOLD#<referee> (sparse)
+- every entry tied to a referral (welcome, coupon, conversion, commission, second level, the
+  milestone its conversion reached): Query gsi1 gsi1pk=REFEREE#<referee> — what a fraud flag holds,
+  releases or voids, and what a re-ranked conversion restates
 - a member's monthly cap usage in a campaign: GetItem pk=CAP#<member>, sk=<campaign>#<yyyy-mm>
 - a campaign's budget usage: GetItem pk=BUDGET#<campaign>, sk=BUDGET
 """
@@ -39,6 +41,7 @@ class LedgerEntry(MainItem, discriminator="ledger_entry"):
     shortfall = NumberAttribute(default=0)  # reversed but already spent: not clawed back
     capped_from = NumberAttribute(null=True)  # the amount before a cap or the budget cut it
     hold = UnicodeAttribute(null=True)  # "fraud_review" while the referral's flag is open
+    voided = UnicodeAttribute(null=True)  # why it was voided ("fraud_rejected"): never restated again
 
     @classmethod
     def key(cls, member_id: str, entry_id: str) -> tuple[str, str]:
@@ -55,8 +58,8 @@ class LedgerEntry(MainItem, discriminator="ledger_entry"):
         return {"gsi2pk": f"RELEASE#{shard}", "gsi2sk": f"{available_at}#{member_id}#{entry_id}"}
 
     @staticmethod
-    def hold_keys(referee_id: str, member_id: str, entry_id: str) -> dict[str, str]:
-        return {"gsi1pk": f"HOLD#{referee_id}", "gsi1sk": f"{member_id}#{entry_id}"}
+    def referral_keys(referee_id: str, member_id: str, entry_id: str) -> dict[str, str]:
+        return {"gsi1pk": f"REFEREE#{referee_id}", "gsi1sk": f"{member_id}#{entry_id}"}
 
 
 class CapUsage(MainItem, discriminator="cap_usage"):
@@ -68,7 +71,8 @@ class CapUsage(MainItem, discriminator="cap_usage"):
 
 
 class BudgetUsage(MainItem, discriminator="budget_usage"):
-    spent = NumberAttribute(default=0)
+    spent = NumberAttribute(default=0)  # points
+    spent_fen = NumberAttribute(null=True)  # coupons and red packets, in the campaign currency's minor unit
 
     @classmethod
     def key(cls, campaign_id: str) -> tuple[str, str]:

@@ -55,15 +55,28 @@ def commission(amount_fen: int, bps: int) -> int:
     return amount_fen * bps // 10_000
 
 
+def rate_at_rank(levels: Rules, rank: int) -> tuple[str | None, int]:
+    """The advocate level, and its commission rate, that the `rank`-th conversion reaches (ranks
+    count from 1 and include the conversion itself: with levels at 0/5/20 conversions the 5th
+    converted friend already earns the 5-conversion rate).
+
+    >>> from ..campaigns.rules import DEFAULT_CAMPAIGN
+    >>> [rate_at_rank(DEFAULT_CAMPAIGN.rules, k)[1] for k in (1, 4, 5, 19, 20, 30)]
+    [300, 300, 500, 500, 800, 800]
+    """
+    level = levels.level_for(rank)
+    return (level.name, level.commission_bps) if level else (None, 0)
+
+
 def purchase_awards(rules: Rules, order_id: str, amount_fen: int, referee_id: str, referrer_id: str,
-                    referrer_conversions: int, grandparent_id: str | None) -> list[Award]:
-    """Commission for the referrer (by advocate level) and the grandparent's second-level
-    share. Never deeper than two levels."""
+                    level: tuple[str | None, int], grandparent_id: str | None) -> list[Award]:
+    """Commission for the referrer at `level` (the rate of the referee's conversion rank) and
+    the grandparent's second-level share. Never deeper than two levels."""
     awards = []
-    level = rules.level_for(referrer_conversions)
-    if level and commission(amount_fen, level.commission_bps) > 0:
-        awards.append(Award(referrer_id, "commission", order_id, commission(amount_fen, level.commission_bps),
-                            f"{level.name} commission on a friend's order", order_id=order_id, referee_id=referee_id))
+    name, bps = level
+    if name and commission(amount_fen, bps) > 0:
+        awards.append(Award(referrer_id, "commission", order_id, commission(amount_fen, bps),
+                            f"{name} commission on a friend's order", order_id=order_id, referee_id=referee_id))
     if grandparent_id and commission(amount_fen, rules.second_level_bps) > 0:
         awards.append(Award(grandparent_id, "second_level", order_id, commission(amount_fen, rules.second_level_bps),
                             "second-level share of an order in your network", order_id=order_id,
@@ -71,10 +84,22 @@ def purchase_awards(rules: Rules, order_id: str, amount_fen: int, referee_id: st
     return awards
 
 
-def milestone_awards(rules: Rules, member_id: str, before: int, after: int) -> list[Award]:
-    return [Award(member_id, "milestone", str(m.conversions), m.bonus_points,
-                  f"milestone: {m.conversions} friends converted")
-            for m in rules.milestones if before < m.conversions <= after and m.bonus_points]
+def milestone_award(member_id: str, conversions: int, bonus_points: int, referee_id: str | None) -> Award:
+    """The bonus for reaching `conversions` converted friends, tied to the friend whose
+    conversion reached it (held and voided with that referral)."""
+    return Award(member_id, "milestone", str(conversions), bonus_points,
+                 f"milestone: {conversions} friends converted", referee_id=referee_id)
+
+
+def milestones_standing(rules: Rules, converted: int) -> dict[int, bool]:
+    """Which milestones stand with `converted` conversions: a refund or a rejection that takes the
+    count back below one takes the milestone back; reaching it again restores it.
+
+    >>> from ..campaigns.rules import DEFAULT_CAMPAIGN
+    >>> milestones_standing(DEFAULT_CAMPAIGN.rules, 3)
+    {3: True, 10: False, 25: False}
+    """
+    return {m.conversions: converted >= m.conversions for m in rules.milestones if m.bonus_points}
 
 
 def reversal_target(amount: int, refunded_fen: int, order_amount_fen: int) -> int:

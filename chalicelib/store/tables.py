@@ -80,11 +80,15 @@ class TableSpec:
 MAIN = TableSpec(
     logical="main",
     serves="members, identities, codes, links, campaigns, orders, ledger, outbox, flags, audit, counters, "
-           "reserved vanity words (one item)",
+           "reserved vanity words (one item); "
+           "an advocate's conversions ranked in time (pk=M#<advocate>, sk=CONV#<converted_at>#<referee>, "
+           "strongly consistent Query)",
     stream_view="NEW_AND_OLD_IMAGES",
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk",
-              serves="a referrer's downline (REF#<member>, by bind time); fraud flags by status; audit log"),
+              serves="a referrer's downline (REF#<member>, by bind time); fraud flags by status; audit log; "
+                     "every ledger entry tied to a referral (REFEREE#<referee>: held, released or voided by its "
+                     "fraud flag, restated when its conversion is re-ranked)"),
         Index("gsi2", "gsi2pk", "gsi2sk",
               serves="sweeps: pending ledger entries by release time; members by last activity"),
     ),

@@ -1,0 +1,141 @@
+"""Commission by the rank of a conversion in time, whatever order the handlers ran in.
+
+An advocate's conversions are items under the advocate (`Conversion`, sorted by converted_at,
+then referee id), written in the same transaction as the conversion itself, so a strongly
+consistent query ranks them. Each one stores the rate of the level its rank reaches; every
+change to the set (a conversion arriving late, moved or undone by a refund, voided by a fraud
+review) re-ranks the conversions after it, and a conversion whose rate changed restates the
+commission already paid on its referee's orders. Milestones follow the count the same way.
+"""
+from __future__ import annotations
+
+from pynamodb.exceptions import UpdateError
+
+from ..campaigns import service as campaigns
+from ..campaigns.rules import Rules
+from ..facts.models import Order
+from ..members.models import Member, member_pk
+from ..referrals.models import Conversion
+from ..store.base import condition_failed
+from . import ledger, rules
+from .models import LedgerEntry
+
+MAX_RETRIES = 8
+FIRST, LAST = "CONV#", "CONV#~"  # '~' sorts after every character of a time or a member id
+
+
+def levels_for(mark: Conversion) -> Rules:
+    """The referral's campaign levels (the version it was bound under), else the default campaign's."""
+    own = campaigns.rules_at(mark.campaign_id, mark.campaign_version) if mark.campaign_id else None
+    return own if own is not None and own.advocate_levels else campaigns.rules_of(campaigns.current_or_404(None))
+
+
+def rank(mark: Conversion) -> int:
+    return Conversion.count(mark.pk, Conversion.sk.between(FIRST, mark.sk), consistent_read=True)
+
+
+def find(key: tuple[str, str]) -> Conversion | None:
+    try:
+        return Conversion.get(*key, consistent_read=True)
+    except Conversion.DoesNotExist:
+        return None
+
+
+def _store_rate(mark: Conversion, level: tuple[str | None, int]) -> bool:
+    """Set the mark's rate if it still holds what was read (False: someone changed it meanwhile)."""
+    name, bps = level
+    condition = Conversion.pk.exists() & (Conversion.commission_bps.does_not_exist() if mark.commission_bps is None
+                                          else Conversion.commission_bps == int(mark.commission_bps))
+    actions = [Conversion.commission_bps.set(bps), Conversion.level.set(name) if name else Conversion.level.remove()]
+    try:
+        mark.update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+        return False
+    return True
+
+
+def _stored(mark: Conversion) -> tuple[str | None, int | None]:
+    return mark.level, None if mark.commission_bps is None else int(mark.commission_bps)
+
+
+def settle(key: tuple[str, str]) -> Conversion | None:
+    """The conversion with the rate of its rank now (None if it was undone)."""
+    for _ in range(MAX_RETRIES):
+        mark = find(key)
+        if mark is None:
+            return None
+        level = rules.rate_at_rank(levels_for(mark), rank(mark))
+        if _stored(mark) == level or _store_rate(mark, level):
+            mark.level, mark.commission_bps = level
+            return mark
+    raise RuntimeError(f"could not settle the rank of {key}: kept conflicting")
+
+
+def rerank_after(mark: Conversion) -> int:
+    """Give every later conversion of the advocate the rate of its rank now. A conversion whose
+    rate changes is written; its own stream record then restates its commission. Returns how
+    many conversions the advocate has."""
+    position = Conversion.count(mark.pk, Conversion.sk.between(FIRST, mark.sk), consistent_read=True)
+    for later in Conversion.query(mark.pk, Conversion.sk.between(mark.sk, LAST), consistent_read=True):
+        if later.sk == mark.sk:
+            continue
+        position += 1
+        level = rules.rate_at_rank(levels_for(later), position)
+        if _stored(later) != level:
+            _store_rate(later, level)  # refused: it changed meanwhile, and its own record settles it
+    return position
+
+
+def restate_commissions(mark: Conversion, undone: bool = False) -> None:
+    """Commission on every order of the mark's referee at the mark's rate, and the grandparent's
+    share (refunds still apply); `undone`: the referee converts no more, so their orders earn
+    neither."""
+    rule_set = campaigns.rules_at(mark.campaign_id, mark.campaign_version)
+    table = levels_for(mark)
+    for hit in LedgerEntry.by_gsi1.query(f"REFEREE#{mark.referee_id}"):
+        if hit.rule not in ("commission", "second_level") or not hit.order_id:
+            continue
+        order = Order.get(*Order.key(hit.order_id), consistent_read=True)
+        bps = int(mark.commission_bps or 0) if hit.rule == "commission" else table.second_level_bps
+        amount = 0 if undone else rules.commission(int(order.amount_fen), bps)
+        reversed_amount = rules.reversal_target(amount, int(order.refunded_fen or 0), int(order.amount_fen))
+        ledger.restate(hit.member_id, hit.entry_id, amount, reversed_amount, rule_set)
+
+
+def settle_milestones(referrer_id: str, converted: int) -> None:
+    """Milestones stand exactly while the advocate has that many conversions; each is tied to
+    the friend whose conversion reached it, so it is held and voided with that referral."""
+    default_rules = campaigns.rules_of(campaigns.current_or_404(None))
+    standing = rules.milestones_standing(default_rules, converted)
+    if not standing:
+        return
+    keys = [LedgerEntry.key(referrer_id, f"milestone.{m}") for m in standing]
+    paid = {e.entry_id: e for e in LedgerEntry.batch_get(keys, consistent_read=True)}
+    reaching: list[str] = []
+    for conversions, stands in standing.items():
+        entry = paid.get(f"milestone.{conversions}")
+        if stands:
+            if not reaching:
+                reaching = [mark.referee_id for mark in Conversion.query(
+                    member_pk(referrer_id), Conversion.sk.between(FIRST, LAST), consistent_read=True,
+                    limit=max(standing))]
+            referee_id = reaching[conversions - 1]
+            if entry is not None and entry.referee_id == referee_id and not entry.reversed_amount:
+                continue  # standing, tied to the conversion that reached it
+            held = _held(referee_id)
+            bonus = next(m.bonus_points for m in default_rules.milestones if m.conversions == conversions)
+            if entry is None:
+                ledger.award(rules.milestone_award(referrer_id, conversions, bonus, referee_id),
+                             campaigns.DEFAULT_ID, default_rules, held=held)
+            else:
+                ledger.restate(referrer_id, entry.entry_id, int(entry.amount), 0, default_rules,
+                               referee_id=referee_id, held=held)
+        elif entry is not None and entry.standing > 0:
+            ledger.reverse_to(referrer_id, entry.entry_id, int(entry.amount), entry=entry)
+
+
+def _held(referee_id: str) -> bool:
+    referee = Member.get(*Member.key(referee_id), consistent_read=True)
+    return referee.referral_hold == "fraud_review"

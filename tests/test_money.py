@@ -1,0 +1,304 @@
+"""Money and attribution: rewards are a function of the facts (when they happened, in which
+currency, against which budget), never of the order in which handlers ran."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from chalicelib.core import clock
+from chalicelib.rewards import sweeps
+from tests.flows import code_of, member, purchase, refund, signup
+from tests.helpers import token
+from tests.ledger_checks import assert_balances_match_entries, budget_spent, by_rule, entries, points
+
+OPS = token("olivia", "ops")
+
+
+def _campaign(client, campaign_id="spring", **rules):
+    body = {"campaign_id": campaign_id, "name": "Spring", "landing_url": "https://shop.example.com/spring",
+            "rules": {"min_purchase_fen": 50_00, "referrer_conversion_points": 500,
+                      "advocate_levels": [{"name": "friend", "min_conversions": 0, "commission_bps": 300}],
+                      "hold_days": 7, **rules}}
+    response = client.post("/v1/campaigns", body, token=OPS)
+    assert response.status_code == 200, response.body
+    return response.json_body
+
+
+def test_a_purchase_dated_before_the_referral_does_not_convert_it(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    assert purchase(client, "old", "b", 100_00, occurred_at="2020-01-01T00:00:00Z").status_code == 200
+    streams.drain()
+    assert member("b").referral_status == "signed_up"
+    assert by_rule("a") == {}
+    purchase(client, "new", "b", 100_00)  # after the binding: converts
+    streams.drain()
+    assert member("b").converting_order_id == "new"
+    assert by_rule("a") == {"conversion": 500, "commission": 300}
+    assert_balances_match_entries(["a", "b"])
+
+
+def test_commission_only_for_orders_inside_the_window(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "first", "b", 100_00)
+    purchase(client, "before", "b", 100_00, occurred_at="2020-01-01T00:00:00Z")
+    streams.drain()
+    assert [e.order_id for e in entries("a") if e.rule == "commission"] == ["first"]
+
+
+def test_an_order_in_another_currency_is_refused_and_writes_nothing(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    signup(client, "solo")  # not referred: the default campaign's currency applies
+    for who in ("b", "solo"):
+        jpy = purchase(client, f"jpy-{who}", who, 10_000_000, currency="JPY")
+        assert jpy.status_code == 422, jpy.body
+        error = jpy.json_body["error"]
+        assert error["code"] == "currency_mismatch"
+        assert error["details"] == {"currency": "JPY", "campaign_currency": "CNY"}
+    for code in ("XXX", "XTS", "ABC"):
+        refused = purchase(client, f"odd-{code}", "b", 100_00, currency=code)
+        assert refused.status_code == 422 and refused.json_body["error"]["details"], refused.body
+    streams.drain()
+    assert by_rule("a") == {} and member("b").orders == 0 and int(member("b").gmv_fen) == 0
+    ok = purchase(client, "cny", "b", 100_00, currency="CNY")
+    assert ok.status_code == 200 and ok.json_body["currency"] == "CNY"
+    implicit = purchase(client, "implicit", "b", 20_00)  # no currency: the campaign's
+    assert implicit.json_body["currency"] == "CNY"
+    streams.drain()
+    assert int(member("b").gmv_fen) == 120_00
+    assert by_rule("a") == {"conversion": 500, "commission": 300 + 60}
+
+
+def test_a_campaign_in_another_currency_takes_orders_in_it(client, streams):
+    created = _campaign(client, "hk", currency="HKD")
+    changed = client.put("/v1/campaigns/hk", {**{k: created[k] for k in ("campaign_id", "name", "landing_url")},
+                                              "rules": {**created["rules"], "currency": "CNY"}}, token=OPS)
+    assert changed.status_code == 422 and changed.json_body["error"]["code"] == "currency_fixed"
+    signup(client, "a")
+    signup(client, "b", code_of("a", "hk"))
+    assert purchase(client, "cny", "b", 100_00, currency="CNY").status_code == 422
+    hkd = purchase(client, "hkd", "b", 100_00, currency="HKD")
+    assert hkd.status_code == 200 and hkd.json_body["currency"] == "HKD"
+    bad = client.post("/v1/campaigns", {"campaign_id": "bad", "name": "x", "landing_url": "https://shop.example.com",
+                                        "rules": {"currency": "XXX"}}, token=OPS)
+    assert bad.status_code == 422
+
+
+def _coupons(member_id):
+    return [(e.amount, e.capped_from) for e in entries(member_id) if e.unit == "coupon_fen"]
+
+
+def test_coupons_count_against_the_budget_in_fen(client, streams):
+    _campaign(client, "tight", budget_points=10, referee_coupon_fen=100_00)  # no money budget: no coupons
+    _campaign(client, "some", budget_fen=150_00, referee_coupon_fen=100_00)
+    signup(client, "a")
+    signup(client, "b", code_of("a", "tight"))
+    for friend in ("c", "d"):
+        signup(client, friend, code_of("a", "some"))
+    streams.drain()
+    assert _coupons("b") == [(0, 100_00)]  # the ¥100 coupon did not issue
+    issued = sorted(_coupons("c") + _coupons("d"))
+    assert issued == [(0, 100_00), (100_00, None)]  # ¥150 covers one whole coupon, never half of one
+    assert budget_spent("tight") == 0
+    from chalicelib.rewards.models import BudgetUsage
+
+    assert int(BudgetUsage.get(*BudgetUsage.key("some"), consistent_read=True).spent_fen) == 100_00
+
+
+# -- commission by conversion rank (README: the k-th conversion earns the level reached at k) ---
+
+def _burst(client, streams, app, friends: int, seed: int | None, drain_each: bool) -> dict[str, int]:
+    """`friends` referees of one advocate buy ¥100 each, one second apart; the purchase records
+    reach the handlers in a shuffled order (or newest first when `seed` is None)."""
+    import random
+
+    signup(client, "koc")
+    code = code_of("koc")
+    for i in range(friends):
+        signup(client, f"f{i:02d}", code)
+    streams.drain()
+    start = clock.now()
+    for i in range(friends):
+        at = clock.iso(start + timedelta(seconds=i))
+        assert purchase(client, f"o{i:02d}", f"f{i:02d}", 100_00, occurred_at=at).status_code == 200
+    captured = []
+    original = streams._invoke
+    streams._invoke = lambda name, event: captured.append((name, event)) or {"batchItemFailures": []}
+    streams.drain()  # capture the purchase records without handling them
+    streams._invoke = original
+    records = [(name, record) for name, event in captured for record in event["Records"]]
+    assert len(records) == friends
+    if seed is None:
+        records.reverse()
+    else:
+        random.Random(seed).shuffle(records)
+    for name, record in records:
+        app.handler_map[name]({"Records": [record]}, None)
+        if drain_each:
+            streams.drain()
+    streams.drain()
+    commissions = {e.order_id: e.standing for e in entries("koc") if e.rule == "commission"}
+    assert_balances_match_entries(["koc"])
+    return commissions
+
+
+def test_commission_rate_follows_the_rank_in_time_not_the_handling_order(client, streams, app):
+    """30 friends convert; whatever order their purchases are handled in, the k-th conversion in
+    time earns the level reached at k: 4×300 + 15×500 + 11×800 (levels at 0/5/20 conversions)."""
+    paid = _burst(client, streams, app, 30, seed=None, drain_each=True)  # newest first: every one arrives "late"
+    assert [paid[f"o{i:02d}"] for i in range(30)] == [300] * 4 + [500] * 15 + [800] * 11
+    assert sum(paid.values()) == 17_500
+    assert by_rule("koc")["milestone"] == 300 + 1500 + 5000
+
+
+def test_shuffled_deliveries_give_the_same_ledger(client, streams, app):
+    paid = _burst(client, streams, app, 8, seed=13, drain_each=False)
+    expected = [300] * 4 + [500] * 4
+    assert [paid[f"o{i:02d}"] for i in range(8)] == expected
+    # a refund that undoes the 2nd conversion moves everyone after it down one rank
+    refund(client, "o01", "r1", 100_00)
+    streams.drain()
+    after = {e.order_id: e.standing for e in entries("koc") if e.rule == "commission"}
+    assert after["o01"] == 0
+    assert [after[f"o{i:02d}"] for i in (0, 2, 3, 4, 5, 6, 7)] == [300, 300, 300, 300, 500, 500, 500]
+    assert_balances_match_entries(["koc"])
+
+
+# -- fraud flags hold and void everything tied to their referral ------------------------------
+
+def _resolve(client, referee, action):
+    answer = client.post(f"/v1/ops/fraud-flags/{referee}/resolve", {"action": action}, token=token("olivia", "ops"))
+    assert answer.status_code == 200, answer.body
+
+
+def _fresh_service_refund(client, order_id, refund_id, amount_fen):
+    answer = client.post("/v1/events/refunds", {"order_id": order_id, "refund_id": refund_id, "amount_fen": amount_fen},
+                         token=token("brand-backend", "service"))
+    assert answer.status_code == 200, answer.body
+
+
+def test_a_flag_opened_after_payment_holds_and_rejection_voids_every_entry(client, streams):
+    signup(client, "gp")
+    signup(client, "a", code_of("gp"))
+    signup(client, "b", code_of("a"))
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert points("b") == {"available": 100, "pending": 0}  # the welcome points are already spendable
+    purchase_ok = client.post("/v1/events/purchases", {"order_id": "o1", "member_id": "b", "amount_fen": 100_00},
+                              token=token("brand-backend", "service"))
+    assert purchase_ok.status_code == 200
+    streams.drain()
+    assert by_rule("a") == {"welcome": 100, "conversion": 500, "commission": 300}
+    _fresh_service_refund(client, "o1", "r1", 10_00)  # within 48 h: a quick-refund flag opens
+    streams.drain()
+    assert all(e.hold for e in entries("a") + entries("gp") if e.order_id == "o1")
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert points("a") == {"available": 100, "pending": 770}  # held past the release sweep (a's own welcome aside)
+    assert points("gp") == {"available": 0, "pending": 90}
+    _resolve(client, "b", "reject")
+    streams.drain()
+    sweeps.release_due()
+    assert member("b").referral_status == "void"
+    assert points("a") == {"available": 100, "pending": 0}
+    assert points("gp") == {"available": 0, "pending": 0}
+    assert points("b") == {"available": 0, "pending": 0}  # the available welcome points too
+    assert [(e.status, e.voided) for e in entries("b") if e.rule == "coupon"] == [("reversed", "fraud_rejected")]
+    assert int(member("a").referrals_converted) == 0
+    assert_balances_match_entries(["gp", "a", "b"])
+
+
+def test_approving_a_late_flag_releases_what_it_held(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()
+    refund(client, "o1", "r1", 10_00)
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    assert points("a") == {"available": 0, "pending": 770}
+    _resolve(client, "b", "approve")
+    streams.drain()
+    sweeps.release_due()
+    assert points("a") == {"available": 770, "pending": 0}
+    assert_balances_match_entries(["a", "b"])
+
+
+# -- milestones follow the conversion count ---------------------------------------------------
+
+def test_a_refund_below_a_milestone_takes_it_back_and_reaching_it_again_restores_it(client, streams):
+    signup(client, "koc")
+    for i in range(4):
+        signup(client, f"f{i}", code_of("koc"))
+    for i in range(3):
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+    streams.drain()
+    assert by_rule("koc")["milestone"] == 300
+    refund(client, "o1", "r1", 100_00)  # undoes a conversion: 2 left
+    streams.drain()
+    assert int(member("koc").referrals_converted) == 2
+    assert by_rule("koc")["milestone"] == 0
+    purchase(client, "o3", "f3", 100_00)  # 3 again
+    streams.drain()
+    assert by_rule("koc")["milestone"] == 300
+    assert [e.referee_id for e in entries("koc") if e.rule == "milestone"] == ["f3"]
+    assert_balances_match_entries(["koc"] + [f"f{i}" for i in range(4)])
+
+
+def test_rejected_referrals_leave_no_milestone_standing(client, streams):
+    signup(client, "koc", device_id="shared")
+    for i in range(3):
+        signup(client, f"f{i}", code_of("koc"), device_id="shared")  # flagged at sign-up
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+    streams.drain()
+    milestone = [e for e in entries("koc") if e.rule == "milestone"]
+    assert [(e.amount, bool(e.hold)) for e in milestone] == [(300, True)]  # held like the others
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    assert points("koc")["available"] == 0
+    for i in range(3):
+        _resolve(client, f"f{i}", "reject")
+    streams.drain()
+    sweeps.release_due()
+    assert points("koc") == {"available": 0, "pending": 0}
+    assert by_rule("koc").get("milestone") == 0
+    assert_balances_match_entries(["koc"] + [f"f{i}" for i in range(3)])
+
+
+def test_an_undone_conversion_leaves_no_commission_at_any_rate(client, streams):
+    """A refund that takes the converting order under the minimum undoes the conversion: its
+    orders earn no commission, whichever rate they had been paid at."""
+    signup(client, "gp")
+    signup(client, "a", code_of("gp"))
+    signup(client, "b", code_of("a"))
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()
+    assert by_rule("a") == {"welcome": 100, "conversion": 500, "commission": 300}
+    assert by_rule("gp") == {"second_level": 100}
+    refund(client, "o1", "r1", 60_00)  # ¥40 left: under the ¥50 minimum
+    streams.drain()
+    assert member("b").referral_status == "signed_up"
+    assert by_rule("a") == {"welcome": 100, "conversion": 0, "commission": 0}
+    assert by_rule("gp") == {"second_level": 0}
+    assert_balances_match_entries(["gp", "a", "b"])
+
+
+def test_the_earliest_qualifying_order_converts_whichever_is_handled_first(client, streams):
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    start = clock.now()
+    purchase(client, "o-later", "b", 100_00, occurred_at=clock.iso(start + timedelta(minutes=2)))
+    streams.drain()
+    purchase(client, "o-earlier", "b", 80_00, occurred_at=clock.iso(start + timedelta(minutes=1)))
+    streams.drain()
+    assert member("b").converting_order_id == "o-earlier"
+    conversions = {e.order_id: e.standing for e in entries("a") if e.rule == "conversion"}
+    assert conversions == {"o-later": 0, "o-earlier": 500}
+    assert int(member("a").referrals_converted) == 1
+    assert by_rule("a")["commission"] == 300 + 240
+    assert_balances_match_entries(["a", "b"])
