@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from . import clock
 from .config import settings
-from .currencies import is_currency
+from .currencies import MINOR_UNITS, is_currency
 
 
 def _iso_4217(code: str) -> str:
@@ -30,9 +30,12 @@ PositiveFen = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT_FEN)]
 Points = Annotated[int, Field(strict=True, ge=-10_000_000, le=10_000_000)]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
                                       pattern=r"^[A-Za-z0-9_\-.:@#]+$")]
-# `\S`: the document says what stripping means (a blank string is empty, hence refused)
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)]
+# The pattern tells the document what stripping means (a blank string is empty, hence refused).
+# A JSON Schema `\s` is ECMAScript's, which misses whitespace Python strips (\x1c-\x1f, \x85).
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
+                                             pattern=r"[^\s\x1c-\x1f\x85]")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217),
+                     WithJsonSchema({"type": "string", "enum": sorted(MINOR_UNITS)})]
 
 # Dates: one accepted range for every time the API takes. Before 2000 there were no members and
 # no orders; after 2100 is a typo. Facts (sign-ups, purchases, refunds) may not lie in the future
