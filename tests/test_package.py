@@ -171,6 +171,15 @@ def test_failure_queues_schedule_dead_letters_and_api_settings(sam):
     assert api["MethodSettings"][0]["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRateLimit"}
 
 
+def test_unknown_paths_get_the_json_envelope_the_local_gateway_gives(sam):
+    from chalicelib.gateway_responses import NO_ROUTE
+
+    answer = sam["Resources"]["GatewayResponseMissingAuthenticationToken"]["Properties"]
+    assert answer["RestApiId"] == {"Ref": "RestAPI"}
+    assert answer["StatusCode"] == str(NO_ROUTE.status) == "404"
+    assert json.loads(answer["ResponseTemplates"]["application/json"]) == NO_ROUTE.body()
+
+
 def test_role_may_send_to_the_failure_queues_and_read_the_secrets(sam):
     statements = sam["Resources"]["OnMainChangeRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     allowed = {(action, resource) for s in statements for action in s["Action"]
@@ -234,7 +243,7 @@ with mock_aws():
     def token(sub, role):
         now = int(time.time())
         return jwt.encode({"sub": sub, "role": role, "iss": "referral-service", "aud": "referral-api",
-                           "iat": now, "exp": now + 600}, secret, algorithm="HS256")
+                           "iat": now, "exp": now + 600, "jti": f"probe-{sub}"}, secret, algorithm="HS256")
 
     def call(method, path, bearer, body=None):
         event = {"resource": path, "path": path, "httpMethod": method,

@@ -23,6 +23,7 @@ from typing import Any
 from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
 from chalice.utils import to_cfn_resource_name
 
+from chalicelib import gateway_responses
 from chalicelib.event_sources import FAILURE_QUEUE_LOGICAL_ID, MAPPINGS, StreamMapping, reads_failure_queue
 from chalicelib.store.tables import TABLES, TableSpec
 
@@ -219,6 +220,7 @@ def build(stage: str, app: Any) -> dict[str, Any]:
         resources[fn] = extra
     if app.routes:
         _merge(resources, api_resources(log_retention))
+        _merge(resources, gateway_responses.cloudformation_resources())  # unknown paths: JSON 404
         # Chalice names the API function's log group after `${ApiHandler}`, a resource that does
         # not exist (the function is `APIHandler`): point it at the real one.
         resources["ApiHandlerLogGroup"] = {"Properties": {
