@@ -4,6 +4,18 @@ from __future__ import annotations
 from tests.helpers import token
 
 SERVICE = token("brand-backend", "service")
+OPS = token("olivia", "ops")
+
+
+def spring_campaign(client, campaign_id: str = "spring", **rules):
+    """A running campaign with a 500-point conversion reward and 3 % commission; `rules` override."""
+    body = {"campaign_id": campaign_id, "name": "Spring", "landing_url": "https://shop.example.com/spring",
+            "rules": {"min_purchase_fen": 50_00, "referrer_conversion_points": 500,
+                      "advocate_levels": [{"name": "friend", "min_conversions": 0, "commission_bps": 300}],
+                      "hold_days": 7, **rules}}
+    response = client.post("/v1/campaigns", body, token=OPS)
+    assert response.status_code == 200, response.body
+    return response.json_body
 
 
 def login(client, openid: str, name: str = "Lily", referral: dict | None = None, device_id: str | None = None):

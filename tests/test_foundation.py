@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 from chalicelib.core import aws
 from chalicelib.lifecycle import handlers as lifecycle_handlers
@@ -161,18 +160,11 @@ def test_local_server_keeps_each_concurrent_request_apart(app, client):
     import json as jsonlib
     from concurrent.futures import ThreadPoolExecutor
 
-    from chalice.config import Config
-
-    from infra.local.ddblocal import free_port
-    from infra.local.gateway import local_server
     from tests.flows import login
+    from tests.live import serving
 
-    port = free_port()
-    server = local_server(app, Config.create(chalice_stage="local", app_name=app.app_name, chalice_app=app),
-                          "127.0.0.1", port)
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(app) as base:
+        port = int(base.rsplit(":", 1)[1])
         members = [login(client, f"user{i}")[:2] for i in range(8)]
 
         def me(token_and_id):
@@ -194,6 +186,3 @@ def test_local_server_keeps_each_concurrent_request_apart(app, client):
                 assert all(pool.map(me, members * 3))
         finally:
             sys.setswitchinterval(interval)
-    finally:
-        server.server.shutdown()
-        server.server.server_close()

@@ -6,21 +6,12 @@ from datetime import timedelta
 
 from chalicelib.core import clock
 from chalicelib.rewards import sweeps
-from tests.flows import code_of, member, purchase, refund, signup
+from tests.flows import code_of, member, purchase, refund, signup, spring_campaign
 from tests.helpers import token
 from tests.ledger_checks import assert_balances_match_entries, budget_spent, by_rule, entries, points
 
 OPS = token("olivia", "ops")
 
-
-def _campaign(client, campaign_id="spring", **rules):
-    body = {"campaign_id": campaign_id, "name": "Spring", "landing_url": "https://shop.example.com/spring",
-            "rules": {"min_purchase_fen": 50_00, "referrer_conversion_points": 500,
-                      "advocate_levels": [{"name": "friend", "min_conversions": 0, "commission_bps": 300}],
-                      "hold_days": 7, **rules}}
-    response = client.post("/v1/campaigns", body, token=OPS)
-    assert response.status_code == 200, response.body
-    return response.json_body
 
 
 def test_a_purchase_dated_before_the_referral_does_not_convert_it(client, streams):
@@ -71,7 +62,7 @@ def test_an_order_in_another_currency_is_refused_and_writes_nothing(client, stre
 
 
 def test_a_campaign_in_another_currency_takes_orders_in_it(client, streams):
-    created = _campaign(client, "hk", currency="HKD")
+    created = spring_campaign(client, "hk", currency="HKD")
     changed = client.put("/v1/campaigns/hk", {**{k: created[k] for k in ("campaign_id", "name", "landing_url")},
                                               "rules": {**created["rules"], "currency": "CNY"}}, token=OPS)
     assert changed.status_code == 422 and changed.json_body["error"]["code"] == "currency_fixed"
@@ -90,8 +81,8 @@ def _coupons(member_id):
 
 
 def test_coupons_count_against_the_budget_in_fen(client, streams):
-    _campaign(client, "tight", budget_points=10, referee_coupon_fen=100_00)  # no money budget: no coupons
-    _campaign(client, "some", budget_fen=150_00, referee_coupon_fen=100_00)
+    spring_campaign(client, "tight", budget_points=10, referee_coupon_fen=100_00)  # no money budget: no coupons
+    spring_campaign(client, "some", budget_fen=150_00, referee_coupon_fen=100_00)
     signup(client, "a")
     signup(client, "b", code_of("a", "tight"))
     for friend in ("c", "d"):

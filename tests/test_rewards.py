@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.core import clock
 from chalicelib.rewards import sweeps
-from tests.flows import code_of, member, purchase, refund, signup
+from tests.flows import code_of, member, purchase, refund, signup, spring_campaign
 from tests.helpers import token
 from tests.ledger_checks import assert_balances_match_entries, budget_spent, by_rule, entries, points
 
@@ -18,15 +18,6 @@ OPS, ADMIN = token("olivia", "ops"), token("root", "admin")
 def key(value: str) -> dict[str, str]:
     return {"Idempotency-Key": value}
 
-
-def _campaign(client, campaign_id="spring", **rules):
-    body = {"campaign_id": campaign_id, "name": "Spring", "landing_url": "https://shop.example.com/spring",
-            "rules": {"min_purchase_fen": 50_00, "referrer_conversion_points": 500,
-                      "advocate_levels": [{"name": "friend", "min_conversions": 0, "commission_bps": 300}],
-                      "hold_days": 7, **rules}}
-    response = client.post("/v1/campaigns", body, token=OPS)
-    assert response.status_code == 200, response.body
-    return response.json_body
 
 
 def test_worked_example_three_friends_and_a_refund(client, streams):
@@ -123,7 +114,7 @@ def test_ledger_page_redemption_and_adjustment(client, streams):
 
 
 def test_budget_is_never_exceeded(client, streams):
-    _campaign(client, budget_points=1200, referee_signup_points=0)
+    spring_campaign(client, budget_points=1200, referee_signup_points=0)
     signup(client, "koc")
     code = code_of("koc", "spring")
     for i in range(4):
@@ -136,7 +127,7 @@ def test_budget_is_never_exceeded(client, streams):
 
 
 def test_monthly_cap_limits_advocate_rewards(client, streams):
-    _campaign(client, monthly_cap_points=1000)
+    spring_campaign(client, monthly_cap_points=1000)
     signup(client, "koc")
     code = code_of("koc", "spring")
     for i in range(3):
@@ -148,7 +139,7 @@ def test_monthly_cap_limits_advocate_rewards(client, streams):
     assert capped, "a capped entry records what it was cut from"
 
 
-def test_milestone_and_level_from_default_campaign(client, streams):
+def test_milestone_and_level_from_defaultspring_campaign(client, streams):
     signup(client, "koc")
     code = code_of("koc")
     for i in range(3):
@@ -199,7 +190,7 @@ def test_held_rewards_wait_for_review(client, streams):
 
 
 def test_campaign_change_applies_to_new_referrals_only(client, streams):
-    created = _campaign(client)
+    created = spring_campaign(client)
     signup(client, "a")
     code = code_of("a", "spring")
     signup(client, "old", code)
