@@ -94,10 +94,13 @@ def restate_commissions(mark: Conversion, undone: bool = False) -> None:
     neither."""
     rule_set = campaigns.rules_at(mark.campaign_id, mark.campaign_version)
     table = levels_for(mark)
+    orders: dict[str, Order] = {}  # commission and second-level share of one order: one read
     for hit in LedgerEntry.by_gsi1.query(f"REFEREE#{mark.referee_id}"):
         if hit.rule not in ("commission", "second_level") or not hit.order_id:
             continue
-        order = Order.get(*Order.key(hit.order_id), consistent_read=True)
+        if hit.order_id not in orders:
+            orders[hit.order_id] = Order.get(*Order.key(hit.order_id), consistent_read=True)
+        order = orders[hit.order_id]
         bps = int(mark.commission_bps or 0) if hit.rule == "commission" else table.second_level_bps
         amount = 0 if undone else rules.commission(int(order.amount_fen), bps)
         reversed_amount = rules.reversal_target(amount, int(order.refunded_fen or 0), int(order.amount_fen))
