@@ -5,6 +5,7 @@ from openapi_spec_validator import validate
 
 from chalicelib.core.http import ROUTE_DOCS
 from chalicelib.core.methods import is_refusal
+from chalicelib.core.validation import SHORT_TEXT_PATTERN
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
@@ -73,7 +74,9 @@ def test_the_document_states_the_constraints_validation_applies(client):
     occurred = _nullable(refund["occurred_at"])
     assert occurred["format"] == "date-time" and occurred["pattern"].startswith("^20")
     redemption = _body_schema(document, "/v1/redemptions")["properties"]
-    assert redemption["points"]["exclusiveMinimum"] == 0 and redemption["item"]["pattern"] == r"\S"
+    assert redemption["points"]["exclusiveMinimum"] == 0 and redemption["item"]["pattern"] == SHORT_TEXT_PATTERN
+    purchase = _body_schema(document, "/v1/events/purchases")["properties"]
+    assert "CNY" in _nullable(purchase["currency"])["enum"] and "XXX" not in _nullable(purchase["currency"])["enum"]
     assert "pattern" in _body_schema(document, "/v1/links")["properties"]["landing_path"]
     login = _body_schema(document, "/v1/auth/login")
     assert {rule["then"]["required"][0] for rule in login["allOf"]} == {"code", "openid"}

@@ -32,8 +32,9 @@ Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_l
                                       pattern=r"^[A-Za-z0-9_\-.:@#]+$")]
 # The pattern tells the document what stripping means (a blank string is empty, hence refused).
 # A JSON Schema `\s` is ECMAScript's, which misses whitespace Python strips (\x1c-\x1f, \x85).
+SHORT_TEXT_PATTERN = r"[^\s\x1c-\x1f\x85]"
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
-                                             pattern=r"[^\s\x1c-\x1f\x85]")]
+                                             pattern=SHORT_TEXT_PATTERN)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217),
                      WithJsonSchema({"type": "string", "enum": sorted(MINOR_UNITS)})]
 
