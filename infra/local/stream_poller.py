@@ -14,7 +14,7 @@ the declaration the AWS template is generated from:
   delivered in order (no retry used); a single record is retried.
 - `maximum_retry_attempts`, `maximum_record_age_seconds`: then the batch goes to the failure
   destination — the on-failure message Lambda sends to SQS, delivered as an SQS event to the
-  function subscribed to `FAILURE_QUEUE_NAME` — and the shard is checkpointed past it.
+  function subscribed to the failure queue (`FAILURE_QUEUE_PLACEHOLDER_ARN`) — and the shard is checkpointed past it.
 - `tumbling_window_seconds`: events carry `shardId`, `window` and `state`, and a batch never
   spans two windows; without it they carry `Records` only.
 """
