@@ -326,3 +326,18 @@ def test_quiz_refuses_bad_definitions_and_answers(client):
     assert_error(client.post(f"/v1/quizzes/{future['quiz_id']}/answers", {"answers": [0, 1]}, token=token(lily)),
                  409, "quiz_not_open")
     assert client.post(path, {"answers": [0, 1]}, token=token(lily)).json_body["already_answered"] is False
+
+
+@pytest.mark.parametrize("action", ["approve", "reject"])
+def test_a_farming_flag_on_a_member_without_a_referral_can_be_resolved(client, streams, action):
+    spring_campaign(client, assist_target=5, assists_per_device_per_day=1)
+    _, sam, _ = login(client, "sam")
+    share = open_share(client, sam)
+    _, pal, _ = login(client, "pal", device_id="dev-9")
+    assert assist(client, share["share_id"], pal).status_code == 200
+    streams.drain()
+    flags = client.get("/v1/ops/fraud-flags?status=open", token=OPS).json_body["items"]
+    assert [(f["referee_id"], f["reasons"]) for f in flags] == [(pal, ["assist_farming_device"])]
+    resolved = client.post(f"/v1/ops/fraud-flags/{pal}/resolve", {"action": action}, token=OPS)
+    assert resolved.status_code == 200, resolved.body
+    assert member(pal).referral_status is None and member(pal).referral_hold is None
