@@ -341,3 +341,23 @@ def test_a_farming_flag_on_a_member_without_a_referral_can_be_resolved(client, s
     resolved = client.post(f"/v1/ops/fraud-flags/{pal}/resolve", {"action": action}, token=OPS)
     assert resolved.status_code == 200, resolved.body
     assert member(pal).referral_status is None and member(pal).referral_hold is None
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+def test_pure_rules_doctests():
+    import doctest
+
+    from chalicelib.engagement import rules
+
+    result = doctest.testmod(rules)
+    assert result.attempted >= 6 and result.failed == 0
+
+
+@pytest.mark.parametrize("bad", [{"assists_per_assister_per_day": 0}, {"assist_new_members_only": "yes"},
+                                 {"assists_per_device_per_day": 0}, {"checkin_streak_bonus": {"0": 5}},
+                                 {"assist_target": 0}])
+def test_engagement_rule_fields_are_validated_on_write(client, bad):
+    body = {"campaign_id": "summer", "name": "Summer", "landing_url": "https://shop.example.com/s", "rules": bad}
+    assert_error(client.post("/v1/campaigns", body, token=OPS), 422, "validation_failed")
+    assert client.get("/v1/campaigns/summer", token=OPS).status_code == 404
