@@ -14,6 +14,7 @@ from chalicelib.members import routes as members
 from chalicelib.facts import routes as facts
 from chalicelib.fraud import routes as fraud
 from chalicelib.campaigns import routes as campaigns
+from chalicelib.engagement import routes as engagement  # also registers its stream handlers
 from chalicelib.rewards import routes as rewards, sweeps
 from chalicelib.rewards import handlers as _reward_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import attribution as _attribution  # noqa: F401  (registers stream handlers)
@@ -25,7 +26,8 @@ from chalicelib.stream_failures import routes as stream_failures, service as str
 app = Chalice(app_name="referral-service")
 bind()
 
-for capability in (health, members, facts, fraud, campaigns, rewards, referrals, access, stream_failures, openapi):
+for capability in (health, members, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
+                   openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

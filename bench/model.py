@@ -76,6 +76,10 @@ def sim_campaign_rules() -> dict[str, Any]:
         "budget_fen": 1_000_000_00,  # coupons count against the money part of the budget
         "hold_days": 7,
         "signups_per_hour_alert": 100_000,  # velocity flags would depend on timing; device flags do not
+        "checkin_points": 5,
+        "assist_target": 3,
+        "assist_reward_points": 40,
+        "assists_per_device_per_day": 100_000,  # farming flags are tested in tests/test_engagement.py
     }
 
 
@@ -517,3 +521,55 @@ def gross_spend(world: World, rules_by_campaign: dict[str, dict[str, Any]], defa
 def member_id_hint(openid: str) -> str:
     """Only for labelling before login answers; the real ids come from the login responses."""
     return hashlib.sha256(openid.encode()).hexdigest()[:8]
+
+
+# -- engagement: check-ins and share-for-gift assists ---------------------------------------------
+
+P_CHECKIN = 0.5        # a member checks in (once; a second tap the same day pays nothing)
+P_SHARE_FOR_GIFT = 0.1  # a member opens a share-for-gift; target + 1 members of the campaign assist it
+
+
+@dataclass
+class EngagementPlan:
+    checkins: list[int]
+    shares: list[tuple[int, list[int]]]  # (sharer, assisters): one more assister than the target
+
+
+def engagement_plan(world: World, rules_by_campaign: dict[str, dict[str, Any]]) -> EngagementPlan:
+    rng = random.Random(world.seed * 7919 + 1)  # its own stream: the referral world stays as it was
+    by_campaign: dict[str, list[int]] = {}
+    for m in world.members:
+        by_campaign.setdefault(m.campaign, []).append(m.idx)
+    checkins = [m.idx for m in world.members if rng.random() < P_CHECKIN]
+    shares = []
+    for m in world.members:
+        if rng.random() >= P_SHARE_FOR_GIFT:
+            continue
+        wanted = rules_by_campaign[m.campaign]["assist_target"] + 1
+        pool = by_campaign[m.campaign]
+        if len(pool) <= wanted:
+            continue
+        picked = [i for i in rng.sample(pool, wanted + 1) if i != m.idx][:wanted]
+        shares.append((m.idx, picked))
+    return EngagementPlan(checkins, shares)
+
+
+def add_engagement(outcome: Outcome, world: World, member_ids: dict[int, str],
+                   rules_by_campaign: dict[str, dict[str, Any]], checkin_days: dict[int, str],
+                   share_ids: dict[int, str]) -> None:
+    """Add what check-ins and completed shares pay: one entry per member and local day, one per
+    share that reached its target (entry ids as the service derives them from the facts)."""
+    def pay(idx: int, entry_id: str, rule: str, amount: int) -> None:
+        campaign = world.members[idx].campaign
+        if not amount:
+            return
+        outcome.entries[member_ids[idx]][entry_id] = Expected(rule, "points", amount, campaign, False)
+        outcome.balances[member_ids[idx]]["available"] += amount  # released by the first sweep
+        outcome.budgets[campaign] = outcome.budgets.get(campaign, 0) + amount
+
+    for idx, day in checkin_days.items():
+        campaign = world.members[idx].campaign
+        pay(idx, f"checkin.{campaign}.{day}", "checkin", rules_by_campaign[campaign]["checkin_points"])
+    for idx, share_id in share_ids.items():
+        pay(idx, f"share_goal.{share_id}", "share_goal",
+            rules_by_campaign[world.members[idx].campaign]["assist_reward_points"])

@@ -225,6 +225,7 @@ class Simulation:
         if missing:
             raise Failure(f"{len(missing)} members never signed up (first: {missing[:5]})")
         self.run_step("sign-ups settle", [])
+        self.engagement()
         self.signup_seconds = time.perf_counter() - t0
         server_now = datetime.fromisoformat(self.service.control("GET", "/now")["now"].replace("Z", "+00:00"))
         self.base = server_now + timedelta(minutes=1)
@@ -244,6 +245,43 @@ class Simulation:
             self.release("release sweep 2" if late else "release sweep 1")
         self.drive_seconds = time.perf_counter() - t0
 
+    # -- engagement: check-ins and share-for-gift assists ------------------------------------
+    def engagement(self) -> None:
+        self.plan = model.engagement_plan(self.world, self.rules)
+        self.checkin_days: dict[int, str] = {}
+        self.share_ids: dict[int, str] = {}
+        self.run_step("check-ins (each tapped twice)", [lambda i=i: self.check_in(i) for i in self.plan.checkins],
+                      settle=False)
+        self.run_step("shares for gifts", [lambda s=s: self.open_share(s) for s, _ in self.plan.shares], settle=False)
+        self.assist_answers: dict[int, list[int]] = {s: [] for s, _ in self.plan.shares}
+        assists = [(sharer, a) for sharer, assisters in self.plan.shares for a in assisters]
+        self.run_step("assists (one more than each target, all at once)",
+                      [lambda s=s, a=a: self.assist(s, a) for s, a in assists])
+        for sharer, answers in self.assist_answers.items():
+            target = self.rules[self.world.members[sharer].campaign]["assist_target"]
+            if sorted(answers) != [200] * target + [409]:
+                self.errors.append(f"share of {sharer}: assist answers {sorted(answers)}, expected {target} x 200 "
+                                   "and one 409 (past the target)")
+
+    def check_in(self, idx: int) -> None:
+        body = {"campaign_id": self.world.members[idx].campaign}
+        _, first = self.call("checkin", "POST", "/v1/checkins", 200, body=body, token=self.tokens[idx])
+        _, again = self.call("checkin", "POST", "/v1/checkins", 200, body=body, token=self.tokens[idx])
+        if first["already_checked_in"] or not again["already_checked_in"] or again["day"] != first["day"]:
+            raise Failure(f"member {idx} checked in twice on one day: {first} then {again}")
+        self.checkin_days[idx] = first["day"]
+
+    def open_share(self, idx: int) -> None:
+        body = {"campaign_id": self.world.members[idx].campaign, "channel": "wechat_friend"}
+        _, share = self.call("share_open", "POST", "/v1/shares", 201, body=body, token=self.tokens[idx])
+        self.share_ids[idx] = share["share_id"]
+
+    def assist(self, sharer: int, assister: int) -> None:
+        status, _, _ = self.http.request("assist", "POST", f"/v1/shares/{self.share_ids[sharer]}/assists", None,
+                                         self.tokens[assister])
+        with self.http.lock:
+            self.assist_answers[sharer].append(status)
+
     # -- verification ------------------------------------------------------------------------
     def read_member(self, idx: int) -> dict[str, Any]:
         """The member's ledger (every page) over HTTP; the profile over HTTP for a sample, the rest
@@ -262,10 +300,25 @@ class Simulation:
                 break
         return {"me": me, "ledger": items}
 
+    def refresh_tokens(self) -> None:
+        """Member tokens live at most 12 hours and the server's clock has moved 16 days: the
+        members log in again (same identity, same member) before their ledgers are read."""
+        def again(m: model.SimMember) -> None:
+            _, data = self.call("login_again", "POST", "/v1/auth/login", 200,
+                                body={"provider": "dev", "openid": m.openid})
+            if data.get("created") or data["member"]["member_id"] != self.member_ids[m.idx]:
+                raise Failure(f"member {m.idx} logging in again was not found as the same member")
+            self.tokens[m.idx] = data["access_token"]
+
+        self.run_step("verify: members log in again (fresh tokens)", [lambda m=m: again(m) for m in self.world.members],
+                      settle=False)
+
     def verify(self) -> dict[str, Any]:
         w = self.world
+        self.refresh_tokens()
         expected = model.expected_outcome(w, self.member_ids, self.bound_between, self.base, self.rules,
                                           self.default_rules)
+        model.add_engagement(expected, w, self.member_ids, self.rules, self.checkin_days, self.share_ids)
         actual: dict[int, dict] = {}
 
         def fetch(idx: int) -> None:

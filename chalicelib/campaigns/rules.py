@@ -85,8 +85,12 @@ class Rules(Strict):
     # with a points budget and no money budget issues no money at all (a budget limits both).
     budget_fen: Fen | None = None
     hold_days: int = Field(7, strict=True, ge=0, le=90)
+    # Engagement: share-for-gift with assists, daily check-ins (chalicelib/engagement, docs/engagement.md)
     assist_target: int = Field(5, strict=True, ge=1, le=1000)
     assist_reward_points: Pts = 0
+    assist_new_members_only: bool = Field(False, strict=True)  # assisters must have joined after the share opened
+    assists_per_assister_per_day: int | None = Field(None, strict=True, ge=1, le=1000)  # across shares
+    assists_per_device_per_day: int = Field(20, strict=True, ge=1, le=100_000)  # one device or phone; then flagged
     checkin_points: Pts = 0
     checkin_streak_bonus: dict[StreakDays, Pts] = Field(default_factory=dict, max_length=20,
                                                         json_schema_extra={"additionalProperties": False})

@@ -55,8 +55,10 @@ def resolve(flag_id: str, action: str, actor: str) -> dict[str, Any]:
                     referrer_actions.append(Member.referrals_converted.add(-1))
                     tx.delete(Conversion(*Conversion.key(flag.referrer_id, member.converted_at, flag.referee_id)))
                 tx.update(Member(*Member.key(flag.referrer_id)), actions=referrer_actions)
+            # a flag may name a member without a referral (assist farming): their status is absent
             tx.update(member, actions=member_actions,
-                      condition=Member.referral_status == member.referral_status)
+                      condition=(Member.referral_status == member.referral_status) if member.referral_status
+                      else Member.referral_status.does_not_exist())
             tx.save(audit.record(actor, f"fraud_flag.{action}", f"member:{flag.referee_id}",
                                  {"flag_id": flag_id, "reasons": sorted(flag.reasons or [])}, at=at))
     except TransactWriteError as exc:

@@ -82,13 +82,15 @@ MAIN = TableSpec(
     serves="members, identities, codes, links, campaigns, orders, ledger, outbox, flags, audit, counters, "
            "reserved vanity words (one item); "
            "an advocate's conversions ranked in time (pk=M#<advocate>, sk=CONV#<converted_at>#<referee>, "
-           "strongly consistent Query)",
+           "strongly consistent Query); engagement: check-ins, shares and assists, quizzes and attempts "
+           "(engagement/models.py)",
     stream_view="NEW_AND_OLD_IMAGES",
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk",
               serves="a referrer's downline (REF#<member>, by bind time); fraud flags by status; audit log; "
                      "every ledger entry tied to a referral (REFEREE#<referee>: held, released or voided by its "
-                     "fraud flag, restated when its conversion is re-ranked)"),
+                     "fraud flag, restated when its conversion is re-ranked); a campaign's quizzes (QUIZZES#<campaign>, "
+                     "newest first)"),
         Index("gsi2", "gsi2pk", "gsi2sk",
               serves="sweeps: pending ledger entries by release time; members by last activity"),
     ),

@@ -1,0 +1,109 @@
+"""Engagement routes: check-ins, shares and assists, quizzes (API.md "Engagement"). Thin:
+validate, one domain call, shape the answer."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..core.auth import MEMBER, OPS
+from ..core.http import Reply, Req, Routes
+from ..core.pagination import PageQuery
+from ..core.validation import Body, Instant, ShortText
+from ..referrals.links import CHANNELS
+from . import checkins, quizzes, shares
+
+routes = Routes(__name__)
+
+CampaignId = Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,39}$")]
+Option = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
+                                          pattern=r"[^\s\x1c-\x1f\x85]")]
+OptionIndex = Annotated[int, Field(strict=True, ge=0, le=9)]
+
+
+class CheckinIn(Body):
+    campaign_id: CampaignId = None
+
+
+class ShareIn(Body):
+    campaign_id: CampaignId = None
+    channel: Literal[CHANNELS]
+    content_id: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9_\-.:@#/]+$")
+
+
+class QuestionIn(Body):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500,
+                                           pattern=r"[^\s\x1c-\x1f\x85]")]
+    options: list[Option] = Field(min_length=2, max_length=10)
+    answer: OptionIndex = Field(description="the index (from 0) of the right option")
+
+
+class QuizIn(Body):
+    campaign_id: CampaignId = None
+    title: ShortText
+    questions: list[QuestionIn] = Field(min_length=1, max_length=50)
+    points: int = Field(strict=True, ge=0, le=100_000)
+    pass_mark: int | None = Field(None, strict=True, ge=1, le=50,
+                                  description="right answers needed for the points (default: all)")
+    starts_at: Instant
+    ends_at: Instant
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> "QuizIn":
+        if self.ends_at <= self.starts_at:  # both stored UTC text
+            raise PydanticCustomError("ends_before_start", "ends_at must be after starts_at")
+        return self
+
+
+class QuizListQuery(PageQuery):
+    campaign_id: CampaignId = None
+
+
+class AnswersIn(Body):
+    answers: list[OptionIndex] = Field(min_length=1, max_length=50, description="one option index per question")
+
+
+@routes.post("/v1/checkins", roles=(MEMBER,), body=CheckinIn,
+             summary="Daily check-in (once per day in the campaign's time zone) with streak and points")
+def check_in(req: Req) -> Any:
+    return checkins.check_in(req.member_id, req.body.campaign_id)
+
+
+@routes.post("/v1/shares", roles=(MEMBER,), body=ShareIn, status=201,
+             summary="Open a share-for-gift: friends assist it until the campaign's target")
+def open_share(req: Req) -> Any:
+    body: ShareIn = req.body
+    return Reply(shares.open_share(req.member_id, body.campaign_id, body.channel, body.content_id), 201)
+
+
+@routes.get("/v1/shares/{share_id}", rate_limit="lookup", summary="A share's progress (public)")
+def share_progress(req: Req) -> Any:
+    return shares.public_progress(req.params["share_id"])
+
+
+@routes.post("/v1/shares/{share_id}/assists", roles=(MEMBER,),
+             summary="Assist a friend's share (once per friend, never the sharer, never past the target)")
+def assist(req: Req) -> Any:
+    return shares.assist(req.params["share_id"], req.member_id)
+
+
+@routes.post("/v1/quizzes", roles=(OPS,), body=QuizIn, status=201, summary="Define a quiz")
+def create_quiz(req: Req) -> Any:
+    return Reply(quizzes.create(req.body, req.principal.sub), 201)
+
+
+@routes.get("/v1/quizzes", roles=(OPS,), query=QuizListQuery, summary="A campaign's quizzes, newest first")
+def list_quizzes(req: Req) -> Any:
+    return quizzes.list_quizzes(req.query.campaign_id, req.query)
+
+
+@routes.get("/v1/quizzes/{quiz_id}", roles=(MEMBER,), summary="A quiz's questions, without their answers")
+def get_quiz(req: Req) -> Any:
+    return quizzes.for_member(req.params["quiz_id"])
+
+
+@routes.post("/v1/quizzes/{quiz_id}/answers", roles=(MEMBER,), body=AnswersIn,
+             summary="Answer a quiz: one rewarded attempt per member")
+def answer_quiz(req: Req) -> Any:
+    return quizzes.answer(req.params["quiz_id"], req.member_id, req.body.answers)
