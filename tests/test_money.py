@@ -293,3 +293,44 @@ def test_the_earliest_qualifying_order_converts_whichever_is_handled_first(clien
     assert int(member("a").referrals_converted) == 1
     assert by_rule("a")["commission"] == 300 + 240
     assert_balances_match_entries(["a", "b"])
+
+
+# -- a flag resolved between a handler's read of the hold and its write ------------------------
+
+def test_a_milestone_written_from_a_stale_hold_follows_the_resolved_flag(client, streams, monkeypatch):
+    from chalicelib.rewards import ranks
+
+    signup(client, "koc", device_id="shared")
+    for i in range(3):
+        signup(client, f"f{i}", code_of("koc"), device_id="shared" if i == 2 else f"d{i}")
+    streams.drain()
+    _resolve(client, "f2", "approve")  # its handler runs now, before the milestone exists
+    streams.drain()
+    # the milestone's handler read f2's hold just before the approval committed
+    monkeypatch.setattr(ranks, "_held", lambda referee_id: True)
+    for i in range(3):
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+    streams.drain()
+    assert [bool(e.hold) for e in entries("koc") if e.rule == "milestone"] == [False]
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert [e.status for e in entries("koc") if e.rule == "milestone"] == ["available"]
+    assert_balances_match_entries(["koc"] + [f"f{i}" for i in range(3)])
+
+
+def test_a_conversion_written_from_a_stale_hold_is_held_by_the_flag_opened_meanwhile(client, streams, monkeypatch):
+    from chalicelib.rewards import handlers
+
+    signup(client, "koc", device_id="shared")
+    signup(client, "f0", code_of("koc"), device_id="shared")  # flagged at sign-up: its referral is held
+    streams.drain()
+    monkeypatch.setattr(handlers, "_held", lambda member: False)  # read before the flag opened
+    purchase(client, "o0", "f0", 100_00)
+    streams.drain()
+    assert {e.rule: bool(e.hold) for e in entries("koc") if e.order_id == "o0"} == {"conversion": True,
+                                                                                    "commission": True}
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    assert points("koc")["available"] == 0
+    assert_balances_match_entries(["koc", "f0"])

@@ -54,6 +54,13 @@ def award(grant: Award, campaign_id: str, rules: Rules, held: bool = False, at: 
 
     `guard`, (model, key, condition), is checked in the same transaction: when it fails the
     award raises `Stale` (the rate it was computed from changed meanwhile)."""
+    entry = _award(grant, campaign_id, rules, held, at, guard)
+    if grant.referee_id:
+        follow_referral_hold(entry)
+    return entry
+
+
+def _award(grant: Award, campaign_id: str, rules: Rules, held: bool, at: str | None, guard: Any) -> LedgerEntry:
     at = at or clock.now_iso()
     try:
         return _award_once(grant, campaign_id, rules, held, at, read_usage=False, guard=guard)
@@ -258,6 +265,23 @@ def set_hold(entry: LedgerEntry, held: bool) -> None:
     entry.update(actions=actions, condition=LedgerEntry.hold.exists())
 
 
+def follow_referral_hold(entry: LedgerEntry | None) -> None:
+    """After writing an entry tied to a referral, make its hold match the referral's hold as it
+    stands now. The caller read that hold before writing; a flag opened or resolved in between
+    has had its handler run already (before this entry existed), so without this re-read the
+    entry would keep the stale state for good. Read after write: either this read sees the new
+    state, or the flag changes later and its own handler finds this entry."""
+    if entry is None or not entry.referee_id or entry.unit != "points" or entry.bucket != "pending":
+        return
+    try:
+        referee = Member.get(*Member.key(entry.referee_id), consistent_read=True)
+    except Member.DoesNotExist:
+        return
+    held = referee.referral_hold == "fraud_review"
+    if held != bool(entry.hold):
+        set_hold(entry, held)
+
+
 def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, rules: Rules,
             referee_id: str | None = None, held: bool = False) -> LedgerEntry | None:
     """Make an entry say what the facts now earn: `amount`, of which `reversed_amount` stands
@@ -279,7 +303,9 @@ def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, ru
             if not cancelled_by_condition(exc):
                 raise
             continue
-        return find(member_id, entry_id)
+        entry = find(member_id, entry_id)
+        follow_referral_hold(entry)
+        return entry
     raise RuntimeError(f"could not restate {entry_id} of {member_id}: kept conflicting")
 
 
