@@ -290,7 +290,22 @@ def test_batch_lane_names_the_shard_when_the_event_does(backend):
     assert windowed == {"batchItemFailures": [], "state": {}}  # a tumbling-window mapping needs `state`
 
 
-def test_a_thousand_clicks_on_one_code_are_exact_with_few_counter_writes(app, streams):
+def _counting_click_batches(monkeypatch) -> list[int]:
+    """How many click batches the stream delivers (windows and batch sizes decide, not the test)."""
+    delivered = [0]
+    original = stream_module.process_event
+
+    def counting(table, *args, **kwargs):
+        if table == "clicks":
+            delivered[0] += 1
+        return original(table, *args, **kwargs)
+
+    monkeypatch.setattr(stream_module, "process_event", counting)
+    return delivered
+
+
+def test_a_thousand_clicks_on_one_code_are_exact_with_few_counter_writes(app, streams, monkeypatch):
+    batches = _counting_click_batches(monkeypatch)
     code = "VIRAL234"
     channels = ["wechat_friend", "wechat_moments", "douyin", "other"]
     with Click.batch_write() as batch:
@@ -304,10 +319,14 @@ def test_a_thousand_clicks_on_one_code_are_exact_with_few_counter_writes(app, st
     writes = updates.get(ClickCounter.key(code=code)[0], 0)
     print(f"\nUpdateItem calls on the code's counter for 1,000 clicks: {writes}")
     assert 1 <= writes <= 10  # one per stream batch (+1 failed attempt when the item is new)
+    batches[0] = 0
     with counter_updates() as updates:
         redeliver_everything(streams)
     assert counts(code=code)["total"] == 1000
-    assert updates.get(ClickCounter.key(code=code)[0], 0) <= 2  # one refused conditional update a batch
+    # at most one refused conditional update a batch; how many batches the 1,000 records make
+    # depends on the 30 s tumbling windows their write times fall in
+    assert 1 <= batches[0] <= 10
+    assert updates.get(ClickCounter.key(code=code)[0], 0) <= batches[0]
 
 
 # -- abuse: never refuse a person, never count a crawler ------------------------------------
