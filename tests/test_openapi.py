@@ -74,7 +74,10 @@ def test_the_document_states_the_constraints_validation_applies(client):
     occurred = _nullable(refund["occurred_at"])
     assert occurred["format"] == "date-time" and occurred["pattern"].startswith("^20")
     redemption = _body_schema(document, "/v1/redemptions")["properties"]
-    assert redemption["points"]["exclusiveMinimum"] == 0 and redemption["item"]["pattern"] == SHORT_TEXT_PATTERN
+    assert _nullable(redemption["points"])["exclusiveMinimum"] == 0
+    assert _nullable(redemption["item"])["pattern"] == SHORT_TEXT_PATTERN
+    forms = _body_schema(document, "/v1/redemptions")["oneOf"]  # a catalogue item, or points for a named item
+    assert sorted(form["required"] for form in forms) == [["item_id"], ["points", "item"]]
     purchase = _body_schema(document, "/v1/events/purchases")["properties"]
     assert "CNY" in _nullable(purchase["currency"])["enum"] and "XXX" not in _nullable(purchase["currency"])["enum"]
     assert "pattern" in _body_schema(document, "/v1/links")["properties"]["landing_path"]

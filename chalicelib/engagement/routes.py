@@ -10,9 +10,9 @@ from pydantic_core import PydanticCustomError
 from ..core.auth import MEMBER, OPS
 from ..core.http import Reply, Req, Routes
 from ..core.pagination import PageQuery
-from ..core.validation import Body, Instant, ShortText
+from ..core.validation import Body, Id, Instant, ShortText
 from ..referrals.links import CHANNELS
-from . import checkins, quizzes, shares
+from . import catalogue, checkins, quizzes, shares
 
 routes = Routes(__name__)
 
@@ -107,3 +107,42 @@ def get_quiz(req: Req) -> Any:
              summary="Answer a quiz: one rewarded attempt per member")
 def answer_quiz(req: Req) -> Any:
     return quizzes.answer(req.params["quiz_id"], req.member_id, req.body.answers)
+
+
+# -- the reward catalogue (redeemed through POST /v1/redemptions {item_id}) --------------------
+
+CataloguePoints = Annotated[int, Field(strict=True, gt=0, le=10_000_000)]
+Stock = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
+
+
+class CatalogueItemIn(Body):
+    item_id: Id
+    name: ShortText
+    points: CataloguePoints
+    stock: Stock
+
+
+class CatalogueChangeIn(Body):
+    name: ShortText | None = None
+    points: CataloguePoints | None = None
+    stock: Stock | None = Field(None, description="units left, set outright (a restock or a correction)")
+    active: bool | None = Field(None, strict=True, description="false withdraws the item from the catalogue")
+
+
+@routes.get("/v1/catalogue", roles=(MEMBER, OPS), query=PageQuery,
+            summary="Reward items on offer, with stock (ops also see withdrawn ones)")
+def list_catalogue(req: Req) -> Any:
+    return catalogue.list_items(req.query, active_only=not req.principal.acts_as(OPS))
+
+
+@routes.post("/v1/ops/catalogue", roles=(OPS,), body=CatalogueItemIn, status=201,
+             summary="Add a reward item (409 when its item_id exists); audited")
+def add_catalogue_item(req: Req) -> Any:
+    body: CatalogueItemIn = req.body
+    return Reply(catalogue.create(body.item_id, body.name, body.points, body.stock, req.principal.sub), 201)
+
+
+@routes.put("/v1/ops/catalogue/{item_id}", roles=(OPS,), body=CatalogueChangeIn,
+            summary="Change a reward item's name, points, stock or offer; audited")
+def change_catalogue_item(req: Req) -> Any:
+    return catalogue.change(req.params["item_id"], req.body.model_dump(exclude_none=True), req.principal.sub)

@@ -371,10 +371,17 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
                           | (CapUsage.points <= rules.monthly_cap_points - moved))
 
 
+class ExtraConditionFailed(Exception):
+    """An `extra_updates` condition of `spend` refused the transaction (e.g. stock gone)."""
+
+
 def spend(member_id: str, entry_id: str, points: int, reason: str, rule: str,
-          extra_items: list[Any] | None = None, status: str = "redeemed") -> LedgerEntry:
+          extra_items: list[Any] | None = None, status: str = "redeemed",
+          extra_updates: list[tuple[Any, list[Any], Any]] | None = None) -> LedgerEntry:
     """Change the available balance by `points` (negative: spend) with its entry, atomically;
-    the balance never goes below zero. Used by redemptions and ops adjustments."""
+    the balance never goes below zero. Used by redemptions and ops adjustments. `extra_updates`,
+    (item, actions, condition) each, join the same transaction (a catalogue item's stock); when
+    one of their conditions refuses it, `ExtraConditionFailed` is raised and nothing is written."""
     at = clock.now_iso()
     entry = LedgerEntry(*LedgerEntry.key(member_id, entry_id), entry_id=entry_id, member_id=member_id, rule=rule,
                         amount=points, status=status, bucket="available", reason=reason, source_id=entry_id,
@@ -386,13 +393,24 @@ def spend(member_id: str, entry_id: str, points: int, reason: str, rule: str,
                       condition=Member.pk.exists() & (Member.points_available >= max(0, -points)))
             for item in extra_items or []:
                 tx.save(item)
+            for item, actions, condition in extra_updates or []:
+                tx.update(item, actions=actions, condition=condition)
     except TransactWriteError as exc:
         if not cancelled_by_condition(exc):
             raise
+        if extra_updates and _refused_by_extra(exc, first_extra=2 + len(extra_items or [])):
+            raise ExtraConditionFailed(entry_id) from None
         if find(member_id, entry_id) is not None:
             raise Conflict("this operation was already applied", code="already_applied") from None
         raise Conflict("not enough available points", code="insufficient_points") from None
     return entry
+
+
+def _refused_by_extra(exc: Exception, first_extra: int) -> bool:
+    """Whether a condition at or after index `first_extra` cancelled the transaction (PynamoDB
+    sends puts before updates, so spend's extra updates come last)."""
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    return any(r is not None and getattr(r, "code", None) == "ConditionalCheckFailed" for r in reasons[first_extra:])
 
 
 def render(entry: LedgerEntry) -> dict[str, Any]:

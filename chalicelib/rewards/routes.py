@@ -4,12 +4,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from ..core.auth import ADMIN, MEMBER
 from ..core.http import Req, Routes
 from ..core.pagination import PageQuery
 from ..core.validation import Body, Id, ShortText
+from ..engagement import catalogue
 from ..insight import audit
 from ..members import service as members
 from . import ledger
@@ -18,8 +20,25 @@ routes = Routes(__name__)
 
 
 class RedemptionIn(Body):
-    points: int = Field(strict=True, gt=0, le=10_000_000)
-    item: ShortText
+    """Either a catalogue item (`item_id`: its points and one unit of its stock) or a free-form
+    redemption (`points` for `item`, which the brand fulfils itself)."""
+    # The document states the two forms that `_one_form` enforces.
+    model_config = ConfigDict(**Body.model_config, json_schema_extra={"oneOf": [
+        {"required": ["item_id"], "not": {"anyOf": [{"required": ["points"]}, {"required": ["item"]}]}},
+        {"required": ["points", "item"], "not": {"required": ["item_id"]}},
+    ]})
+    item_id: Id | None = None
+    points: int | None = Field(None, strict=True, gt=0, le=10_000_000)
+    item: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "RedemptionIn":
+        if self.item_id is not None:
+            if self.points is not None or self.item is not None:
+                raise PydanticCustomError("one_form", "send item_id alone, or points with item")
+        elif self.points is None or self.item is None:
+            raise PydanticCustomError("one_form", "send item_id (a catalogue item), or points with item")
+        return self
 
 
 class AdjustmentIn(Body):
@@ -34,15 +53,21 @@ def my_ledger(req: Req) -> Any:
 
 
 @routes.post("/v1/redemptions", roles=(MEMBER,), body=RedemptionIn, moves_money=True,
-             summary="Spend available points atomically (409 when short); Idempotency-Key required")
+             summary="Redeem a catalogue item (points and one unit of stock at once; 409 when short or sold out) "
+                     "or points for a named item; Idempotency-Key required")
 def redeem(req: Req) -> Any:
     # The id follows from the key: even after the idempotency record expires, a retry cannot
     # write a second entry (the ledger entry is written only if absent).
     redemption_id = hashlib.sha256(f"{req.member_id}\0{req.headers['idempotency-key']}".encode()).hexdigest()[:32]
-    entry = ledger.spend(req.member_id, f"redemption.{redemption_id}", -req.body.points,
-                         f"redeemed for {req.body.item}", "redemption")
+    body: RedemptionIn = req.body
+    answer: dict[str, Any] = {"redemption_id": redemption_id}
+    if body.item_id is not None:
+        entry, answer["item"] = catalogue.redeem(req.member_id, redemption_id, body.item_id)
+    else:
+        entry = ledger.spend(req.member_id, f"redemption.{redemption_id}", -body.points,
+                             f"redeemed for {body.item}", "redemption")
     member = members.get(req.member_id)
-    return {"redemption_id": redemption_id, "entry": ledger.render(entry),
+    return {**answer, "entry": ledger.render(entry),
             "points": {"available": int(member.points_available), "pending": int(member.points_pending)}}
 
 

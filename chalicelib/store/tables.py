@@ -83,7 +83,7 @@ MAIN = TableSpec(
            "reserved vanity words (one item); "
            "an advocate's conversions ranked in time (pk=M#<advocate>, sk=CONV#<converted_at>#<referee>, "
            "strongly consistent Query); engagement: check-ins, shares and assists, quizzes and attempts "
-           "(engagement/models.py)",
+           "(engagement/models.py); the reward catalogue (pk=CATALOGUE, sk=ITEM#<item_id>, one Query)",
     stream_view="NEW_AND_OLD_IMAGES",
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk",
