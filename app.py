@@ -14,7 +14,7 @@ from chalicelib.members import routes as members
 from chalicelib.facts import routes as facts
 from chalicelib.fraud import routes as fraud
 from chalicelib.campaigns import routes as campaigns
-from chalicelib.engagement import routes as engagement  # also registers its stream handlers
+from chalicelib.engagement import red_packets, routes as engagement  # also registers its stream handlers
 from chalicelib.rewards import routes as rewards, sweeps
 from chalicelib.rewards import handlers as _reward_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import attribution as _attribution  # noqa: F401  (registers stream handlers)
@@ -51,3 +51,8 @@ def on_stream_failure(event):
 @app.schedule("rate(5 minutes)")
 def release_matured_rewards(event):
     return {"released": sweeps.release_due()}
+
+
+@app.schedule("rate(5 minutes)")
+def settle_expired_red_packets(event):
+    return {"settled": red_packets.settle_due()}

@@ -573,3 +573,12 @@ def add_engagement(outcome: Outcome, world: World, member_ids: dict[int, str],
     for idx, share_id in share_ids.items():
         pay(idx, f"share_goal.{share_id}", "share_goal",
             rules_by_campaign[world.members[idx].campaign]["assist_reward_points"])
+
+
+def add_red_packet_claims(outcome: Outcome, member_ids: dict[int, str], packet_ids: dict[str, str],
+                          claims: dict[int, tuple[str, int]]) -> None:
+    """Each claim the service answered is one coupon entry for the claimer (the split is random:
+    the amounts come from the answers; the simulator checks their sum and count itself)."""
+    for idx, (campaign, amount) in claims.items():
+        outcome.entries[member_ids[idx]][f"red_packet.{packet_ids[campaign]}"] = Expected(
+            "red_packet", "coupon_fen", amount, campaign, False)

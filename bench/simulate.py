@@ -226,6 +226,7 @@ class Simulation:
             raise Failure(f"{len(missing)} members never signed up (first: {missing[:5]})")
         self.run_step("sign-ups settle", [])
         self.engagement()
+        self.red_packets()
         self.signup_seconds = time.perf_counter() - t0
         server_now = datetime.fromisoformat(self.service.control("GET", "/now")["now"].replace("Z", "+00:00"))
         self.base = server_now + timedelta(minutes=1)
@@ -282,6 +283,39 @@ class Simulation:
         with self.http.lock:
             self.assist_answers[sharer].append(status)
 
+    # -- red packets: one ops packet per campaign, claimed by more friends than it has shares --
+    PACKET_TOTAL_FEN, PACKET_COUNT = 1000, 10
+
+    def red_packets(self) -> None:
+        self.packet_claims: dict[int, tuple[str, int]] = {}  # member → (campaign, amount) as answered
+        packets: dict[str, str] = {}
+        expires = (now_utc() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for campaign in sorted({m.campaign for m in self.world.members}):
+            _, packet = self.call("red_packet", "POST", "/v1/red-packets", 201, token=self.ops_token, body={
+                "campaign_id": campaign, "total_fen": self.PACKET_TOTAL_FEN, "count": self.PACKET_COUNT,
+                "expires_at": expires})
+            packets[campaign] = packet["packet_id"]
+        claimers = {c: [m.idx for m in self.world.members if m.campaign == c][:self.PACKET_COUNT + 2] for c in packets}
+        self.run_step("red packets (claimed by two more friends than shares, all at once)",
+                      [lambda c=c, i=i: self.claim_packet(c, packets[c], i) for c in packets for i in claimers[c]],
+                      settle=False)
+        for campaign, packet_id in packets.items():
+            won = [amount for c, amount in self.packet_claims.values() if c == campaign]
+            if len(won) != min(self.PACKET_COUNT, len(claimers[campaign])) or min(won, default=1) < 1 or \
+                    (len(claimers[campaign]) >= self.PACKET_COUNT and sum(won) != self.PACKET_TOTAL_FEN):
+                self.errors.append(f"red packet {packet_id} of {campaign}: shares {sorted(won)} (expected "
+                                   f"{self.PACKET_COUNT} shares ≥ 1 fen summing to {self.PACKET_TOTAL_FEN})")
+        self.packet_ids = packets
+
+    def claim_packet(self, campaign: str, packet_id: str, idx: int) -> None:
+        status, _, data = self.http.request("red_packet_claim", "POST", f"/v1/red-packets/{packet_id}/claims", None,
+                                            self.tokens[idx], extra_headers={"Idempotency-Key": f"claim-{idx}"})
+        if status == 200:
+            with self.http.lock:
+                self.packet_claims[idx] = (campaign, data["amount_fen"])
+        elif status != 409 or data["error"]["code"] != "packet_empty":
+            raise Failure(f"claim of {packet_id} by {idx} → {status}: {str(data)[:200]}")
+
     # -- verification ------------------------------------------------------------------------
     def read_member(self, idx: int) -> dict[str, Any]:
         """The member's ledger (every page) over HTTP; the profile over HTTP for a sample, the rest
@@ -319,6 +353,7 @@ class Simulation:
         expected = model.expected_outcome(w, self.member_ids, self.bound_between, self.base, self.rules,
                                           self.default_rules)
         model.add_engagement(expected, w, self.member_ids, self.rules, self.checkin_days, self.share_ids)
+        model.add_red_packet_claims(expected, self.member_ids, self.packet_ids, self.packet_claims)
         actual: dict[int, dict] = {}
 
         def fetch(idx: int) -> None:

@@ -136,9 +136,9 @@ class HttpClient:
             conn = self._local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         return conn
 
-    def request(self, op: str, method: str, path: str, body: Any = None, token: str | None = None
-                ) -> tuple[int, dict[str, str], Any]:
-        headers = {"Content-Type": "application/json"}
+    def request(self, op: str, method: str, path: str, body: Any = None, token: str | None = None,
+                extra_headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+        headers = {"Content-Type": "application/json", **(extra_headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         payload = json.dumps(body).encode() if body is not None else None

@@ -95,6 +95,9 @@ def test_catalogue_refuses_bad_input_and_writes_nothing(client):
     both = client.post("/v1/redemptions", {"item_id": "mug", "points": 300, "item": "mug"}, token=lily,
                        headers={"Idempotency-Key": "k2"})
     assert_error(both, 422, "validation_failed")
+    nulls = client.post("/v1/redemptions", {"item_id": "mug", "points": None}, token=lily,
+                        headers={"Idempotency-Key": "k3"})
+    assert_error(nulls, 422, "validation_failed")
     assert_error(client.post("/v1/redemptions", {"item_id": "mug"}, token=lily), 428, "idempotency_key_required")
     assert set(_catalogue(client, OPS)) == {"mug"} and _catalogue(client, OPS)["mug"]["stock"] == 5
     assert int(member("lily").points_available) == 1000

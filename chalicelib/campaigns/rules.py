@@ -94,6 +94,11 @@ class Rules(Strict):
     checkin_points: Pts = 0
     checkin_streak_bonus: dict[StreakDays, Pts] = Field(default_factory=dict, max_length=20,
                                                         json_schema_extra={"additionalProperties": False})
+    # Member red packets (engagement/red_packets.py): 0 fen = not offered; each reserves its total from budget_fen
+    red_packet_total_fen: int = Field(0, strict=True, ge=0, le=100_000_00)
+    red_packet_count: int = Field(5, strict=True, ge=1, le=100)
+    red_packets_per_member_per_day: int = Field(1, strict=True, ge=1, le=20)
+    red_packet_hours: int = Field(24, strict=True, ge=1, le=168)
     signups_per_hour_alert: int = Field(30, strict=True, ge=1, le=100_000)
     time_zone: str = Field("Asia/Shanghai", max_length=64,
                            json_schema_extra=lambda schema: schema.update(enum=sorted(available_timezones())))
@@ -112,6 +117,9 @@ class Rules(Strict):
         thresholds = [level.min_conversions for level in self.advocate_levels]
         if thresholds and (thresholds[0] != 0 or thresholds != sorted(set(thresholds))):
             raise PydanticCustomError("not_ascending", "advocate_levels must start at 0 conversions and rise strictly")
+        if self.red_packet_total_fen and self.red_packet_total_fen < self.red_packet_count:
+            raise PydanticCustomError("total_below_count", "red_packet_total_fen must be at least red_packet_count "
+                                      "(every share is at least 1 fen)")
         steps = [milestone.conversions for milestone in self.milestones]
         if steps != sorted(set(steps)):
             raise PydanticCustomError("not_ascending", "milestones must rise strictly in conversions")

@@ -8,11 +8,12 @@ from pydantic import Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..core.auth import MEMBER, OPS
+from ..core.errors import Unprocessable
 from ..core.http import Reply, Req, Routes
 from ..core.pagination import PageQuery
 from ..core.validation import Body, Id, Instant, ShortText
 from ..referrals.links import CHANNELS
-from . import catalogue, checkins, quizzes, shares
+from . import catalogue, checkins, quizzes, red_packets, shares
 
 routes = Routes(__name__)
 
@@ -146,3 +147,45 @@ def add_catalogue_item(req: Req) -> Any:
             summary="Change a reward item's name, points, stock or offer; audited")
 def change_catalogue_item(req: Req) -> Any:
     return catalogue.change(req.params["item_id"], req.body.model_dump(exclude_none=True), req.principal.sub)
+
+
+# -- red packets (拼手气红包) ---------------------------------------------------------------
+
+class RedPacketIn(Body):
+    """Ops: `total_fen`, `count` and `expires_at`. Members: only `campaign_id`; the campaign's
+    red-packet rule funds the packet. Which fields a role sends is checked in the route (422
+    `fields_for_role`): the document is one schema for every role."""
+    campaign_id: CampaignId = None
+    total_fen: int | None = Field(None, strict=True, ge=1, le=100_000_00)
+    count: int | None = Field(None, strict=True, ge=1, le=100)
+    expires_at: Instant | None = None
+
+
+@routes.post("/v1/red-packets", roles=(OPS, MEMBER), body=RedPacketIn, status=201,
+             summary="Send a red packet: ops choose its total and count; a member's is funded by the campaign rule")
+def send_red_packet(req: Req) -> Any:
+    body: RedPacketIn = req.body
+    given = {name: getattr(body, name) for name in ("total_fen", "count", "expires_at")}
+    if req.principal.acts_as(OPS):
+        missing = sorted(name for name, value in given.items() if value is None)
+        if missing:
+            raise Unprocessable("an ops packet needs total_fen, count and expires_at", code="fields_for_role",
+                                details={"missing": missing})
+        return Reply(red_packets.create(body.campaign_id, body.total_fen, body.count, body.expires_at, None), 201)
+    extra = sorted(name for name, value in given.items() if value is not None)
+    if extra:
+        raise Unprocessable("a member's packet is funded by the campaign rule: send campaign_id only",
+                            code="fields_for_role", details={"not_allowed": extra})
+    return Reply(red_packets.create_for_member(req.member_id, body.campaign_id), 201)
+
+
+@routes.get("/v1/red-packets/{packet_id}", rate_limit="lookup", summary="A red packet and its claims (public)")
+def red_packet(req: Req) -> Any:
+    return red_packets.public_view(req.params["packet_id"])
+
+
+@routes.post("/v1/red-packets/{packet_id}/claims", roles=(MEMBER,), moves_money=True,
+             summary="Claim a random share of a red packet: once per member, never the sender; "
+                     "Idempotency-Key required")
+def claim_red_packet(req: Req) -> Any:
+    return red_packets.claim(req.params["packet_id"], req.member_id)

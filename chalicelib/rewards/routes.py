@@ -19,6 +19,10 @@ from . import ledger
 routes = Routes(__name__)
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
 class RedemptionIn(Body):
     """Either a catalogue item (`item_id`: its points and one unit of its stock) or a free-form
     redemption (`points` for `item`, which the brand fulfils itself)."""
@@ -27,16 +31,19 @@ class RedemptionIn(Body):
         {"required": ["item_id"], "not": {"anyOf": [{"required": ["points"]}, {"required": ["item"]}]}},
         {"required": ["points", "item"], "not": {"required": ["item_id"]}},
     ]})
-    item_id: Id | None = None
-    points: int | None = Field(None, strict=True, gt=0, le=10_000_000)
-    item: ShortText | None = None
+    # Optional but never null: absent fields keep a default the validator never lets through
+    # (it judges by which fields were sent), and the document shows neither null nor a default.
+    item_id: Id = Field("", json_schema_extra=_no_default)
+    points: int = Field(0, strict=True, gt=0, le=10_000_000, json_schema_extra=_no_default)
+    item: ShortText = Field("", json_schema_extra=_no_default)
 
     @model_validator(mode="after")
     def _one_form(self) -> "RedemptionIn":
-        if self.item_id is not None:
-            if self.points is not None or self.item is not None:
+        sent = self.model_fields_set
+        if "item_id" in sent:
+            if sent & {"points", "item"}:
                 raise PydanticCustomError("one_form", "send item_id alone, or points with item")
-        elif self.points is None or self.item is None:
+        elif not {"points", "item"} <= sent:
             raise PydanticCustomError("one_form", "send item_id (a catalogue item), or points with item")
         return self
 
@@ -61,7 +68,7 @@ def redeem(req: Req) -> Any:
     redemption_id = hashlib.sha256(f"{req.member_id}\0{req.headers['idempotency-key']}".encode()).hexdigest()[:32]
     body: RedemptionIn = req.body
     answer: dict[str, Any] = {"redemption_id": redemption_id}
-    if body.item_id is not None:
+    if "item_id" in body.model_fields_set:
         entry, answer["item"] = catalogue.redeem(req.member_id, redemption_id, body.item_id)
     else:
         entry = ledger.spend(req.member_id, f"redemption.{redemption_id}", -body.points,

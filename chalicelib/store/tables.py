@@ -83,7 +83,7 @@ MAIN = TableSpec(
            "reserved vanity words (one item); "
            "an advocate's conversions ranked in time (pk=M#<advocate>, sk=CONV#<converted_at>#<referee>, "
            "strongly consistent Query); engagement: check-ins, shares and assists, quizzes and attempts "
-           "(engagement/models.py); the reward catalogue (pk=CATALOGUE, sk=ITEM#<item_id>, one Query)",
+           "(engagement/models.py); red packets and their claims (PACKET#<id>); the reward catalogue (pk=CATALOGUE, sk=ITEM#<item_id>, one Query)",
     stream_view="NEW_AND_OLD_IMAGES",
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk",
@@ -92,7 +92,8 @@ MAIN = TableSpec(
                      "fraud flag, restated when its conversion is re-ranked); a campaign's quizzes (QUIZZES#<campaign>, "
                      "newest first)"),
         Index("gsi2", "gsi2pk", "gsi2sk",
-              serves="sweeps: pending ledger entries by release time; members by last activity"),
+              serves="sweeps: pending ledger entries by release time; members by last activity; open red "
+                     "packets by expiry (PACKETS_DUE, sparse: removed when settled)"),
     ),
     local_indexes=(
         Index("lsi1", "pk", "lsi1sk", serves="a member's ledger by time (LEDGER#<created_at>#<entry>)"),
