@@ -334,3 +334,29 @@ def test_a_conversion_written_from_a_stale_hold_is_held_by_the_flag_opened_meanw
     sweeps.release_due()
     assert points("koc")["available"] == 0
     assert_balances_match_entries(["koc", "f0"])
+
+
+def test_an_entry_written_from_a_stale_hold_after_the_rejection_is_voided_like_the_rest(client, streams):
+    """A handler read the referral as held, the referral was rejected (its handler voided what
+    existed), then the handler wrote its entry: the entry is voided, never released."""
+    from chalicelib.campaigns import service as campaigns
+    from chalicelib.rewards import ledger
+    from chalicelib.rewards.rules import Award
+
+    signup(client, "koc", device_id="shared")
+    signup(client, "f0", code_of("koc"), device_id="shared")  # flagged at sign-up
+    streams.drain()
+    _resolve(client, "f0", "reject")
+    streams.drain()
+    assert member("f0").referral_status == "void"
+    rules = campaigns.rules_of(campaigns.current_or_404(None))
+    late = Award("koc", "conversion", "f0", 500, "friend converted", referee_id="f0")
+    ledger.award(late, campaigns.DEFAULT_ID, rules, held=True)
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    [entry] = [e for e in entries("koc") if e.entry_id == "conversion.f0"]
+    assert (entry.status, entry.voided, entry.standing) == ("reversed", "fraud_rejected", 0)
+    assert points("koc") == {"available": 0, "pending": 0}
+    assert_balances_match_entries(["koc", "f0"])

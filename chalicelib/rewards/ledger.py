@@ -270,12 +270,18 @@ def follow_referral_hold(entry: LedgerEntry | None) -> None:
     stands now. The caller read that hold before writing; a flag opened or resolved in between
     has had its handler run already (before this entry existed), so without this re-read the
     entry would keep the stale state for good. Read after write: either this read sees the new
-    state, or the flag changes later and its own handler finds this entry."""
-    if entry is None or not entry.referee_id or entry.unit != "points" or entry.bucket != "pending":
+    state, or the flag changes later and its own handler finds this entry. A referral rejected in
+    between voids the entry as the rejection would have (milestones follow the conversion count)."""
+    if entry is None or not entry.referee_id or entry.voided:
         return
     try:
         referee = Member.get(*Member.key(entry.referee_id), consistent_read=True)
     except Member.DoesNotExist:
+        return
+    if referee.referral_status == "void" and entry.rule != "milestone":
+        reverse_to(entry.member_id, entry.entry_id, int(entry.amount), entry=entry, voided="fraud_rejected")
+        entry = find(entry.member_id, entry.entry_id)
+    if entry is None or entry.unit != "points" or entry.bucket != "pending":
         return
     held = referee.referral_hold == "fraud_review"
     if held != bool(entry.hold):
