@@ -1,0 +1,1 @@
+"""The program: member-wide rules (tiers, stages, own-purchase points, contact policy), versioned."""
