@@ -10,7 +10,9 @@ from chalicelib.core.config import stream_arn
 from chalicelib.core.methods import refuse_other_methods
 from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
+from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
+from chalicelib.program import routes as program
 from chalicelib.facts import routes as facts
 from chalicelib.fraud import routes as fraud
 from chalicelib.campaigns import routes as campaigns
@@ -26,7 +28,7 @@ from chalicelib.stream_failures import routes as stream_failures, service as str
 app = Chalice(app_name="referral-service")
 bind()
 
-for capability in (health, members, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
+for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
                    openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
@@ -56,3 +58,9 @@ def release_matured_rewards(event):
 @app.schedule("rate(5 minutes)")
 def settle_expired_red_packets(event):
     return {"settled": red_packets.settle_due()}
+
+
+@app.schedule("rate(15 minutes)")
+def move_members_with_the_clock(event):
+    """At-risk, churned, end of reactivation, tier reviews and downgrades, nudges, birthdays."""
+    return {"moved": lifecycle_sweep.run_due()}

@@ -53,6 +53,8 @@ P_QUICK = 0.4
 P_LATE_REFUND = 0.35   # refunded after the first release (reversal from the available balance)
 MAX_AMOUNT_FEN = 400_00
 MEMBERS_PER_CAMPAIGN = 5_000
+PROGRAM = "program"  # own-purchase points: the seeded default program (program/rules.py)
+PROGRAM_SILVER_SPEND_FEN = 2000_00
 BUDGET_HEADROOM = 0.9  # expected spend must stay under 90 % of a budget
 
 
@@ -493,6 +495,18 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
                           referee=referee)
             entry.reversed = 0 if stands else bonus
 
+    # Own-purchase points (the program, not a campaign): every order earns the base tier's
+    # 1 point per whole yuan, reversed in proportion to its refunds, rounded up. No simulated
+    # member spends enough to reach the next tier (checked), so the rate never changes.
+    spend: dict[int, int] = {}
+    for o in world.orders:
+        spend[o.member] = spend.get(o.member, 0) + o.amount
+    if max(spend.values(), default=0) >= PROGRAM_SILVER_SPEND_FEN:
+        raise RuntimeError("a simulated member reaches the silver tier: the oracle assumes the base rate")
+    for o in world.orders:
+        entry = award(o.member, "purchase", o.order_id, o.amount // 100, PROGRAM)
+        entry.reversed = min(entry.amount, _ceil_div(entry.amount * refunded.get(o.order_id, 0), o.amount))
+
     balances: dict[str, dict[str, int]] = {}
     budgets: dict[str, int] = {}
     for member_id, book in entries.items():
@@ -501,7 +515,8 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
             if entry.unit != "points":
                 continue
             b["pending" if entry.held else "available"] += entry.standing
-            budgets[entry.campaign] = budgets.get(entry.campaign, 0) + entry.standing
+            if entry.campaign != PROGRAM:  # the program has no campaign budget
+                budgets[entry.campaign] = budgets.get(entry.campaign, 0) + entry.standing
         balances[member_id] = b
     referrals = {member_ids[m.idx]: {"signed_up": len(m.referees), "converted": converted[m.idx]} for m in members}
     conversions = sum(1 for m in members if status[m.idx] == "converted")

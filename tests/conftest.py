@@ -101,8 +101,10 @@ def _prepare(prefix: str) -> None:
     from chalicelib import bootstrap
     from chalicelib.campaigns.service import clear_caches
     from chalicelib.core import aws
+    from chalicelib.program import service as program
 
     clear_caches()
+    program.clear_caches()
     os.environ["TABLE_PREFIX"] = prefix
     from chalicelib.core.config import settings
 

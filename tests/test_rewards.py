@@ -31,8 +31,9 @@ def test_worked_example_three_friends_and_a_refund(client, streams):
     purchase(client, "o-carol", "carol", 30_00)  # under the 50 yuan minimum: no conversion
     streams.drain()
     assert by_rule("alice") == {"conversion": 500, "commission": 600, "second_level": 100}
-    assert by_rule("carol") == {"welcome": 100, "conversion": 500, "commission": 300}
-    assert by_rule("bob") == {"welcome": 100} and by_rule("dan") == {"welcome": 100}
+    # and every buyer earns their own purchase points (program: 1 point per yuan at bronze)
+    assert by_rule("carol") == {"welcome": 100, "conversion": 500, "commission": 300, "purchase": 30}
+    assert by_rule("bob") == {"welcome": 100, "purchase": 200} and by_rule("dan") == {"welcome": 100, "purchase": 100}
     assert points("alice") == {"available": 0, "pending": 1200}
     clock.advance(timedelta(days=3))  # past the 48 h in which a refund would open a fraud flag
     returned = client.post("/v1/events/refunds", {"order_id": "o-bob", "refund_id": "r1", "amount_fen": 50_00},
@@ -40,10 +41,12 @@ def test_worked_example_three_friends_and_a_refund(client, streams):
     assert returned.status_code == 200, returned.body
     streams.drain()
     assert by_rule("alice") == {"conversion": 500, "commission": 450, "second_level": 100}
+    assert by_rule("bob")["purchase"] == 150
     clock.advance(timedelta(days=5))
     assert sweeps.release_due() > 0
     streams.drain()
     assert points("alice") == {"available": 1050, "pending": 0}
+    assert [points(m)["available"] for m in ("bob", "carol", "dan")] == [250, 930, 200]
     notes = client.get("/v1/members/me/notifications", token=token("alice")).json_body["items"]
     assert "reward_available" in {n["kind"] for n in notes}
     assert_balances_match_entries(["alice", "bob", "carol", "dan"])
@@ -109,7 +112,7 @@ def test_ledger_page_redemption_and_adjustment(client, streams):
     assert log[0]["action"] == "points.adjust" and log[0]["details"] == {"points": 50, "reason": "goodwill"}
     assert client.get("/v1/ops/audit-log", token=ops).status_code == 403
     me = client.get("/v1/members/me", token=member_token).json_body
-    assert me["points"] == {"available": 150, "pending": 0}
+    assert me["points"] == {"available": 150, "pending": 0, "expiring": None}
     assert_balances_match_entries(["a", "b"])
 
 
@@ -185,7 +188,7 @@ def test_held_rewards_wait_for_review(client, streams):
     streams.drain()
     sweeps.release_due()
     assert points("a") == {"available": 800, "pending": 0}
-    assert by_rule("c") == {"welcome": 0}
+    assert by_rule("c") == {"welcome": 0, "purchase": 100}  # her own purchase points stand
     assert_balances_match_entries(["a", "b", "c"])
 
 
@@ -259,13 +262,17 @@ def test_what_a_converting_purchase_costs(client, streams):
     assert (api.reads, api.writes) == (1, 1)
     with count_dynamodb_calls() as stream:
         streams.drain()
-    assert stream.count("TransactWriteItems") == 4  # attribution, conversion, commission, second level
+    # attribution, conversion, commission, second level; then the lifecycle: the buyer's own
+    # purchase points, and her stage (new → active) with its thank-you message
+    assert stream.count("TransactWriteItems") == 6
     # attribution: order + referee; commission: order + referee + the conversion's rank item;
     # conversion: referee; the rank item (new, then its rate set once): item + rank count each,
     # the referee's commissions to restate (index), the later conversions (count + query), the
     # milestones (one batch read), the order (commission and second level) on restating them, and
-    # the referee's hold re-read after each of the three entries tied to the referral is written
-    assert (stream.count("GetItem"), stream.count("Query"), stream.count("BatchGetItem")) == (14, 7, 1)
+    # the referee's hold re-read after each of the three entries tied to the referral is written;
+    # the lifecycle reads the buyer and the referrer whose conversions changed (GetItem each), the
+    # buyer's orders and purchase entries and the referrer's conversions (Query each)
+    assert (stream.count("GetItem"), stream.count("Query"), stream.count("BatchGetItem")) == (16, 10, 1)
     assert stream.count("UpdateItem") == 1  # the conversion's rate
     assert sorted(e.rule for e in entries("ref") + entries("gp") if e.order_id == "o1") == \
         ["commission", "conversion", "second_level"]

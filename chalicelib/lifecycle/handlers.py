@@ -1,8 +1,13 @@
-"""Stream-driven lifecycle moments."""
+"""Stream-driven lifecycle: welcome, rewards becoming available, advocate levels, and the
+stage, tier and own-purchase points of a member whose facts changed."""
 from __future__ import annotations
 
 from ..streams import Change, on_change
-from . import outbox
+from . import outbox, service
+
+# Member counters the attribution step moves when a fact lands: a purchase or refund counted
+# (orders, gmv), a referee converting (the referrer's conversions), a birthday set.
+FACT_FIELDS = ("orders", "gmv_fen", "referrals_converted", "birthday")
 
 
 @on_change("main", "member")
@@ -12,6 +17,20 @@ def welcome_new_member(change: Change) -> None:
     member = change.new
     outbox.post(member.member_id, "welcome", member.member_id, member.created_at,
                 {"display_name": member.display_name})
+
+
+@on_change("main", "member")
+def follow_member_facts(change: Change) -> None:
+    """Reconcile when a fact behind the lifecycle changed (not on the lifecycle's own writes)."""
+    new, old = change.new, change.old
+    if change.event == "INSERT" and new is not None:
+        if new.tier != service.program.rules_at(new.created_at).base_tier.name:  # a program renamed its base tier
+            service.reconcile(new.member_id)
+        return
+    if new is None or change.event != "MODIFY" or old is None:
+        return
+    if any(getattr(old, name) != getattr(new, name) for name in FACT_FIELDS):
+        service.reconcile(new.member_id)
 
 
 @on_change("main", "ledger_entry")

@@ -4,10 +4,12 @@ Access patterns:
 - member by id: GetItem pk=M#<id>, sk=PROFILE
 - member by login identity: GetItem pk=ID#<provider>#<subject>, sk=ID → member_id
 - a referrer's downline, newest first: Query gsi1 gsi1pk=REF#<referrer>
+- members whose lifecycle changes with the clock, by when: Query gsi2 gsi2pk=LIFECYCLE#<shard>,
+  gsi2sk <= <now> (sparse: only members with a next change; lifecycle/sweep.py)
 """
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, ListAttribute, NumberAttribute, UnicodeAttribute
 
 from ..store.base import MainItem
 
@@ -23,8 +25,21 @@ class Member(MainItem, discriminator="member"):
     display_name = UnicodeAttribute(default="")
     created_at = UnicodeAttribute()
     source = UnicodeAttribute(default="login")  # login | backend
+    # lifecycle (lifecycle/service.py: derived from the facts, written with the moments they cause)
     stage = UnicodeAttribute(default="new")
+    stage_since = UnicodeAttribute(null=True)
     tier = UnicodeAttribute(default="bronze")
+    tier_since = UnicodeAttribute(null=True)
+    tier_warning = UnicodeAttribute(null=True)  # the review that announced a downgrade
+    lifecycle_due_at = UnicodeAttribute(null=True)  # next change the clock alone can make
+    lifecycle_rev = NumberAttribute(default=0)  # optimistic lock of the derived state
+    nudged_for = UnicodeAttribute(null=True)  # the first order a second-purchase nudge was sent for
+    birthday_year = NumberAttribute(null=True)  # last year the birthday gift was given
+    # preferences (PUT /v1/members/me/preferences)
+    locale = UnicodeAttribute(default="zh-CN")
+    channels = ListAttribute(of=UnicodeAttribute, null=True)
+    marketing_opt_in = BooleanAttribute(default=False)
+    birthday = UnicodeAttribute(null=True)  # MM-DD, set once
     device_id = UnicodeAttribute(null=True)
     phone_hash = UnicodeAttribute(null=True)
     # referral binding (written once, conditionally)

@@ -9,7 +9,7 @@ from ..core.http import Req, Routes
 from ..core.pagination import PageQuery
 from ..lifecycle import outbox
 from . import service
-from .schemas import LoginIn
+from .schemas import LoginIn, PreferencesIn
 
 routes = Routes(__name__)
 
@@ -36,6 +36,12 @@ def me(req: Req) -> Any:
     member = service.get(req.member_id)
     referrer = service.Member.find(member.referrer_id) if member.referrer_id else None
     return service.profile(member, referrer)
+
+
+@routes.put("/v1/members/me/preferences", roles=(MEMBER,), body=PreferencesIn,
+            summary="My locale, channels, marketing opt-in and birthday (MM-DD, set once)")
+def my_preferences(req: Req) -> Any:
+    return service.set_preferences(req.member_id, req.body)
 
 
 @routes.get("/v1/members/me/notifications", roles=(MEMBER,), query=PageQuery,

@@ -44,3 +44,23 @@ class SignupIn(Body):
     device_id: Id | None = None
     phone_hash: str | None = Field(None, pattern=r"^[A-Fa-f0-9]{16,128}$")
     occurred_at: FactTime | None = None
+
+
+# A real day of the year (02-29 included: given on 02-28 in other years).
+BIRTHDAY = r"^(0[1-9]|1[0-2])-(0[1-9]|1\d|2\d|3[01])$"
+_DAYS_IN_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+class PreferencesIn(Body):
+    locale: Literal["zh-CN", "en"] | None = None
+    channels: list[Literal["wechat", "sms", "app_push", "email"]] | None = Field(None, max_length=4)
+    marketing_opt_in: bool | None = Field(None, strict=True)
+    birthday: str | None = Field(None, pattern=BIRTHDAY, description="MM-DD; can be set once")
+
+    @model_validator(mode="after")
+    def _real_day(self) -> "PreferencesIn":
+        if self.birthday and int(self.birthday[3:]) > _DAYS_IN_MONTH[int(self.birthday[:2])]:
+            raise ValueError(f"birthday {self.birthday} is not a day of the year")
+        if self.channels is not None and len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels must not repeat")
+        return self

@@ -5,13 +5,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from ..core import clock
 from ..core.config import settings
 from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.masking import mask_name
-from ..store.base import cancelled_by_condition, transaction
+from ..store.base import cancelled_by_condition, condition_failed, transaction
 from . import wechat
 from .models import Identity, Member
 from .schemas import LoginIn
@@ -92,14 +92,48 @@ def public_member(member: Member) -> dict[str, Any]:
     return {"member_id": member.member_id, "display_name": member.display_name, "created_at": member.created_at}
 
 
+def preferences(member: Member) -> dict[str, Any]:
+    return {"locale": member.locale or "zh-CN", "channels": list(member.channels or []),
+            "marketing_opt_in": bool(member.marketing_opt_in), "birthday": member.birthday}
+
+
+def set_preferences(member_id: str, body: Any) -> dict[str, Any]:
+    """Change what the body names; the birthday only once (a gift a year must not be gamed)."""
+    member = _member(member_id, consistent=True)
+    if body.birthday and member.birthday and body.birthday != member.birthday:
+        raise Conflict("the birthday is already set and cannot change", code="birthday_already_set",
+                       details={"birthday": member.birthday})
+    actions = []
+    for name in ("locale", "channels", "marketing_opt_in"):
+        value = getattr(body, name)
+        if value is not None:
+            actions.append(getattr(Member, name).set(value))
+    condition = Member.pk.exists()
+    if body.birthday and not member.birthday:
+        actions.append(Member.birthday.set(body.birthday))
+        condition &= Member.birthday.does_not_exist()
+    if actions:
+        try:
+            member.update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if condition_failed(exc):  # set concurrently: answer as the stored value says
+                return set_preferences(member_id, body)
+            raise
+    return preferences(member)
+
+
 def profile(member: Member, referrer: Member | None) -> dict[str, Any]:
+    from ..lifecycle.service import standing
     from ..rewards.levels import advocate_level  # the advocate level is the rewards rules'
 
     return {
         **public_member(member),
-        "tier": member.tier,
+        "tier": standing(member),
         "stage": member.stage,
-        "points": {"available": int(member.points_available), "pending": int(member.points_pending)},
+        "stage_since": member.stage_since or member.created_at,
+        "points": {"available": int(member.points_available), "pending": int(member.points_pending),
+                   "expiring": None},
+        "preferences": preferences(member),
         "advocate": {"level": advocate_level(member),
                      "referrals": {"signed_up": int(member.referrals_signed_up),
                                    "converted": int(member.referrals_converted)}},
