@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import platform
 import subprocess
@@ -185,6 +186,16 @@ def waste_section(ops: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+KEPT = re.compile(r"<!-- kept: [\w-]+ -->.*?<!-- /kept -->", re.DOTALL)
+
+
+def with_kept_sections(report: str, output: Path) -> str:
+    """Sections measured by their own command (each says which, and when) survive a re-run."""
+    old = output.read_text() if output.exists() else ""
+    kept = KEPT.findall(old)
+    return report.rstrip("\n") + "".join("\n\n" + block for block in kept) + "\n"
 
 
 def write_report(args, meta: dict, micro: dict | None, sim: dict | None, cold: dict | None, sim_rc: int | None,
@@ -401,9 +412,9 @@ def main(argv: list[str] | None = None) -> int:
         sim = json.loads((OUT / "simulate.json").read_text()) if (OUT / "simulate.json").exists() else None
         diff_path = OUT / "simulate-diff.txt"
         diff = [line for line in diff_path.read_text().splitlines() if line] if diff_path.exists() and sim else []
-        Path(args.output).write_text(write_report(args, saved["meta"], json.loads((OUT / "micro.json").read_text()),
-                                                  sim, json.loads((OUT / "coldstart.json").read_text()),
-                                                  saved["rc_sim"], diff, saved["durations"]))
+        report = write_report(args, saved["meta"], json.loads((OUT / "micro.json").read_text()), sim,
+                              json.loads((OUT / "coldstart.json").read_text()), saved["rc_sim"], diff, saved["durations"])
+        Path(args.output).write_text(with_kept_sections(report, Path(args.output)))
         print(f"rewrote {args.output} from the results of {saved['meta']['date']}")
         return 0
     started = time.perf_counter()
@@ -441,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     diff = [line for line in diff_path.read_text().splitlines() if line] if diff_path.exists() and sim else []
     (OUT / "run.json").write_text(json.dumps({"meta": meta, "durations": durations, "rc_sim": rc_sim,
                                               "n": args.n, "n_model": args.n_model}))
-    Path(args.output).write_text(write_report(args, meta, micro, sim, cold, rc_sim, diff, durations))
+    report = write_report(args, meta, micro, sim, cold, rc_sim, diff, durations)
+    Path(args.output).write_text(with_kept_sections(report, Path(args.output)))
     print(f"wrote {args.output} in {durations['total']:.0f} s")
     if rc_micro or rc_cold:
         print("a benchmark step failed; see .cache/bench/*.log")
