@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -73,6 +74,19 @@ Instant = Annotated[str, StringConstraints(max_length=40, pattern=_ISO_SHAPE), A
                     _DATE_TIME_SCHEMA]
 # When a fact happened: an Instant that is not in the future.
 FactTime = Annotated[Instant, AfterValidator(_not_in_future)]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as Asia/Shanghai") from None
+    return value
+
+
+# A calendar's time zone (campaign days, program reviews and quiet hours).
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_zone),
+                     WithJsonSchema({"type": "string", "maxLength": 64, "enum": sorted(available_timezones())})]
 
 
 class Body(BaseModel):

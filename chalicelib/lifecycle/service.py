@@ -209,6 +209,13 @@ def plan(member: Member, facts: MemberFacts, now: str) -> dict[str, Any]:
             "rules": rules}
 
 
+def latest_fact(facts: MemberFacts) -> str:
+    """A fact may be dated a little ahead of this clock (the brand's clock skew, up to
+    FACT_MAX_FUTURE_SECONDS): judged at its own time, it is counted now, not left for later."""
+    times = [p.at for p in facts.purchases] + [r.at for p in facts.purchases for r in p.refunds]
+    return max(times, default="")
+
+
 def _changed(member: Member, fields: dict[str, Any]) -> bool:
     """Whether the derived state differs from the stored one (a member never reconciled holds
     the defaults: new, the base tier, both since sign-up)."""
@@ -227,6 +234,7 @@ def reconcile(member_id: str, now: str | None = None, new_facts: bool = True) ->
         if member is None:
             return None
         facts = facts_of(member)
+        now_at = max(now_at, latest_fact(facts))
         decided = plan(member, facts, now_at)
         if new_facts:
             settle_purchase_points(member_id, facts, decided["state"])
