@@ -55,6 +55,7 @@ MAX_AMOUNT_FEN = 400_00
 MEMBERS_PER_CAMPAIGN = 5_000
 PROGRAM = "program"  # own-purchase points: the seeded default program (program/rules.py)
 PROGRAM_SILVER_SPEND_FEN = 2000_00
+PROGRAM_RETURN_WINDOW_DAYS = 7
 BUDGET_HEADROOM = 0.9  # expected spend must stay under 90 % of a budget
 
 
@@ -279,6 +280,7 @@ class Expected:
     held: bool
     reversed: int = 0
     referee: int | None = None  # the referral the entry is tied to (a flag holds it)
+    matured: bool = True  # its hold has passed by the end of the run (the last release sweep)
 
     @property
     def standing(self) -> int:
@@ -290,7 +292,7 @@ class Expected:
             return "available"
         if self.reversed >= self.amount:
             return "reversed"
-        return "pending" if self.held else "available"  # every unheld entry is released by the end
+        return "pending" if self.held or not self.matured else "available"  # released once matured
 
 
 @dataclass
@@ -317,11 +319,14 @@ def _ceil_div(a: int, b: int) -> int:
 
 def expected_outcome(world: World, member_ids: dict[int, str], bound_between: dict[int, tuple[datetime, datetime]],
                      base: datetime, rules_by_campaign: dict[str, dict[str, Any]],
-                     default_rules: dict[str, Any], default_id: str = "default") -> Outcome:
+                     default_rules: dict[str, Any], default_id: str = "default",
+                     released_until: datetime | None = None) -> Outcome:
     """Replay the facts phase by phase through the campaign rules (see the module docstring).
 
     `bound_between[idx]` brackets the member's sign-up time (request sent, answer received):
-    the attribution window is judged against both ends and must agree, else the run is void."""
+    the attribution window is judged against both ends and must agree, else the run is void.
+    `released_until`: the service's clock at the end; own-purchase points dated so late that their
+    return window (7 days) has not passed by then are still pending."""
     members = world.members
     entries: dict[str, dict[str, Expected]] = {member_ids[m.idx]: {} for m in members}
     status: dict[int, str | None] = {m.idx: ("signed_up" if m.referrer is not None else None) for m in members}
@@ -506,6 +511,8 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
     for o in world.orders:
         entry = award(o.member, "purchase", o.order_id, o.amount // 100, PROGRAM)
         entry.reversed = min(entry.amount, _ceil_div(entry.amount * refunded.get(o.order_id, 0), o.amount))
+        if released_until is not None:
+            entry.matured = occurred(o) + timedelta(days=PROGRAM_RETURN_WINDOW_DAYS) <= released_until
 
     balances: dict[str, dict[str, int]] = {}
     budgets: dict[str, int] = {}
@@ -514,7 +521,7 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
         for entry in book.values():
             if entry.unit != "points":
                 continue
-            b["pending" if entry.held else "available"] += entry.standing
+            b["pending" if entry.held or not entry.matured else "available"] += entry.standing
             if entry.campaign != PROGRAM:  # the program has no campaign budget
                 budgets[entry.campaign] = budgets.get(entry.campaign, 0) + entry.standing
         balances[member_id] = b

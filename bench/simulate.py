@@ -350,8 +350,9 @@ class Simulation:
     def verify(self) -> dict[str, Any]:
         w = self.world
         self.refresh_tokens()
+        server_now = datetime.fromisoformat(self.service.control("GET", "/now")["now"].replace("Z", "+00:00"))
         expected = model.expected_outcome(w, self.member_ids, self.bound_between, self.base, self.rules,
-                                          self.default_rules)
+                                          self.default_rules, released_until=server_now)
         model.add_engagement(expected, w, self.member_ids, self.rules, self.checkin_days, self.share_ids)
         model.add_red_packet_claims(expected, self.member_ids, self.packet_ids, self.packet_claims)
         actual: dict[int, dict] = {}

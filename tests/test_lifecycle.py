@@ -194,6 +194,10 @@ def test_downgrade_only_at_the_review_after_a_warning_and_the_grace(client, stre
     assert lily_now.tier == "silver" and lily_now.tier_warning
     [(kind, source)] = watch.new_notes()
     assert kind == "tier_down" and source.startswith("warning.")
+    [warning] = [n["payload"] for n in client.get("/v1/members/me/notifications", token=token(lily)).json_body["items"]
+                 if n["source_id"] == source]
+    assert (warning["would_be"], warning["needs"]) == ("bronze", {"spend_fen_12m": 500_00 - 300_00})
+    assert watch.me()["tier"]["downgrade"]["at"] == warning["downgrade_at"]
     days(10.1)
     settle(streams)
     assert member(lily).tier == "bronze"

@@ -183,13 +183,11 @@ def plan(member: Member, facts: MemberFacts, now: str) -> dict[str, Any]:
                               {"from": member.tier, "to": state.tier,
                                "perks": rules.tier(state.tier).perks}))
     if state.warning and member.tier_warning != state.warning:
-        points, spend = tiers.figures_at(facts, state.points, state.warning)
+        figures = tiers.figures_at(facts, state.points, now)
         moments.append(Moment("tier_down", f"warning.{state.warning}",
                               {"warning": True, "tier": state.tier, "downgrade_at": state.downgrade_at,
-                               "would_be": rules.qualified(points, spend).name,
-                               "needs": (tiers.progress(tiers.TierState(rules.qualified(points, spend).name, now,
-                                                                        points=state.points), facts, now, rules)
-                                         or {}).get("needs")}))
+                               "would_be": rules.qualified(*figures).name,
+                               "needs": tiers.needs(rules.tier(state.tier), *figures)}))
     nudge_for, nudge_due = _nudge(facts, member, now, rules)
     if nudge_for:
         fields["nudged_for"] = nudge_for
@@ -290,8 +288,7 @@ def standing(member: Member, now: str | None = None) -> dict[str, Any]:
     except IndexLag:
         facts = MemberFacts(member.member_id, member.created_at)
     state = tiers.tier_state(facts, now, program.rules_at)
-    shown = tiers.TierState(member.tier or rules.base_tier.name, member.tier_since or member.created_at,
-                            points=state.points)
-    return {"name": shown.tier, "since": shown.since, "perks": rules.tier(shown.tier).perks,
-            "next": tiers.progress(shown, facts, now, rules),
+    name = member.tier or rules.base_tier.name
+    return {"name": name, "since": member.tier_since or member.created_at, "perks": rules.tier(name).perks,
+            "next": tiers.progress(name, facts, state.points, now, rules),
             "downgrade": ({"at": state.downgrade_at, "review": member.tier_warning} if member.tier_warning else None)}

@@ -161,16 +161,20 @@ def next_tier_change(state: TierState, moment: str, rules: ProgramRules) -> str 
     return min(later) if later else None
 
 
-def progress(state: TierState, facts: MemberFacts, moment: str, rules: ProgramRules) -> dict | None:
-    """What the next tier needs, from the rolling figures now (None at the top tier)."""
-    rank = rules.rank(state.tier)
+def needs(target, points: int, spend: int) -> dict[str, int]:
+    """What is missing to qualify for `target` from these rolling figures (either threshold)."""
+    out = {}
+    if target.min_points_12m is not None:
+        out["points_12m"] = max(0, target.min_points_12m - points)
+    if target.min_spend_fen_12m is not None:
+        out["spend_fen_12m"] = max(0, target.min_spend_fen_12m - spend)
+    return out
+
+
+def progress(tier: str, facts: MemberFacts, points: dict[str, int], moment: str, rules: ProgramRules) -> dict | None:
+    """The next tier above `tier` and what it needs, from the rolling figures now (None at the top)."""
+    rank = rules.rank(tier)
     if rank + 1 >= len(rules.tiers):
         return None
     target = rules.tiers[rank + 1]
-    points, spend = figures_at(facts, state.points, moment)
-    needs = {}
-    if target.min_points_12m is not None:
-        needs["points_12m"] = max(0, target.min_points_12m - points)
-    if target.min_spend_fen_12m is not None:
-        needs["spend_fen_12m"] = max(0, target.min_spend_fen_12m - spend)
-    return {"name": target.name, "needs": needs}
+    return {"name": target.name, "needs": needs(target, *figures_at(facts, points, moment))}
