@@ -78,10 +78,11 @@ def facts_of(member: Member) -> MemberFacts:
 
 # -- own-purchase points ------------------------------------------------------------------------
 
-def _ledger_rules(rules: ProgramRules) -> Any:
-    """What the ledger needs to know of the program: the hold, and no campaign cap or budget."""
-    return SimpleNamespace(monthly_cap_points=None, budget_points=None, money_budget_fen=None,
-                           hold_days=rules.return_window_days)
+def _ledger_rules(hold_days: int, money_budget_fen: int | None = None) -> Any:
+    """What the ledger needs to know of a program award: its hold, no campaign cap or points
+    budget, and for a coupon the program's money budget."""
+    return SimpleNamespace(monthly_cap_points=None, budget_points=None, money_budget_fen=money_budget_fen,
+                           hold_days=hold_days)
 
 
 def settle_purchase_points(member_id: str, facts: MemberFacts, state: tiers.TierState) -> None:
@@ -95,11 +96,12 @@ def settle_purchase_points(member_id: str, facts: MemberFacts, state: tiers.Tier
         gross = state.points.get(purchase.order_id, 0)
         target = reversal_target(gross, purchase.refunded_by("~"), purchase.amount_fen)
         entry = existing.get(purchase.order_id)
-        rules = _ledger_rules(program.rules_at(purchase.at))
+        in_force = program.rules_at(purchase.at)
+        rules = _ledger_rules(in_force.return_window_days)
         if entry is None:
             if not gross:
                 continue
-            multiplier = program.rules_at(purchase.at).multiplier_at(purchase.at)
+            multiplier = in_force.multiplier_at(purchase.at)
             reason = "points for your purchase" + (f" (×{multiplier} points period)" if multiplier > 1 else "")
             entry = ledger.award(Award(member_id, "purchase", purchase.order_id, gross, reason,
                                        order_id=purchase.order_id), None, rules, at=purchase.at)
@@ -253,9 +255,8 @@ def _give(gifts: list[Award], rules: ProgramRules) -> None:
     """Birthday points and win-back coupons: idempotent entries, before the state that names them."""
     for gift in gifts:
         coupon = gift.unit == "coupon_fen"
-        ledger.award(gift, "program" if coupon else None, SimpleNamespace(
-            monthly_cap_points=None, budget_points=None, hold_days=0,
-            money_budget_fen=rules.win_back_budget_fen if coupon else None))
+        ledger.award(gift, "program" if coupon else None,
+                     _ledger_rules(0, rules.win_back_budget_fen if coupon else None))
 
 
 def _write(member: Member, fields: dict[str, Any], notes: list[Any], timeline: list[TimelineEvent]) -> None:
