@@ -2,7 +2,7 @@
 conversions of referees, birthday. Pure data, no I/O; `service.facts_of` reads them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from ..core import clock
@@ -50,9 +50,3 @@ class MemberFacts:
 def plus_days(moment: str, days: int) -> str:
     return clock.iso(clock.parse(moment) + timedelta(days=days))
 
-
-@dataclass
-class Timeline:
-    """Changes a fold observed, oldest first: (at, kind, from, to)."""
-
-    changes: list[tuple[str, str, str, str]] = field(default_factory=list)
