@@ -24,12 +24,14 @@ from chalicelib.referrals import counters as _click_counters  # noqa: F401  (reg
 from chalicelib.referrals import routes as referrals
 from chalicelib.store.base import ClickItem, MainItem, bind
 from chalicelib.stream_failures import routes as stream_failures, service as stream_failure_store
+from chalicelib.webhooks import delivery as webhook_delivery, routes as webhooks
+from chalicelib.webhooks import events as _outbound_events  # noqa: F401  (registers stream handlers)
 
 app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   openapi):
+                   webhooks, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 
@@ -64,3 +66,9 @@ def settle_expired_red_packets(event):
 def move_members_with_the_clock(event):
     """At-risk, churned, end of reactivation, tier reviews and downgrades, nudges, birthdays."""
     return {"moved": lifecycle_sweep.run_due()}
+
+
+@app.schedule("rate(1 minute)")
+def deliver_webhooks(event):
+    """Signed POSTs of due deliveries, each receiver on its own senders (webhooks/delivery.py)."""
+    return {"delivered": webhook_delivery.send_due()}

@@ -33,6 +33,8 @@ def _success(doc) -> dict[str, Any]:
     if doc.status == 302:
         return {"description": "redirect", "content": {doc.produces: {}},
                 "headers": {"Location": {"required": True, "schema": {"type": "string"}}}}
+    if doc.status == 204:
+        return {"description": "No Content"}
     return {"description": "Created" if doc.status == 201 else "OK", "content": {doc.produces: {}}}
 
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from pynamodb.models import Model
 
+from .core import clock
 from .core.logs import get_logger
 from .event_sources import mapping_for_table
 
@@ -45,6 +47,7 @@ class Change:
     old: Any
     sequence: str
     ttl_expired: bool  # a REMOVE made by TTL, not by our code
+    recorded_at: str | None = None  # when the stream recorded the change (the same on every redelivery)
 
     @property
     def item(self) -> Any:
@@ -125,7 +128,15 @@ def decode(root: type[Model], record: dict[str, Any]) -> Change:
         old=_image(root, data.get("OldImage")),
         sequence=data["SequenceNumber"],
         ttl_expired=identity.get("principalId") == TTL_PRINCIPAL,
+        recorded_at=_recorded_at(data.get("ApproximateCreationDateTime")),
     )
+
+
+def _recorded_at(value: Any) -> str | None:
+    if value is None:
+        return None
+    moment = value if hasattr(value, "timestamp") else datetime.fromtimestamp(float(value), timezone.utc)
+    return clock.iso(moment)
 
 
 class BatchFailed(Exception):

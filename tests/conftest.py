@@ -71,9 +71,11 @@ def backend(ddb_endpoint, monkeypatch):
     from chalicelib.core import aws, clock, ratelimit, revocation
     from chalicelib.core.config import settings
     from chalicelib.rewards import sweeps
+    from chalicelib.webhooks import delivery
 
     if BACKEND == "moto":
         monkeypatch.setattr(sweeps, "run_shards", sweeps.in_turn)
+        monkeypatch.setattr(delivery, "run_senders", delivery.in_turn)
 
     if ddb_endpoint:
         os.environ["DDB_ENDPOINT"] = ddb_endpoint
@@ -102,9 +104,11 @@ def _prepare(prefix: str) -> None:
     from chalicelib.campaigns.service import clear_caches
     from chalicelib.core import aws
     from chalicelib.program import service as program
+    from chalicelib.webhooks import subscriptions
 
     clear_caches()
     program.clear_caches()
+    subscriptions.clear_cache()
     os.environ["TABLE_PREFIX"] = prefix
     from chalicelib.core.config import settings
 

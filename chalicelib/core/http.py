@@ -135,6 +135,9 @@ class Routes:
     def put(self, path: str, **kw: Any) -> Callable:
         return self.route(path, "PUT", **kw)
 
+    def delete(self, path: str, **kw: Any) -> Callable:
+        return self.route(path, "DELETE", **kw)
+
     def route(self, path: str, method: str, *, roles: tuple[str, ...] = PUBLIC, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, summary: str = "", idempotent: bool | None = None,
               rate_limit: str | None = None, produces: str = "application/json", status: int = 200,
