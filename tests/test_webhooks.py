@@ -81,13 +81,25 @@ def test_a_referral_reaches_a_subscriber_signed_and_once_per_event(client, strea
     ids = [e["event_id"] for e in box.events()]
     assert len(ids) == len(set(ids))
 
-    # the hold passes: the rewards become available, one event each
+    # a quick partial refund: the referral is flagged, the rewards it undoes are reversed
+    refund = client.post("/v1/events/refunds", {"order_id": "o-1", "refund_id": "r-1", "amount_fen": 10_00},
+                         token=token("brand", "service"))
+    assert refund.status_code in (200, 201), refund.body
+    streams.drain()
+    delivery.send_due()
+    flagged = [e for e in box.events() if e["type"] == "fraud.flagged"]
+    assert [e["data"]["referee_id"] for e in flagged] == [lily]
+    reversed_ = [e for e in box.events() if e["type"] == "reward.reversed"]
+    assert reversed_ and all(e["data"]["reversed_now"] > 0 for e in reversed_)
+
+    # the hold passes: the referee's own rewards become available, one event each; the
+    # referrer's stay held by the open flag, and no event says otherwise
     clock.advance(timedelta(days=8))
     release.release_due()
     streams.drain()
     delivery.send_due()
     available = [e for e in box.events() if e["type"] == "reward.available"]
-    assert {e["data"]["member_id"] for e in available} >= {ada}
+    assert available and {e["data"]["member_id"] for e in available} == {lily}
     log = client.get(f"/v1/ops/webhooks/{hook['webhook_id']}/deliveries?limit=100", token=admin()).json_body
     assert len(log["items"]) == len(box.requests)
     assert {d["status"] for d in log["items"]} == {"delivered"}
