@@ -12,6 +12,7 @@ from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
+from chalicelib.points import expiry as points_expiry
 from chalicelib.program import routes as program
 from chalicelib.facts import routes as facts
 from chalicelib.fraud import routes as fraud
@@ -66,6 +67,12 @@ def settle_expired_red_packets(event):
 def move_members_with_the_clock(event):
     """At-risk, churned, end of reactivation, tier reviews and downgrades, nudges, birthdays."""
     return {"moved": lifecycle_sweep.run_due()}
+
+
+@app.schedule("rate(15 minutes)")
+def expire_points(event):
+    """The `points_expiring` notice N days ahead, then the expiry of points past their day."""
+    return points_expiry.run_due()
 
 
 @app.schedule("rate(1 minute)")

@@ -64,6 +64,7 @@ class Member(MainItem, discriminator="member"):
     points_available = NumberAttribute(default=0)
     points_pending = NumberAttribute(default=0)
     points_redeemed = NumberAttribute(default=0)
+    lot_debt = NumberAttribute(default=0)  # points debited but not yet taken from lots (points/lots.py)
     # advocate counters
     referrals_signed_up = NumberAttribute(default=0)
     referrals_converted = NumberAttribute(default=0)

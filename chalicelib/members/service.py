@@ -124,6 +124,7 @@ def set_preferences(member_id: str, body: Any) -> dict[str, Any]:
 
 def profile(member: Member, referrer: Member | None) -> dict[str, Any]:
     from ..lifecycle.service import standing
+    from ..points.lots import expiring
     from ..rewards.levels import advocate_level  # the advocate level is the rewards rules'
 
     return {
@@ -132,7 +133,7 @@ def profile(member: Member, referrer: Member | None) -> dict[str, Any]:
         "stage": member.stage,
         "stage_since": member.stage_since or member.created_at,
         "points": {"available": int(member.points_available), "pending": int(member.points_pending),
-                   "expiring": None},
+                   "expiring": expiring(member) if int(member.points_available) > 0 else None},
         "preferences": preferences(member),
         "advocate": {"level": advocate_level(member),
                      "referrals": {"signed_up": int(member.referrals_signed_up),

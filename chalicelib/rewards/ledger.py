@@ -7,6 +7,9 @@ the balance it moves, so for every member balance = sum of entries by bucket.
 - reverse_to: a refund takes back a proportional share; from the pending balance, or from the
   available one as far as it goes (the rest is recorded as `shortfall`: points already spent).
 - redeem / adjust: spend or change available points; never below zero.
+
+Every credit to the available balance joins its expiry lot, and every debit is owed to the lots
+(`lot_debt`), in the same transaction as the balance (points/lots.py).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from ..core import clock
 from ..core.errors import Conflict
 from ..members.models import Member
 from ..fraud.models import FraudFlag
+from ..points import lots
 from ..store.base import cancelled_by_condition, condition_failed, transaction
 from .models import BudgetUsage, CapUsage, LedgerEntry
 from .rules import ADVOCATE_RULES, Award, capped
@@ -173,6 +177,7 @@ def release(entry: LedgerEntry) -> bool:
         if standing:
             tx.update(Member(*Member.key(entry.member_id)),
                       actions=[Member.points_pending.add(-standing), Member.points_available.add(standing)])
+            lots.credit(tx, entry.member_id, standing, clock.now_iso())
     return True
 
 
@@ -222,7 +227,7 @@ def _reverse_once(entry: LedgerEntry, target: int, voided: str | None = None) ->
     else:  # only the available balance can be short (points already spent): read how much is left
         member = Member.get(*Member.key(entry.member_id), consistent_read=True)
         take = min(delta, int(member.points_available))
-        member_actions.append(Member.points_available.add(-take))
+        member_actions += [Member.points_available.add(-take), lots.debit(take)]
         member_condition = Member.points_available >= take
     entry_actions = [LedgerEntry.reversed_amount.set(target)]
     if voided:
@@ -342,7 +347,7 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
         current = Member.get(*Member.key(entry.member_id), consistent_read=True)
         moved = -min(-delta, int(current.points_available))
         shortfall += moved - delta
-        member_actions = [Member.points_available.add(moved)]
+        member_actions = [Member.points_available.add(moved), lots.debit(-moved)]
         member_condition = Member.points_available >= -moved
     net = amount - reversed_amount
     hold_now = held and entry.bucket == "pending" and not entry.hold
@@ -367,6 +372,8 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
                   & (LedgerEntry.bucket == entry.bucket))
         if moved:
             tx.update(member, actions=member_actions, condition=member_condition)
+            if entry.bucket == "available" and moved > 0:
+                lots.credit(tx, entry.member_id, moved, clock.now_iso())
             if campaign_id:
                 tx.update(BudgetUsage(*BudgetUsage.key(campaign_id)), actions=[BudgetUsage.spent.add(moved)],
                           condition=None if budget is None or rules.budget_points is None
@@ -395,8 +402,11 @@ def spend(member_id: str, entry_id: str, points: int, reason: str, rule: str,
     try:
         with transaction() as tx:
             tx.save(entry, condition=LedgerEntry.pk.does_not_exist())
-            tx.update(Member(*Member.key(member_id)), actions=[Member.points_available.add(points)],
+            tx.update(Member(*Member.key(member_id)),
+                      actions=[Member.points_available.add(points)] + ([lots.debit(-points)] if points < 0 else []),
                       condition=Member.pk.exists() & (Member.points_available >= max(0, -points)))
+            if points > 0:
+                lots.credit(tx, member_id, points, at)
             for item in extra_items or []:
                 tx.save(item)
             for item, actions, condition in extra_updates or []:
@@ -404,7 +414,7 @@ def spend(member_id: str, entry_id: str, points: int, reason: str, rule: str,
     except TransactWriteError as exc:
         if not cancelled_by_condition(exc):
             raise
-        if extra_updates and _refused_by_extra(exc, first_extra=2 + len(extra_items or [])):
+        if extra_updates and _refused_by_extra(exc, first_extra=2 + len(extra_items or []) + (points > 0)):
             raise ExtraConditionFailed(entry_id) from None
         if find(member_id, entry_id) is not None:
             raise Conflict("this operation was already applied", code="already_applied") from None

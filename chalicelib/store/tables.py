@@ -83,7 +83,8 @@ MAIN = TableSpec(
            "reserved vanity words (one item); "
            "an advocate's conversions ranked in time (pk=M#<advocate>, sk=CONV#<converted_at>#<referee>, "
            "strongly consistent Query); engagement: check-ins, shares and assists, quizzes and attempts "
-           "(engagement/models.py); red packets and their claims (PACKET#<id>); the reward catalogue (pk=CATALOGUE, sk=ITEM#<item_id>, one Query)",
+           "(engagement/models.py); red packets and their claims (PACKET#<id>); the reward catalogue (pk=CATALOGUE, sk=ITEM#<item_id>, one Query); "
+           "a member's points lots by expiry day (pk=M#<member>, sk=LOT#<day>, points/models.py)",
     stream_view="NEW_AND_OLD_IMAGES",
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk",
@@ -93,7 +94,8 @@ MAIN = TableSpec(
                      "newest first)"),
         Index("gsi2", "gsi2pk", "gsi2sk",
               serves="sweeps: pending ledger entries by release time; members by last activity; open red "
-                     "packets by expiry (PACKETS_DUE, sparse: removed when settled)"),
+                     "packets by expiry (PACKETS_DUE, sparse: removed when settled); points lots by their next notice or "
+                     "expiry (EXPIRE#<shard>, sparse: removed with the lot)"),
     ),
     local_indexes=(
         Index("lsi1", "pk", "lsi1sk", serves="a member's ledger by time (LEDGER#<created_at>#<entry>)"),
