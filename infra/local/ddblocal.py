@@ -68,7 +68,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+# Java starts in 2–5 s on an idle machine; a loaded CI runner (two cores, a parallel job, a
+# lower priority) has taken over 30 s. Waiting longer costs nothing when it starts fast.
+START_TIMEOUT_SECONDS = 120.0
+
+
+def wait_for_port(port: int, timeout: float = START_TIMEOUT_SECONDS, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
