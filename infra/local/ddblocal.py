@@ -97,7 +97,11 @@ def start(port: int, data_dir: Path | None = None, log_file=None) -> subprocess.
            str(jar / "DynamoDBLocal.jar"), "-port", str(port), "-sharedDb", "-disableTelemetry", *storage]
     process = subprocess.Popen(cmd, cwd=str(jar), stdout=log_file or subprocess.DEVNULL,
                                stderr=subprocess.STDOUT, start_new_session=False)
-    wait_for_port(port, process=process)
+    try:
+        wait_for_port(port, process=process)
+    except DynamoDBLocalError:
+        stop(process)  # never leave a half-started engine holding memory and the port
+        raise
     return process
 
 
