@@ -217,3 +217,27 @@ def test_backoff_grows_with_jitter_and_stays_under_the_cap():
     assert delivery.backoff_seconds(30, rng=lambda: 1.0) == delivery.MAX_RETRY_SECONDS
     total = sum(delivery.backoff_seconds(n, rng=lambda: 1.0) for n in range(1, 14))
     assert 20 * 3600 < total < 40 * 3600  # about a day of retries
+
+
+def test_points_expiring_and_expired_reach_a_subscriber(client, streams, receiver):
+    from chalicelib.points import expiry
+    from tests.flows import purchase as report_purchase, signup
+
+    box = receiver()
+    subscribe(client, box.url, events=["points.expiring", "points.expired"])
+    signup(client, "ann")
+    assert report_purchase(client, "o1", "ann", 100_00).status_code == 200
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    release.release_due()
+    streams.drain()
+    for days in (340, 30):  # inside the notice period, then past the expiry day
+        clock.advance(timedelta(days=days))
+        expiry.run_due()
+        expiry.run_due()  # a duplicated run
+        streams.drain()
+        delivery.send_due()
+    [expiring, expired] = box.events()
+    assert expiring["type"] == "points.expiring" and expiring["data"]["points"] == 100
+    assert expiring["data"]["member_id"] == "ann" and expiring["data"]["expires_at"]
+    assert expired["type"] == "points.expired" and expired["data"]["points"] == 100

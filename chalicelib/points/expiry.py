@@ -39,7 +39,12 @@ def run_due(now: str | None = None, max_lots: int = 2000) -> dict[str, int]:
                 log.info("points expiry hit its limit; the next run continues", extra=done)
                 return done
             handled += 1
-            outcome = handle(hit, now)
+            try:
+                outcome = handle(hit, now)
+            except Exception:  # one member's trouble must not stop everyone else's expiry
+                log.exception("points expiry failed for a lot; it stays due", extra={
+                    "member_id": hit.member_id, "day": hit.day})
+                continue
             if outcome in done:
                 done[outcome] += 1
     return done
