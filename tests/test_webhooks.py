@@ -241,3 +241,39 @@ def test_points_expiring_and_expired_reach_a_subscriber(client, streams, receive
     assert expiring["type"] == "points.expiring" and expiring["data"]["points"] == 100
     assert expiring["data"]["member_id"] == "ann" and expiring["data"]["expires_at"]
     assert expired["type"] == "points.expired" and expired["data"]["points"] == 100
+
+
+def test_a_receiver_dripping_its_answer_is_cut_at_the_deadline(monkeypatch):
+    import socket
+    import threading
+    import time as wall
+
+    monkeypatch.setattr(delivery, "TIMEOUT_SECONDS", 0.5)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def drip():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        for char in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"z" * 40:  # a byte every 0.2 s: 10 s in all
+            try:
+                conn.send(bytes([char]))
+            except OSError:
+                break
+            wall.sleep(0.2)
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = wall.monotonic()
+    status, error = delivery.post(f"http://127.0.0.1:{server.getsockname()[1]}/h", b"{}", {})
+    assert status is None and "timed out" in error
+    assert wall.monotonic() - started < 5  # cut near 0.5 s, long before the receiver's 10 s
+    server.close()
+
+
+def test_an_unsendable_url_fails_the_attempt_not_the_sweep(client):
+    assert client.post("/v1/ops/webhooks", {"url": "https://crm.example.com/hooks/积分", "events": ["member.created"]},
+                       token=admin()).status_code == 422
+    status, error = delivery.post("http://127.0.0.1:9/hooks/积分", b"{}", {})  # as if stored before the check
+    assert status is None and error

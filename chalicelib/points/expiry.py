@@ -10,6 +10,8 @@ first (spends take the oldest points), then:
 """
 from __future__ import annotations
 
+import time
+
 from pynamodb.exceptions import DeleteError, TransactWriteError
 
 from ..core import clock
@@ -17,36 +19,49 @@ from ..core.logs import get_logger
 from ..lifecycle import outbox
 from ..members.models import Member
 from ..rewards.models import LedgerEntry
-from ..store.base import cancelled_by_condition, condition_failed, transaction
+from ..rewards import sweeps
+from ..store.base import cancelled_by_condition, cancelled_by_conflict, condition_failed, transaction
 from . import lots
 from .models import EXPIRE_SHARDS, PointsLot
 
 log = get_logger("points.expiry")
 PAGE = 100
 MAX_CONFLICTS = 8
+RUN_SECONDS = 40.0  # a run's share of the function's 60 s
 NOTICE = "points_expiring"
 RULE = "expiry"
 
 
-def run_due(now: str | None = None, max_lots: int = 2000) -> dict[str, int]:
-    """Notices and expiries that are due, shard by shard; past `max_lots` the next run continues."""
+def run_due(now: str | None = None, max_lots: int = 2000, run_seconds: float = RUN_SECONDS) -> dict[str, int]:
+    """Notices and expiries that are due, the shards side by side (a member's lots all live in one
+    shard, so no two threads touch one balance); each shard stops at its share of `max_lots` or
+    when the run's time is up, and the next run continues."""
     now = now or clock.now_iso()
+    deadline = time.monotonic() + run_seconds
+    per_shard = max(1, max_lots // EXPIRE_SHARDS)
+    done = {"noticed": 0, "expired": 0}
+    for counts in sweeps.run_shards(lambda shard: _run_shard(shard, now, per_shard, deadline), range(EXPIRE_SHARDS)):
+        for outcome, count in counts.items():
+            done[outcome] += count
+    return done
+
+
+def _run_shard(shard: int, now: str, limit: int, deadline: float) -> dict[str, int]:
     done = {"noticed": 0, "expired": 0}
     handled = 0
-    for shard in range(EXPIRE_SHARDS):
-        for hit in PointsLot.by_gsi2.query(f"EXPIRE#{shard}", PointsLot.gsi2sk <= f"{now}#~", page_size=PAGE):
-            if handled >= max_lots:
-                log.info("points expiry hit its limit; the next run continues", extra=done)
-                return done
-            handled += 1
-            try:
-                outcome = handle(hit, now)
-            except Exception:  # one member's trouble must not stop everyone else's expiry
-                log.exception("points expiry failed for a lot; it stays due", extra={
-                    "member_id": hit.member_id, "day": hit.day})
-                continue
-            if outcome in done:
-                done[outcome] += 1
+    for hit in PointsLot.by_gsi2.query(f"EXPIRE#{shard}", PointsLot.gsi2sk <= f"{now}#~", page_size=PAGE):
+        if handled >= limit or time.monotonic() >= deadline:
+            log.info("points expiry stopped for this run; the next continues", extra={"shard": shard, **done})
+            break
+        handled += 1
+        try:
+            outcome = handle(hit, now)
+        except Exception:  # one member's trouble must not stop everyone else's expiry
+            log.exception("points expiry failed for a lot; it stays due", extra={
+                "member_id": hit.member_id, "day": hit.day})
+            continue
+        if outcome in done:
+            done[outcome] += 1
     return done
 
 
@@ -64,7 +79,7 @@ def handle(hit: PointsLot, now: str) -> str | None:
         try:
             return _step(lot, now)
         except (TransactWriteError, DeleteError) as exc:
-            if not (cancelled_by_condition(exc) or condition_failed(exc)):
+            if not (cancelled_by_condition(exc) or condition_failed(exc) or cancelled_by_conflict(exc)):
                 raise
     raise RuntimeError(f"could not expire lot {hit.day} of {hit.member_id}: kept conflicting")
 

@@ -14,7 +14,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from ..members.models import Member, member_pk
 from ..program import service as program
-from ..store.base import cancelled_by_condition, transaction
+from ..store.base import cancelled_by_condition, cancelled_by_conflict, transaction
 from .models import PointsLot
 from .rules import lot_dates, spread_debt
 
@@ -72,7 +72,7 @@ def settle(member_id: str) -> tuple[Member | None, list[PointsLot] | None]:
         try:
             _apply(member_id, changed)
         except TransactWriteError as exc:
-            if not cancelled_by_condition(exc):
+            if not (cancelled_by_condition(exc) or cancelled_by_conflict(exc)):
                 raise
             conflicts += 1
             if conflicts >= MAX_CONFLICTS:

@@ -94,6 +94,13 @@ class ProgramRules(Strict):
     contact_policy: ContactPolicy = Field(default_factory=ContactPolicy)
 
     @model_validator(mode="after")
+    def _notice_before_expiry(self) -> "ProgramRules":
+        if self.points_expiring_notice_days >= self.points_expire_days:
+            raise PydanticCustomError("not_ascending", "points_expiring_notice_days must be shorter than "
+                                      "points_expire_days (the notice comes before the points can expire)")
+        return self
+
+    @model_validator(mode="after")
     def _tiers_ascending(self) -> "ProgramRules":
         names = [tier.name for tier in self.tiers]
         if len(set(names)) != len(names):

@@ -160,6 +160,14 @@ def cancelled_by_condition(exc: Exception) -> bool:
     return any(r is not None and getattr(r, "code", None) == "ConditionalCheckFailed" for r in reasons)
 
 
+def cancelled_by_conflict(exc: Exception) -> bool:
+    """True when DynamoDB cancelled a transaction because another one was changing the same
+    item (`TransactionConflict`): nothing was written, and trying again is right. The local
+    engines never raise it; DynamoDB does under contention."""
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    return any(r is not None and getattr(r, "code", None) == "TransactionConflict" for r in reasons)
+
+
 def transaction():
     """A PynamoDB TransactWrite on the main table's connection settings (≤ 100 items,
     never two operations on one item)."""

@@ -5,6 +5,7 @@ rebinding — reaches nothing inside the network)."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from urllib.parse import urlsplit
 
@@ -15,8 +16,26 @@ class NotAllowed(Exception):
     pass
 
 
+# Prefixes that translate to IPv4 (NAT64, the old IPv4-compatible form): `ipaddress` calls them
+# global, yet behind a NAT64 gateway they reach the inside network.
+TRANSLATED = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
+
+
 def local_stage() -> bool:
-    return settings().stage == "local"
+    """Only the local runtime may send to private addresses. Inside Lambda the checks always
+    hold, even if a stage forgot to set STAGE (which defaults to local)."""
+    return settings().stage == "local" and not os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+
+
+def public(text: str) -> bool:
+    address = ipaddress.ip_address(text.split("%", 1)[0])
+    if address.version == 6:
+        if any(address in net for net in TRANSLATED):
+            return False
+        embedded = address.ipv4_mapped or (address.sixtofour if address.sixtofour else None)
+        if embedded is not None and not embedded.is_global:
+            return False
+    return address.is_global
 
 
 def check_url(url: str) -> None:
@@ -31,6 +50,8 @@ def check_url(url: str) -> None:
         raise NotAllowed("the URL must not carry credentials; deliveries are signed instead")
     if parts.fragment:
         raise NotAllowed("the URL must not have a fragment")
+    if not url.isascii():
+        raise NotAllowed("the URL must be ASCII: encode the host with IDNA (xn--…) and the path with %-escapes")
     try:
         parts.port
     except ValueError:
@@ -41,10 +62,10 @@ def check_url(url: str) -> None:
                                                                                     ".internal")):
         raise NotAllowed("the host must be public")
     try:
-        address = ipaddress.ip_address(parts.hostname)
+        ipaddress.ip_address(parts.hostname)
     except ValueError:
         return
-    if not address.is_global:
+    if not public(parts.hostname):
         raise NotAllowed("the host must be a public address")
 
 
@@ -52,14 +73,13 @@ def resolve(host: str, port: int) -> str:
     """One address of `host` to connect to; every address it has must be public (outside local)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise NotAllowed(f"cannot resolve {host}: {exc.strerror}") from None
+    except (socket.gaierror, UnicodeError) as exc:
+        raise NotAllowed(f"cannot resolve {host}: {exc}") from None
     addresses = [info[4][0] for info in infos]
     if not addresses:
         raise NotAllowed(f"{host} has no address")
     if not local_stage():
         for text in addresses:
-            address = ipaddress.ip_address(text.split("%", 1)[0])
-            if not address.is_global:
+            if not public(text):
                 raise NotAllowed(f"{host} resolves to a non-public address")
     return addresses[0]

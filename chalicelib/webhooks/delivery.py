@@ -18,6 +18,7 @@ import http.client
 import random
 import socket
 import ssl
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -69,14 +70,18 @@ class _Pinned:
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
-    """(status code, error): one POST with a 5 s timeout; never raises for the receiver's faults."""
-    parts = urlsplit(url)
-    https = parts.scheme == "https"
-    port = parts.port or (443 if https else 80)
+    """(status code, error): one POST that ends within TIMEOUT_SECONDS of connecting, whatever
+    the receiver does (a socket timeout alone would let a receiver that drips a byte every few
+    seconds hold the sender for ever). Never raises: any failure is the attempt's error."""
     try:
+        parts = urlsplit(url)
+        https = parts.scheme == "https"
+        port = parts.port or (443 if https else 80)
         address = addresses.resolve(parts.hostname or "", port)
     except addresses.NotAllowed as exc:
         return None, f"refused: {exc}"
+    except Exception as exc:  # a URL this code cannot send to is the delivery's failure, not the run's
+        return None, f"{type(exc).__name__}: {exc}"[:300]
     conn: http.client.HTTPConnection
     if https:
         conn = http.client.HTTPSConnection(parts.hostname, port, timeout=TIMEOUT_SECONDS,
@@ -86,21 +91,39 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, st
     pinned = _Pinned(address)
     conn.connect = lambda: pinned.connect(conn)  # type: ignore[method-assign]
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    fired = threading.Event()
+    deadline = threading.Timer(TIMEOUT_SECONDS, _cut, args=(conn, fired))
+    deadline.daemon = True
+    deadline.start()
     try:
         conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
         response.read(4096)
         return response.status, None
-    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+    except Exception as exc:
+        if fired.is_set():
+            return None, f"timed out after {TIMEOUT_SECONDS:g} s"
         return None, f"{type(exc).__name__}: {exc}"[:300]
     finally:
+        deadline.cancel()
         conn.close()
+
+
+def _cut(conn: http.client.HTTPConnection, fired: threading.Event) -> None:
+    """The attempt's time is up: shut the socket, which ends any read or write blocked on it."""
+    fired.set()
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 # -- one delivery ---------------------------------------------------------------------------------
 
 def _claim(item: Delivery, now: str) -> bool:
-    lease = clock.iso(clock.parse(now) + timedelta(seconds=LEASE_SECONDS))
+    lease = clock.iso(clock.now() + timedelta(seconds=LEASE_SECONDS))  # from now: a run can be 40 s old
     try:
         # the index key stays: a run that reads it meanwhile finds the lease in the future and
         # leaves the delivery alone; moving the key too would cost an index delete and put

@@ -14,8 +14,9 @@ from typing import Any, Callable
 
 from ..streams import Change, on_change
 
-TYPES = ("member.created", "referral.bound", "referral.converted", "reward.pending", "reward.available",
-         "reward.reversed", "tier.changed", "stage.changed", "points.expiring", "points.expired", "fraud.flagged")
+TYPES = ("member.created", "referral.bound", "referral.converted", "referral.unconverted", "reward.pending",
+         "reward.available", "reward.reversed", "reward.restated", "tier.changed", "stage.changed",
+         "points.expiring", "points.expired", "fraud.flagged")
 
 # Ledger entries that are not rewards: spending, ops corrections, expiry (its own event).
 NOT_REWARDS = ("redemption", "adjustment", "expiry")
@@ -50,7 +51,14 @@ def of_member(change: Change) -> list[Event]:
         events.append(Event("referral.bound", new.member_id, new.bound_at or new.created_at,
                             {"referee_id": new.member_id, "referrer_id": new.referrer_id,
                              "campaign_id": new.referral_campaign_id, "code": new.referral_code}))
-    if new.referral_status == "converted" and (old is None or old.referral_status != "converted"):
+    was = (old.referral_status == "converted", old.converting_order_id) if old is not None else (False, None)
+    became = (new.referral_status == "converted", new.converting_order_id)
+    if was[0] and was != became:  # undone (a refund, a rejected flag) or moved to an earlier order
+        events.append(Event("referral.unconverted", f"{new.member_id}|{was[1]}", change.recorded_at or new.bound_at,
+                            {"referee_id": new.member_id, "referrer_id": new.referrer_id,
+                             "campaign_id": new.referral_campaign_id, "order_id": was[1],
+                             "status": new.referral_status}))
+    if became[0] and was != became:
         events.append(Event("referral.converted", f"{new.member_id}|{new.converting_order_id}",
                             new.converted_at or new.bound_at,
                             {"referee_id": new.member_id, "referrer_id": new.referrer_id,
@@ -75,17 +83,24 @@ def of_ledger_entry(change: Change) -> list[Event]:
             return []
         return [Event("points.expired", key, new.created_at,
                       {"member_id": new.member_id, "entry_id": new.entry_id, "points": -int(new.amount)})]
-    if new.rule in NOT_REWARDS or int(new.amount) <= 0:
+    if new.rule in NOT_REWARDS or (old is None and int(new.amount) <= 0):
         return []
     events = []
     if old is None and new.status == "pending":
         events.append(Event("reward.pending", key, new.created_at, _reward_data(new)))
-    if new.status == "available" and (old is None or old.status != "available"):
+    if new.status == "available" and (old is None or old.status == "pending"):
         events.append(Event("reward.available", key, new.available_at or new.created_at, _reward_data(new)))
-    reversed_now, reversed_before = int(new.reversed_amount or 0), int(old.reversed_amount or 0) if old else 0
-    if reversed_now > reversed_before:  # each step of a reversal is its own event
-        events.append(Event("reward.reversed", f"{key}|{reversed_now}", change.recorded_at or new.created_at,
-                            {**_reward_data(new), "reversed_now": reversed_now - reversed_before}))
+    if old is not None:
+        # a refund, a rejected flag or a re-ranking moves what the entry stands at; each such change is
+        # its own stream record, whose sequence number names it on every redelivery
+        before = int(old.amount) - int(old.reversed_amount or 0)
+        after = int(new.amount) - int(new.reversed_amount or 0)
+        step = f"{key}|{change.sequence}"
+        at = change.recorded_at or new.created_at
+        if after < before:
+            events.append(Event("reward.reversed", step, at, {**_reward_data(new), "reversed_now": before - after}))
+        elif after > before:
+            events.append(Event("reward.restated", step, at, {**_reward_data(new), "restored_now": after - before}))
     return events
 
 
