@@ -277,3 +277,22 @@ def test_an_unsendable_url_fails_the_attempt_not_the_sweep(client):
                        token=admin()).status_code == 422
     status, error = delivery.post("http://127.0.0.1:9/hooks/积分", b"{}", {})  # as if stored before the check
     assert status is None and error
+
+
+def test_an_undone_conversion_is_announced(client, streams, receiver):
+    box = receiver()
+    subscribe(client, box.url, events=["referral.converted", "referral.unconverted"])
+    ada, lily = refer_and_convert(client, streams)
+    clock.advance(timedelta(days=3))  # past the quick-refund window
+    response = client.post("/v1/events/refunds", {"order_id": "o-1", "refund_id": "r-all", "amount_fen": 100_00},
+                           token=token("brand", "service"))
+    assert response.status_code in (200, 201), response.body
+    streams.drain()
+    delivery.send_due()
+    streams.replay_from_start()
+    streams.drain()
+    delivery.send_due()
+    events = sorted(box.events(), key=lambda e: e["type"])  # delivery order is not guaranteed
+    assert [(e["type"], e["data"]["order_id"]) for e in events] == [
+        ("referral.converted", "o-1"), ("referral.unconverted", "o-1")]
+    assert events[1]["data"]["status"] == "signed_up"
