@@ -10,6 +10,8 @@ from chalicelib.core.config import stream_arn
 from chalicelib.core.methods import refuse_other_methods
 from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
+from chalicelib.leaderboards import handlers as _leaderboards  # noqa: F401  (registers stream handlers)
+from chalicelib.leaderboards import routes as leaderboards
 from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
 from chalicelib.points import expiry as points_expiry
@@ -32,7 +34,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, openapi):
+                   webhooks, leaderboards, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

@@ -1,0 +1,65 @@
+"""Stream handlers that keep the leaderboards: a conversion counts on the referrer's
+`referrals` boards, a referee's order (net of refunds, inside the referral's window) on the
+referrer's `gmv` boards, a campaign's points entry (net of reversals) on its owner's `points`
+boards — each in the periods of its own time."""
+from __future__ import annotations
+
+from ..campaigns import service as campaigns
+from ..core import clock
+from ..members.models import Member
+from ..streams import Change, on_change
+from . import rules, scores
+
+NOT_EARNED = ("redemption", "adjustment", "expiry")
+DEFAULT_ZONE = "Asia/Shanghai"
+
+
+def _zone(campaign_id: str) -> str:
+    campaign = campaigns.current(campaign_id)
+    return campaigns.rules_of(campaign).time_zone if campaign is not None else DEFAULT_ZONE
+
+
+def _boards(campaign_id: str, metric: str, at: str, member_id: str, score: int) -> scores.Desired:
+    return {rules.board(campaign_id, metric, period): (member_id, score)
+            for period in rules.periods(clock.parse(at), _zone(campaign_id))}
+
+
+@on_change("main", "member")
+def count_conversion(change: Change) -> None:
+    member = change.new
+    if member is None or not member.referrer_id or not member.referral_campaign_id:
+        return
+    converted = member.referral_status == "converted" and bool(member.converted_at)
+    if not converted and not (change.old is not None and change.old.referral_status == "converted"):
+        return  # never converted: nothing counted, nothing to take back (no read)
+    desired = _boards(member.referral_campaign_id, "referrals", member.converted_at, member.referrer_id, 1) \
+        if converted else {}
+    scores.apply(f"conv.{member.member_id}", desired)
+
+
+@on_change("main", "order")
+def count_referred_gmv(change: Change) -> None:
+    order, old = change.new, change.old
+    if order is None or (old is not None and int(old.refunded_fen or 0) == int(order.refunded_fen or 0)):
+        return  # only the stream's own bookkeeping changed (`counted`): the net is what it was
+    referee = Member.find(order.member_id, consistent=True)
+    if referee is None or not referee.referrer_id or not referee.referral_campaign_id:
+        return
+    inside = (referee.bound_at or "") <= order.occurred_at <= (referee.window_ends_at or "9999")
+    net = int(order.amount_fen) - int(order.refunded_fen or 0) if inside and referee.referral_status != "void" else 0
+    scores.apply(f"order.{order.order_id}",
+                 _boards(referee.referral_campaign_id, "gmv", order.occurred_at, referee.referrer_id, net))
+
+
+@on_change("main", "ledger_entry")
+def count_points(change: Change) -> None:
+    entry = change.new
+    if entry is None or not entry.campaign_id or entry.unit != "points" or entry.rule in NOT_EARNED:
+        return
+    old = change.old
+    if old is not None and (int(old.amount), int(old.reversed_amount or 0), old.voided) == (
+            int(entry.amount), int(entry.reversed_amount or 0), entry.voided):
+        return  # released or held: what it earns is unchanged
+    net = 0 if entry.voided else int(entry.amount) - int(entry.reversed_amount or 0)
+    scores.apply(f"entry.{entry.member_id}.{entry.entry_id}",
+                 _boards(entry.campaign_id, "points", entry.created_at, entry.member_id, max(0, net)))

@@ -1,0 +1,76 @@
+"""Reading the boards: the top N, and a member's own rank.
+
+Top N: one descending page of each rank shard (RANK_SHARDS queries), merged. A member's rank:
+1 + how many members score higher, counted on the rank index when that is at most
+EXACT_UP_TO per shard; beyond that the rank is estimated from the per-shard score buckets
+(counts of members per power-of-two score range, kept with every score change): the members in
+higher buckets are counted exactly, those in the member's own bucket are prorated, and the
+answer says `exact: false` with the error bound (the members of that bucket).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.masking import mask_name
+from ..members.models import Member
+from . import rules
+from .models import BucketCount, Score
+
+EXACT_UP_TO = 1000
+
+
+def top(b: str, limit: int) -> list[dict[str, Any]]:
+    hits: list[Score] = []
+    for shard in range(rules.RANK_SHARDS):
+        hits += list(Score.by_gsi1.query(f"LB#{b}#{shard}", scan_index_forward=False, limit=limit))
+    hits.sort(key=lambda s: (-int(s.score), s.member_id))
+    hits = hits[:limit]
+    ranks = rules.competition_ranks([int(s.score) for s in hits])
+    return [{"rank": rank, "member_id": s.member_id, "score": int(s.score)} for rank, s in zip(ranks, hits)]
+
+
+def with_names(rows: list[dict[str, Any]], masked: bool) -> list[dict[str, Any]]:
+    ids = list({row["member_id"] for row in rows})
+    names = {m.member_id: m.display_name for m in Member.batch_get([Member.key(i) for i in ids],
+                                                                 attributes_to_get=["member_id", "display_name"])}
+    out = []
+    for row in rows:
+        name = names.get(row["member_id"], "")
+        member = {"display_name": mask_name(name)} if masked else {"member_id": row["member_id"], "display_name": name}
+        out.append({"rank": row["rank"], "member": member, "score": row["score"]})
+    return out
+
+
+def rank_of(b: str, member_id: str) -> dict[str, Any]:
+    try:
+        score = int(Score.get(*Score.key(b, member_id)).score)
+    except Score.DoesNotExist:
+        score = 0
+    if score <= 0:
+        return {"rank": None, "score": 0, "exact": True}
+    higher, exact = 0, True
+    for shard in range(rules.RANK_SHARDS):
+        counted = Score.by_gsi1.count(f"LB#{b}#{shard}", Score.gsi1sk >= rules.above(score), limit=EXACT_UP_TO + 1)
+        if counted > EXACT_UP_TO:
+            exact = False
+            break
+        higher += counted
+    if exact:
+        return {"rank": higher + 1, "score": score, "exact": True}
+    return _estimate(b, score)
+
+
+def _estimate(b: str, score: int) -> dict[str, Any]:
+    mine = rules.bucket(score)
+    low, high = rules.bucket_range(mine)
+    higher = in_bucket = 0
+    for shard in range(rules.RANK_SHARDS):
+        for item in BucketCount.query(f"LBH#{b}#{shard}"):
+            bucket, count = int(item.sk.split("#", 1)[1]), int(item.count)
+            if bucket > mine:
+                higher += count
+            elif bucket == mine:
+                in_bucket += count
+    share = round(in_bucket * (high - score) / max(1, high - low + 1))
+    return {"rank": higher + share + 1, "score": score, "exact": False, "error": in_bucket,
+            "note": f"estimated beyond the top {EXACT_UP_TO} of a shard: within ±{in_bucket}"}

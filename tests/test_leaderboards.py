@@ -1,0 +1,143 @@
+"""Leaderboards from the stream: order and ties, periods rolling over, refunds taking scores
+back, masked names for members, my rank (exact, and estimated with its error), redelivery."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from chalicelib.core import clock
+from chalicelib.leaderboards import ranking
+from tests.flows import code_of, login, spring_campaign
+from tests.helpers import token
+
+
+def ops():
+    return token("olivia", "ops")
+
+
+def purchase(client, order_id, member_id, amount_fen):
+    response = client.post("/v1/events/purchases", {"order_id": order_id, "member_id": member_id,
+                                                    "amount_fen": amount_fen}, token=token("brand", "service"))
+    assert response.status_code == 200, response.body
+
+
+def signup(client, member_id, code):
+    """A sign-up with a service token issued now (the clock moves by months here)."""
+    response = client.post("/v1/events/signups", {"member_id": member_id, "display_name": member_id,
+                                                  "referral": {"code": code}}, token=token("brand", "service"))
+    assert response.status_code == 200, response.body
+
+
+def refund(client, order_id, refund_id, amount_fen):
+    response = client.post("/v1/events/refunds", {"order_id": order_id, "refund_id": refund_id,
+                                                  "amount_fen": amount_fen}, token=token("brand", "service"))
+    assert response.status_code == 200, response.body
+
+
+def board(client, metric="referrals", period="all", as_token=None, limit=20):
+    response = client.get(f"/v1/leaderboards/spring?metric={metric}&period={period}&limit={limit}",
+                          token=as_token or ops())
+    assert response.status_code == 200, response.body
+    rows = [(row["rank"], row["member"].get("display_name"), row["score"]) for row in response.json_body["items"]]
+    assert [rank for rank, _, _ in rows] == sorted(rank for rank, _, _ in rows)
+    return sorted(rows)  # tied members share a rank; their order among themselves is by member id
+
+
+def advocates(client):
+    spring_campaign(client)
+    ids = {}
+    for name in ("Ada", "Bob", "Cai"):
+        _, ids[name], _ = login(client, f"{name.lower()}-openid", name)
+    return ids
+
+
+def refer(client, advocate_id, referee, amount_fen=100_00, order=None):
+    signup(client, referee, code_of(advocate_id, "spring"))
+    purchase(client, order or f"o-{referee}", referee, amount_fen)
+
+
+def test_order_ties_masked_names_and_my_rank(client, streams):
+    ids = advocates(client)
+    for n in range(3):
+        refer(client, ids["Ada"], f"ada-friend-{n}", 100_00)
+    refer(client, ids["Bob"], "bob-friend", 80_00)
+    refer(client, ids["Cai"], "cai-friend", 60_00)
+    refer(client, ids["Cai"], "cai-small", 10_00)  # under the ¥50 minimum: no conversion, but referred GMV
+    streams.drain()
+    assert board(client) == [(1, "Ada", 3), (2, "Bob", 1), (2, "Cai", 1)]
+    assert board(client, "gmv") == [(1, "Ada", 300_00), (2, "Bob", 80_00), (3, "Cai", 70_00)]
+    points = board(client, "points")
+    assert points[0][:2] == (1, "Ada") and points[0][2] > 0
+    assert board(client, limit=1) == [(1, "Ada", 3)]
+    # members see masked names, and their own rank
+    member = token(ids["Bob"])
+    assert board(client, as_token=member) == [(1, "A*a", 3), (2, "B*b", 1), (2, "C*i", 1)]
+    me = client.get("/v1/leaderboards/spring/me?metric=gmv", token=member).json_body
+    assert (me["rank"], me["score"], me["exact"]) == (2, 80_00, True)
+    nobody = client.get("/v1/leaderboards/spring/me", token=token("m-nobody")).json_body
+    assert (nobody["rank"], nobody["score"]) == (None, 0)
+    assert client.get("/v1/leaderboards/spring/me", token=ops()).status_code == 403
+
+
+def test_refunds_take_scores_back(client, streams):
+    ids = advocates(client)
+    refer(client, ids["Ada"], "f1", 100_00)
+    refer(client, ids["Ada"], "f2", 100_00)
+    streams.drain()
+    assert board(client) == [(1, "Ada", 2)] and board(client, "gmv") == [(1, "Ada", 200_00)]
+    clock.advance(timedelta(days=3))  # past the quick-refund window: no fraud flag
+    refund(client, "o-f1", "r1", 30_00)  # partial: GMV only
+    refund(client, "o-f2", "r2", 100_00)  # full: the conversion is undone
+    streams.drain()
+    assert board(client, "gmv") == [(1, "Ada", 70_00)]  # 100 − 30, and 100 − 100
+    assert board(client) == [(1, "Ada", 1)]
+
+
+def test_periods_roll_over(client, streams):
+    ids = advocates(client)
+    clock.advance(clock.parse("2027-01-28T04:00:00Z") - clock.now())  # a Thursday, ISO week 4
+    refer(client, ids["Ada"], "f1")
+    streams.drain()
+    clock.advance(timedelta(days=7))  # 4 February: next month, next week
+    refer(client, ids["Ada"], "f2")
+    refer(client, ids["Bob"], "f3")
+    streams.drain()
+    assert board(client) == [(1, "Ada", 2), (2, "Bob", 1)]
+    assert board(client, period="2027-01") == [(1, "Ada", 1)]
+    assert board(client, period="2027-02") == [(1, "Ada", 1), (1, "Bob", 1)]
+    assert board(client, period="2027-W04") == [(1, "Ada", 1)]
+    assert board(client, period="2027-W05") == [(1, "Ada", 1), (1, "Bob", 1)]
+    assert board(client, period="2026-12") == []
+
+
+def test_redelivery_changes_no_score(client, streams):
+    ids = advocates(client)
+    refer(client, ids["Ada"], "f1")
+    refer(client, ids["Bob"], "f2", 70_00)
+    refund(client, "o-f1", "r1", 20_00)
+    streams.drain()
+    before = (board(client), board(client, "gmv"), board(client, "points"))
+    streams.replay_from_start()
+    assert streams.drain() > 0
+    assert (board(client), board(client, "gmv"), board(client, "points")) == before
+
+
+def test_rank_beyond_the_exact_range_is_estimated_with_its_error(client, streams, monkeypatch):
+    ids = advocates(client)
+    for n, (name, friends) in enumerate((("Ada", 3), ("Bob", 2), ("Cai", 1))):
+        for k in range(friends):
+            refer(client, ids[name], f"{name}-{k}")
+    streams.drain()
+    monkeypatch.setattr(ranking, "EXACT_UP_TO", 0)
+    me = client.get("/v1/leaderboards/spring/me", token=token(ids["Cai"])).json_body
+    assert me["exact"] is False and me["score"] == 1
+    assert abs(me["rank"] - 3) <= me["error"] and "estimated" in me["note"]
+
+
+def test_bad_queries(client):
+    spring_campaign(client)
+    assert client.get("/v1/leaderboards/spring?period=2026-13", token=ops()).status_code == 422
+    assert client.get("/v1/leaderboards/spring?metric=likes", token=ops()).status_code == 422
+    assert client.get("/v1/leaderboards/spring?limit=101", token=ops()).status_code == 422
+    missing = client.get("/v1/leaderboards/nope", token=ops())
+    assert missing.status_code == 404 and missing.json_body["error"]["code"] == "campaign_not_found"
+    assert client.get("/v1/leaderboards/spring").status_code == 401
