@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import secrets
 import sys
 import time
 from datetime import timedelta
@@ -24,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.meter import INDEX_KEYS, Meter, Tally  # noqa: E402
-from bench.stack import DynamoDBLocal, base_env  # noqa: E402
+from bench.stack import DynamoDBLocal, prepare_in_process  # noqa: E402
 
 RUNS_PER_DAY = 96  # rate(15 minutes)
 
@@ -59,14 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args, endpoint: str) -> int:
     prefix = f"lc-{int(time.time())}-"
-    os.environ.update(base_env(endpoint, prefix, "bench-" + secrets.token_hex(24)))
-    from chalicelib import bootstrap
+    prepare_in_process(endpoint, prefix)
     from chalicelib.core import aws, clock
-    from chalicelib.core.config import settings
-
-    settings.cache_clear()
-    aws.reset()
-    bootstrap.prepare(aws.dynamodb(), prefix)
     import boto3
 
     from app import app

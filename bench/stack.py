@@ -40,6 +40,19 @@ def batch_get_all(raw: Any, table: str, keys: list[dict], consistent: bool = Fal
     return found
 
 
+def prepare_in_process(ddb_endpoint: str, prefix: str) -> None:
+    """Point this process's service code at fresh tables `<prefix>*` on `ddb_endpoint`, created
+    and seeded as a new stage's (the in-process benchmarks: lifecycle, webhooks)."""
+    os.environ.update(base_env(ddb_endpoint, prefix, "bench-" + secrets.token_hex(24)))
+    from chalicelib import bootstrap
+    from chalicelib.core import aws
+    from chalicelib.core.config import settings
+
+    settings.cache_clear()
+    aws.reset()
+    bootstrap.prepare(aws.dynamodb(), prefix)
+
+
 def base_env(ddb_endpoint: str, prefix: str, jwt_secret: str) -> dict[str, str]:
     return {
         "STAGE": "local",

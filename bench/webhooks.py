@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
 import threading
 import time
@@ -24,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.meter import INDEX_KEYS, Meter, Tally  # noqa: E402
 from bench.prices import DDB_RRU_USD, DDB_WRU_USD  # noqa: E402
-from bench.stack import DynamoDBLocal, base_env  # noqa: E402
+from bench.stack import DynamoDBLocal, prepare_in_process  # noqa: E402
 
 
 class Sink(BaseHTTPRequestHandler):
@@ -63,14 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args, endpoint: str) -> int:
     prefix = f"wh-{int(time.time())}-"
-    os.environ.update(base_env(endpoint, prefix, "bench-" + secrets.token_hex(24)))
-    from chalicelib import bootstrap
+    prepare_in_process(endpoint, prefix)
     from chalicelib.core import aws
-    from chalicelib.core.config import settings
-
-    settings.cache_clear()
-    aws.reset()
-    bootstrap.prepare(aws.dynamodb(), prefix)
     import boto3
 
     from app import app
