@@ -74,14 +74,16 @@ def test_click_id_is_linked_when_recent_and_on_the_same_code(client):
 
     signup(client, "a")
     code = code_of("a")
-    Click(*Click.key("k1"), click_id="k1", code=code, at=clock.now_iso()).save()
+    Click(*Click.key("k1"), click_id="k1", code=code, channel="wechat", at=clock.now_iso()).save()
     Click(*Click.key("k2"), click_id="k2", code="OTHER22", at=clock.now_iso()).save()
     linked = client.post("/v1/events/signups", {"member_id": "b", "referral": {"code": code, "click_id": "k1"}},
                          token=SERVICE).json_body
     assert linked["attribution"]["click_linked"] is True and member("b").referral_click_id == "k1"
+    assert member("b").referral_channel == "wechat"  # the funnel counts the sign-up on the click's channel
     other = client.post("/v1/events/signups", {"member_id": "c", "referral": {"code": code, "click_id": "k2"}},
                         token=SERVICE).json_body
     assert other["attribution"]["click_linked"] is False and member("c").referral_click_id is None
+    assert member("c").referral_channel == "code"  # no usable click: the code was typed
 
 
 def test_purchase_converts_referral_once(client, streams):

@@ -49,6 +49,7 @@ class Member(MainItem, discriminator="member"):
     referral_campaign_version = NumberAttribute(null=True)
     referral_code = UnicodeAttribute(null=True)
     referral_click_id = UnicodeAttribute(null=True)
+    referral_channel = UnicodeAttribute(null=True)  # the linked click's channel, "code" without one (insight)
     bound_at = UnicodeAttribute(null=True)
     window_ends_at = UnicodeAttribute(null=True)
     referral_status = UnicodeAttribute(null=True)  # signed_up | converted | void (fraud rejected)

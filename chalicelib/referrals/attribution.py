@@ -52,6 +52,7 @@ class Binding:
     click_id: str | None
     fraud: list[str]
     hour: str
+    channel: str = "code"  # the linked click's channel; "code" when the code was typed or pasted
 
     def contribute(self, member: Member, tx: Any) -> None:
         """Bind the new `member` inside the transaction that creates it."""
@@ -62,6 +63,7 @@ class Binding:
         member.referral_campaign_version = int(self.campaign.version)
         member.referral_code = self.code.code
         member.referral_click_id = self.click_id
+        member.referral_channel = self.channel
         member.bound_at = at
         member.window_ends_at = graph.window_end(at, rules.attribution_window_days)
         member.referral_status = "signed_up"
@@ -110,18 +112,18 @@ def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
     refusal = graph.refusal(graph.Person(referee_id), person(referrer), is_new=True)
     if refusal:
         return not_bound(refusal)
-    click_id = None
+    click_id, channel = None, "code"
     if referral.click_id:
         try:
             click = Click.get(*Click.key(referral.click_id))
             if graph.click_usable(click.code, click.at, code.code, at):
-                click_id = click.click_id
+                click_id, channel = click.click_id, click.channel or "other"
         except Click.DoesNotExist:
             pass
     seen = int(window.signups or 0) if window is not None else 0
     rules = campaigns.rules_of(campaign)
     fraud = graph.fraud_reasons(device_id, phone_hash, person(referrer), seen + 1, rules.signups_per_hour_alert)
-    return Binding(referrer, code, campaign, click_id, fraud, hour)
+    return Binding(referrer, code, campaign, click_id, fraud, hour, channel)
 
 
 def refusal_for_existing(member: Member, referral: Any) -> dict[str, Any] | None:
