@@ -303,6 +303,9 @@ class Outcome:
     budgets: dict[str, int]  # campaign -> spent points
     conversions: int
     flagged: int
+    # (campaign, metric) -> member_id -> all-time leaderboard score (referrals and gmv here; points
+    # from the final entries by `add_points_boards`, once engagement has joined them).
+    boards: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
 
 
 def _level(rules: dict[str, Any], conversions: int) -> dict[str, Any] | None:
@@ -527,7 +530,34 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
         balances[member_id] = b
     referrals = {member_ids[m.idx]: {"signed_up": len(m.referees), "converted": converted[m.idx]} for m in members}
     conversions = sum(1 for m in members if status[m.idx] == "converted")
-    return Outcome(entries, balances, referrals, budgets, conversions, flagged)
+    # Leaderboards (docs/leaderboards.md): an advocate's standing conversions; the GMV of their
+    # referees' orders inside the attribution window, net of refunds (converting or not).
+    boards: dict[tuple[str, str], dict[str, int]] = {}
+    for m in members:
+        if converted[m.idx]:
+            boards.setdefault((m.campaign, "referrals"), {})[member_ids[m.idx]] = converted[m.idx]
+    for o in world.orders:
+        x = members[o.member].referrer
+        net = o.amount - refunded.get(o.order_id, 0)
+        if x is not None and net > 0 and in_window(o.member, o):
+            board = boards.setdefault((members[o.member].campaign, "gmv"), {})
+            board[member_ids[x]] = board.get(member_ids[x], 0) + net
+    return Outcome(entries, balances, referrals, budgets, conversions, flagged, boards)
+
+
+NOT_ON_POINTS_BOARDS = ("redemption", "adjustment", "expiry")
+
+
+def add_points_boards(outcome: Outcome) -> None:
+    """Points boards: each campaign's points entries net of reversals, per owner (the program's
+    own-purchase points belong to no campaign)."""
+    for member_id, book in outcome.entries.items():
+        for entry in book.values():
+            if entry.unit != "points" or entry.campaign == PROGRAM or entry.rule in NOT_ON_POINTS_BOARDS:
+                continue
+            if entry.standing > 0:
+                board = outcome.boards.setdefault((entry.campaign, "points"), {})
+                board[member_id] = board.get(member_id, 0) + entry.standing
 
 
 def gross_spend(world: World, rules_by_campaign: dict[str, dict[str, Any]], default_rules: dict[str, Any]) -> dict[str, int]:

@@ -12,7 +12,8 @@ rewards; the simulator waits for a sweep that started after the move and release
 
 Exit status 0 when every member's ledger entries (kind, unit, amount, reversed amount,
 status, held), balances (available, pending), referral counters (signed_up, converted), the
-campaign budgets and the click counters equal the oracle's; 1 with a diff otherwise.
+campaign budgets, the click counters and every campaign's all-time leaderboards (top 100 by
+referrals, GMV and points) equal the oracle's; 1 with a diff otherwise.
 """
 from __future__ import annotations
 
@@ -355,6 +356,7 @@ class Simulation:
                                           self.default_rules, released_until=server_now)
         model.add_engagement(expected, w, self.member_ids, self.rules, self.checkin_days, self.share_ids)
         model.add_red_packet_claims(expected, self.member_ids, self.packet_ids, self.packet_claims)
+        model.add_points_boards(expected)
         actual: dict[int, dict] = {}
 
         def fetch(idx: int) -> None:
@@ -427,8 +429,42 @@ class Simulation:
         for key, n in want_counts.items():
             if got_counts.get(key, 0) != n:
                 diffs.append(f"click counter {key}: expected {n}, got {got_counts.get(key, 0)}")
+        diffs += self.check_boards(expected, server_now)
         self.expected, self.actual = expected, actual
         return {"diffs": diffs, "budgets": budgets}
+
+    def staff_token(self, server_now: datetime) -> str:
+        """An ops token minted on the server's clock (it has moved past the first one's lifetime)."""
+        from chalicelib.core import auth, clock
+
+        clock.advance(server_now - clock.now())
+        try:
+            return auth.issue_token("bench-ops", auth.OPS, ttl_seconds=DAY)
+        finally:
+            clock.reset()
+
+    def check_boards(self, expected: model.Outcome, server_now: datetime) -> list[str]:
+        """Every campaign's all-time leaderboards, top 100 as ops see them, against the oracle:
+        the same scores in the same order, each row the score the oracle gives that member (ties
+        may list tied members in any order the service documents)."""
+        token, diffs = self.staff_token(server_now), []
+        self.board_rows = 0
+        for campaign_id in [*self.world.campaigns, "default"]:
+            for metric in ("referrals", "gmv", "points"):
+                want = expected.boards.get((campaign_id, metric), {})
+                _, board = self.call("leaderboard", "GET", f"/v1/leaderboards/{campaign_id}?metric={metric}"
+                                     "&period=all&limit=100", 200, token=token)
+                got = [(row["member"]["member_id"], row["score"]) for row in board["items"]]
+                self.board_rows += len(got)
+                top = sorted(want.values(), reverse=True)[:100]
+                if [score for _, score in got] != top:
+                    diffs.append(f"leaderboard {campaign_id}/{metric}: expected scores {top[:10]}…, "
+                                 f"got {[score for _, score in got][:10]}…")
+                for member_id, score in got:
+                    if want.get(member_id) != score:
+                        diffs.append(f"leaderboard {campaign_id}/{metric}: {member_id} expected "
+                                     f"{want.get(member_id)}, got {score}")
+        return diffs
 
     def stored_members(self, member_ids: list[str]) -> dict[str, dict]:
         keys = [{"pk": {"S": f"M#{m}"}, "sk": {"S": "PROFILE"}} for m in member_ids]
@@ -480,6 +516,7 @@ class Simulation:
                        "handler_seconds": stats["handler_seconds"], "errors": stats["errors"]},
             "server_aws_calls": stats["calls"],
             "stream_lag": lag, "ops": ops, "steps": self.steps,
+            "board_rows": self.board_rows,
             "mismatches": len(verification["diffs"]), "request_errors": self.errors,
             "passed": not verification["diffs"] and not self.errors,
         }
@@ -531,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in result["diff"][:40]:
             print("  " + line)
     if result["passed"]:
-        print("exact check PASSED: every ledger entry, balance, referral counter, budget and click counter matches")
+        print("exact check PASSED: every ledger entry, balance, referral counter, budget and click counter matches, "
+              f"and {result['board_rows']} leaderboard rows (top 100 of every campaign's boards)")
         return 0
     print("exact check FAILED")
     return 1
