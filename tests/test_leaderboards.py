@@ -144,3 +144,13 @@ def test_bad_queries(client):
     missing = client.get("/v1/leaderboards/nope", token=ops())
     assert missing.status_code == 404 and missing.json_body["error"]["code"] == "campaign_not_found"
     assert client.get("/v1/leaderboards/spring").status_code == 401
+
+
+def test_a_tie_cut_by_the_limit_lists_the_lowest_member_ids(client):
+    from chalicelib.leaderboards import rules, scores
+
+    b = rules.board("spring", "referrals", "all")
+    for n in range(8):  # m0 leads with 9; m1 … m7 tie at 5, spread over both rank shards
+        scores.apply(f"tie.{n}", {b: (f"m{n}", 9 if n == 0 else 5)})
+    top = [(row["member_id"], row["score"], row["rank"]) for row in ranking.top(b, 3)]
+    assert top == [("m0", 9, 1), ("m1", 5, 2), ("m2", 5, 2)]

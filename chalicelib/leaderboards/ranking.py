@@ -24,7 +24,15 @@ EXACT_UP_TO = 1000
 def top(b: str, limit: int) -> list[dict[str, Any]]:
     hits: list[Score] = []
     for shard in range(rules.RANK_SHARDS):
-        hits += list(Score.by_gsi1.query(f"LB#{b}#{shard}", scan_index_forward=False, limit=limit))
+        page = list(Score.by_gsi1.query(f"LB#{b}#{shard}", scan_index_forward=False, limit=limit))
+        if len(page) == limit:
+            # Read from the top, a tie comes highest member id first: the page may have cut off the
+            # lowest ids, which rank first. Re-read the last score's tie from the lowest id up.
+            low = int(page[-1].score)
+            tied = Score.by_gsi1.query(f"LB#{b}#{shard}", Score.gsi1sk.startswith(rules.rank_key(low, "")),
+                                       scan_index_forward=True, limit=limit)
+            page = [s for s in page if int(s.score) != low] + list(tied)
+        hits += page
     hits.sort(key=lambda s: (-int(s.score), s.member_id))
     hits = hits[:limit]
     ranks = rules.competition_ranks([int(s.score) for s in hits])
