@@ -8,6 +8,7 @@ from chalicelib import health, openapi, streams
 from chalicelib.access import routes as access
 from chalicelib.core.config import stream_arn
 from chalicelib.core.methods import refuse_other_methods
+from chalicelib.exports import handlers as _export_rows  # noqa: F401  (registers stream handlers)
 from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.leaderboards import handlers as _leaderboards  # noqa: F401  (registers stream handlers)
