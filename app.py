@@ -8,6 +8,8 @@ from chalicelib import health, openapi, streams
 from chalicelib.access import routes as access
 from chalicelib.core.config import stream_arn
 from chalicelib.core.methods import refuse_other_methods
+from chalicelib.exports import handlers as _export_rows  # noqa: F401  (registers stream handlers)
+from chalicelib.exports import routes as exports
 from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.leaderboards import handlers as _leaderboards  # noqa: F401  (registers stream handlers)
@@ -34,7 +36,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, openapi):
+                   webhooks, leaderboards, exports, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

@@ -35,7 +35,12 @@ def _success(doc) -> dict[str, Any]:
                 "headers": {"Location": {"required": True, "schema": {"type": "string"}}}}
     if doc.status == 204:
         return {"description": "No Content"}
-    return {"description": "Created" if doc.status == 201 else "OK", "content": {doc.produces: {}}}
+    content = {"schema": {"type": "string"}} if doc.produces.startswith("text/") else {}
+    success = {"description": "Created" if doc.status == 201 else "OK", "content": {doc.produces: content}}
+    if doc.headers:
+        success["headers"] = {name: {"description": text, "schema": {"type": "string"}}
+                              for name, text in doc.headers.items()}
+    return success
 
 
 def document(registered: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -63,6 +68,7 @@ def document(registered: dict[str, Any] | None = None) -> dict[str, Any]:
         if doc.query is not None:
             properties = _json_schema(doc.query, components).get("properties", {})
             for name, field in doc.query.model_fields.items():
+                name = field.alias or name  # `from` is a Python keyword: the field is `from_`
                 parameters.append({"name": name, "in": "query", "required": field.is_required(),
                                    "schema": properties.get(name, {}), "description": field.description or ""})
         if doc.idempotent:

@@ -279,6 +279,8 @@ def test_what_a_converting_purchase_costs(client, streams):
     # the campaign for its time zone (GetItem), and the scores each fact moves (BatchGetItem)
     assert (stream.count("GetItem"), stream.count("Query"), stream.count("BatchGetItem")) == (24, 10, 6)
     assert stream.count("UpdateItem") == 1  # the conversion's rate
+    # the exports keep one row per campaign ledger entry written (conversion, commission, second level)
+    assert stream.count("PutItem") == 3
     assert sorted(e.rule for e in entries("ref") + entries("gp") if e.order_id == "o1") == \
         ["commission", "conversion", "second_level"]
     with count_dynamodb_calls() as api:

@@ -72,6 +72,7 @@ class RouteDoc:
     produces: str = "application/json"
     status: int = 200  # the success status the OpenAPI document declares (201 created, 302 redirect)
     key_required: bool = False  # money moves: a retry without Idempotency-Key could pay twice
+    headers: dict[str, str] = field(default_factory=dict)  # response headers a success may carry → what they say
 
 
 ROUTE_DOCS: list[RouteDoc] = []
@@ -141,13 +142,13 @@ class Routes:
     def route(self, path: str, method: str, *, roles: tuple[str, ...] = PUBLIC, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, summary: str = "", idempotent: bool | None = None,
               rate_limit: str | None = None, produces: str = "application/json", status: int = 200,
-              moves_money: bool = False) -> Callable:
+              moves_money: bool = False, headers: dict[str, str] | None = None) -> Callable:
         """`moves_money=True`: the call spends or pays (redemptions, claims), so it needs an
         `Idempotency-Key` (428 without one) — a blind retry must never pay twice."""
         idempotent = (method == "POST") if idempotent is None else idempotent
         idempotent = idempotent or moves_money
         ROUTE_DOCS.append(RouteDoc(path, method, roles, summary, body, query, idempotent, rate_limit, produces, status,
-                                   key_required=moves_money))
+                                   key_required=moves_money, headers=dict(headers or {})))
         blueprint = self.blueprint
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -84,7 +84,9 @@ MAIN = TableSpec(
            "an advocate's conversions ranked in time (pk=M#<advocate>, sk=CONV#<converted_at>#<referee>, "
            "strongly consistent Query); engagement: check-ins, shares and assists, quizzes and attempts "
            "(engagement/models.py); red packets and their claims (PACKET#<id>); the reward catalogue (pk=CATALOGUE, sk=ITEM#<item_id>, one Query); "
-           "a member's points lots by expiry day (pk=M#<member>, sk=LOT#<day>, points/models.py)",
+           "a member's points lots by expiry day (pk=M#<member>, sk=LOT#<day>, points/models.py); "
+           "a campaign's ledger entries by creation time, for exports (pk=LEDGERX#<campaign>#<month>#<shard>, "
+           "sk=<created_at>#<member>#<entry>, stream-kept, exports/models.py)",
     stream_view="NEW_AND_OLD_IMAGES",
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk",

@@ -1,0 +1,89 @@
+"""The export kinds: each is its columns, a row source read lazily from a cursor, and how its
+file is named. A source yields (row, cursor after that row); csvfile.page writes them.
+
+The funnel is registered without a source (404 `export_not_available`) until the funnel's
+`daily_rows` exists; then it is one line: `"funnel": from_daily_rows(funnel.daily_rows)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, Callable, Iterable, Iterator
+from zoneinfo import ZoneInfo
+
+from . import leaderboard, ledger
+from .csvfile import Positioned
+from .names import add_names
+
+
+@dataclass(frozen=True)
+class Export:
+    """What one export covers: the campaign, its days (inclusive, in the campaign's time zone)
+    and the kind's own options."""
+    campaign_id: str
+    first_day: date
+    last_day: date
+    zone: str
+    metric: str = "referrals"
+    period: str = "all"
+    channel: str | None = None
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first_day, time(), ZoneInfo(self.zone))
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last_day + timedelta(days=1), time(), ZoneInfo(self.zone))
+
+
+Source = Callable[[Export, dict[str, Any] | None], Iterator[Positioned]]
+
+
+def dated(kind: str) -> Callable[[Export], str]:
+    return lambda e: f"{kind}-{e.campaign_id}-{e.first_day.isoformat()}-{e.last_day.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    columns: tuple[str, ...]
+    rows: Source | None  # None: not available yet
+    stem: Callable[[Export], str]
+    decorate: Callable[[list[dict[str, Any]]], None] | None = None
+    options: tuple[str, ...] = ()  # the query options it reads (carried to the next page's URL)
+
+
+FUNNEL_COLUMNS = ("day", "channel", "clicks", "unique_visitors", "signups", "first_purchases", "gmv_fen", "points",
+                  "coupon_fen", "invites")
+DailyRows = Callable[..., Iterable[dict[str, Any]]]  # (campaign_id, from_day, to_day, channel=None) → rows
+
+
+def from_daily_rows(daily_rows: DailyRows | None) -> Kind:
+    """The funnel kind from a source of one dict per (day, channel), days ascending (ISO day
+    strings in, `day` out); the cursor is (day, rows of that day already written), so a page
+    restarts the source at that day and skips what it wrote."""
+    if daily_rows is None:
+        return Kind(FUNNEL_COLUMNS, None, dated("funnel"), options=("channel",))
+
+    def rows(e: Export, after: dict[str, Any] | None) -> Iterator[Positioned]:
+        first = after["d"] if after else e.first_day.isoformat()
+        day, seen = None, 0
+        for row in daily_rows(e.campaign_id, first, e.last_day.isoformat(), channel=e.channel):
+            this_day = str(row["day"])
+            day, seen = this_day, (seen + 1 if this_day == day else 1)
+            if after and day == after["d"] and seen <= after["k"]:
+                continue
+            yield row, {"d": day, "k": seen}
+
+    return Kind(FUNNEL_COLUMNS, rows, dated("funnel"), options=("channel",))
+
+
+KINDS: dict[str, Kind] = {
+    "leaderboard": Kind(leaderboard.COLUMNS,
+                        lambda e, after: leaderboard.rows(e.campaign_id, e.metric, e.period, after),
+                        lambda e: f"leaderboard-{e.campaign_id}-{e.metric}-{e.period}", add_names,
+                        options=("metric", "period")),
+    "ledger": Kind(ledger.COLUMNS, lambda e, after: ledger.rows(e.campaign_id, e.start, e.end, after),
+                   dated("ledger"), add_names),
+    "funnel": from_daily_rows(None),
+}
