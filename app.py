@@ -24,6 +24,7 @@ from chalicelib.rewards import routes as rewards, sweeps
 from chalicelib.rewards import handlers as _reward_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import attribution as _attribution  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import counters as _click_counters  # noqa: F401  (registers stream handlers)
+from chalicelib.referrals import downline as _downline  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import routes as referrals
 from chalicelib.store.base import ClickItem, MainItem, bind
 from chalicelib.stream_failures import routes as stream_failures, service as stream_failure_store
