@@ -14,6 +14,7 @@ from chalicelib.leaderboards import handlers as _leaderboards  # noqa: F401  (re
 from chalicelib.leaderboards import routes as leaderboards
 from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
+from chalicelib.member360 import routes as member360
 from chalicelib.points import expiry as points_expiry
 from chalicelib.program import routes as program
 from chalicelib.facts import routes as facts
@@ -35,7 +36,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, openapi):
+                   webhooks, leaderboards, member360, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 
