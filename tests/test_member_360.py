@@ -103,9 +103,12 @@ def test_second_level_counts_follow_voids_and_refunds_and_survive_replay(client,
     assert refund(client, "o-C", "r-C", 120_00).status_code == 200
     streams.drain()
     a = view(client, ids["A"])[0]["downline"]
-    b = view(client, "B")[0]["downline"]
+    b_view = view(client, "B")[0]
     assert a == {"level_1": {"signed_up": 2, "converted": 1}, "level_2": {"signed_up": 1, "converted": 0}}
-    assert b["level_1"] == {"signed_up": 1, "converted": 0}
+    assert b_view["downline"]["level_1"] == {"signed_up": 1, "converted": 0}
+    # the refund came within 48 hours: C's referral is flagged too, under B, newest first
+    assert [(f["referee_id"], f["status"], f["reasons"]) for f in b_view["fraud_flags"]] == \
+        [("C", "open", ["quick_refund"]), ("C2", "rejected", ["shared_device"])]
     streams.replay_from_start()
     streams.drain()
     assert view(client, ids["A"])[0]["downline"] == a
@@ -138,3 +141,16 @@ def test_members_are_refused_and_unknown_members_are_404(client):
     assert client.get(f"/v1/ops/members/{ids['A']}?timeline_limit=0", token=OPS).status_code == 422
     admin = client.get(f"/v1/ops/members/{ids['A']}", token=token("root", "admin"))
     assert admin.status_code == 200 and json.loads(admin.body)["member"]["member_id"] == ids["A"]
+
+
+def test_pure_rules():
+    import doctest
+
+    from chalicelib.core.masking import mask_secret
+    from chalicelib.referrals import downline
+
+    result = doctest.testmod(downline)
+    assert result.attempted >= 2 and result.failed == 0
+    for secret in ("oWx3f9Kq2LmZ8pR7tY", "13800138000", "a1b2c3", "abc"):
+        shown = mask_secret(secret).replace("…", "")
+        assert len(shown) * 3 <= len(secret) and secret not in mask_secret(secret)
