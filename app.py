@@ -16,6 +16,7 @@ from chalicelib.leaderboards import handlers as _leaderboards  # noqa: F401  (re
 from chalicelib.leaderboards import routes as leaderboards
 from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
+from chalicelib.member360 import routes as member360
 from chalicelib.points import expiry as points_expiry
 from chalicelib.program import routes as program
 from chalicelib.facts import routes as facts
@@ -26,6 +27,7 @@ from chalicelib.rewards import routes as rewards, sweeps
 from chalicelib.rewards import handlers as _reward_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import attribution as _attribution  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import counters as _click_counters  # noqa: F401  (registers stream handlers)
+from chalicelib.referrals import downline as _downline  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import routes as referrals
 from chalicelib.store.base import ClickItem, MainItem, bind
 from chalicelib.stream_failures import routes as stream_failures, service as stream_failure_store
@@ -36,7 +38,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, exports, openapi):
+                   webhooks, leaderboards, exports, member360, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

@@ -189,6 +189,7 @@ def raise_flag(member: Member, sharer_id: str, reason: str, at: str) -> None:
             FraudFlag.referrer_id.set(FraudFlag.referrer_id | (member.referrer_id or sharer_id)),
             FraudFlag.status.set(FraudFlag.status | "open"), FraudFlag.created_at.set(FraudFlag.created_at | at),
             FraudFlag.gsi1pk.set(FraudFlag.gsi1pk | keys["gsi1pk"]),
-            FraudFlag.gsi1sk.set(FraudFlag.gsi1sk | keys["gsi1sk"]), FraudFlag.type.set(FraudFlag)])
+            FraudFlag.gsi1sk.set(FraudFlag.gsi1sk | keys["gsi1sk"]), FraudFlag.type.set(FraudFlag),
+            *FraudFlag.referrer_key_actions(member.referrer_id or sharer_id, member.member_id, at)])
         if member.referrer_id and member.referral_status in ("signed_up", "converted"):
             tx.update(Member(*Member.key(member.member_id)), actions=[Member.referral_hold.set("fraud_review")])

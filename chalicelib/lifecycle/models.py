@@ -29,6 +29,9 @@ class TimelineEvent(MainItem, discriminator="timeline"):
                    at=at, observed_at=observed_at, data=json.dumps(data, ensure_ascii=False))
 
 
-def timeline_of(member_id: str) -> list[dict[str, Any]]:
+def timeline_of(member_id: str, limit: int | None = None, newest_first: bool = False) -> list[dict[str, Any]]:
+    """The member's stage and tier changes in the order they were observed (the latest `limit`
+    of them, newest first, for the member 360 view)."""
     return [{"kind": e.kind, "at": e.at, **json.loads(e.data)}
-            for e in TimelineEvent.query(member_pk(member_id), TimelineEvent.sk.startswith("TL#"))]
+            for e in TimelineEvent.query(member_pk(member_id), TimelineEvent.sk.startswith("TL#"), limit=limit,
+                                         scan_index_forward=not newest_first)]

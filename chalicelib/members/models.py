@@ -3,6 +3,8 @@
 Access patterns:
 - member by id: GetItem pk=M#<id>, sk=PROFILE
 - member by login identity: GetItem pk=ID#<provider>#<subject>, sk=ID → member_id
+- a member's identities (ops' member 360): Query gsi1 gsi1pk=IDS#<member> (an index entry per
+  identity, written with it: the member item itself never carries the subjects)
 - a referrer's downline, newest first: Query gsi1 gsi1pk=REF#<referrer>
 - members whose lifecycle changes with the clock, by when: Query gsi2 gsi2pk=LIFECYCLE#<shard>,
   gsi2sk <= <now> (sparse: only members with a next change; lifecycle/sweep.py)
@@ -99,4 +101,13 @@ class Identity(MainItem, discriminator="identity"):
     @classmethod
     def new(cls, provider: str, subject: str, member_id: str, created_at: str) -> "Identity":
         pk, sk = cls.key(provider, subject)
-        return cls(pk, sk, provider=provider, subject=subject, member_id=member_id, created_at=created_at)
+        return cls(pk, sk, provider=provider, subject=subject, member_id=member_id, created_at=created_at,
+                   **cls.member_keys(member_id, provider, created_at))
+
+    @staticmethod
+    def member_keys(member_id: str, provider: str, created_at: str) -> dict[str, str]:
+        return {"gsi1pk": f"IDS#{member_id}", "gsi1sk": f"{created_at}#{provider}"}
+
+    @classmethod
+    def of_member(cls, member_id: str) -> list["Identity"]:
+        return list(cls.by_gsi1.query(f"IDS#{member_id}"))

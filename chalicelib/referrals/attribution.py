@@ -89,7 +89,7 @@ class Binding:
 def new_flag(referee_id: str, referrer_id: str, code: str | None, reasons: list[str], at: str) -> FraudFlag:
     return FraudFlag(*FraudFlag.key(referee_id), flag_id=referee_id, referee_id=referee_id, referrer_id=referrer_id,
                      code=code, reasons=set(reasons), status="open", created_at=at,
-                     **FraudFlag.index_keys("open", at))
+                     **FraudFlag.index_keys("open", at), **FraudFlag.referrer_keys(referrer_id, referee_id, at))
 
 
 def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
@@ -286,5 +286,6 @@ def _flag_quick_refund(tx: Any, member: Member, at: str) -> Any:
         FraudFlag.status.set(FraudFlag.status | "open"), FraudFlag.created_at.set(FraudFlag.created_at | at),
         FraudFlag.gsi1pk.set(FraudFlag.gsi1pk | keys["gsi1pk"]), FraudFlag.gsi1sk.set(FraudFlag.gsi1sk | keys["gsi1sk"]),
         FraudFlag.type.set(FraudFlag),
+        *FraudFlag.referrer_key_actions(member.referrer_id, member.member_id, at, replace=True),
     ])
     return Member.referral_hold.set("fraud_review")

@@ -86,18 +86,21 @@ MAIN = TableSpec(
            "(engagement/models.py); red packets and their claims (PACKET#<id>); the reward catalogue (pk=CATALOGUE, sk=ITEM#<item_id>, one Query); "
            "a member's points lots by expiry day (pk=M#<member>, sk=LOT#<day>, points/models.py); "
            "a campaign's ledger entries by creation time, for exports (pk=LEDGERX#<campaign>#<month>#<shard>, "
-           "sk=<created_at>#<member>#<entry>, stream-kept, exports/models.py)",
+           "sk=<created_at>#<member>#<entry>, stream-kept, exports/models.py); second-level "
+           "downline counts (pk=DL2#<member>#<shard>, sk=COUNTS) and what each grandchild adds to them "
+           "(pk=M#<grandchild>, sk=DL2; referrals/downline.py)",
     stream_view="NEW_AND_OLD_IMAGES",
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk",
               serves="a referrer's downline (REF#<member>, by bind time); fraud flags by status; audit log; "
                      "every ledger entry tied to a referral (REFEREE#<referee>: held, released or voided by its "
                      "fraud flag, restated when its conversion is re-ranked); a campaign's quizzes (QUIZZES#<campaign>, "
-                     "newest first)"),
+                     "newest first); a member's login identities (IDS#<member>, member 360)"),
         Index("gsi2", "gsi2pk", "gsi2sk",
               serves="sweeps: pending ledger entries by release time; members by last activity; open red "
                      "packets by expiry (PACKETS_DUE, sparse: removed when settled); points lots by their next notice or "
-                     "expiry (EXPIRE#<shard>, sparse: removed with the lot)"),
+                     "expiry (EXPIRE#<shard>, sparse: removed with the lot); fraud flags on a referrer's referees "
+                     "(FLAGGED#<referrer>, newest first, member 360)"),
     ),
     local_indexes=(
         Index("lsi1", "pk", "lsi1sk", serves="a member's ledger by time (LEDGER#<created_at>#<entry>)"),
