@@ -48,10 +48,29 @@ class Change:
     sequence: str
     ttl_expired: bool  # a REMOVE made by TTL, not by our code
     recorded_at: str | None = None  # when the stream recorded the change (the same on every redelivery)
+    replayed: bool = False  # out of order: re-driven from the failure store after later changes ran
 
     @property
     def item(self) -> Any:
         return self.new if self.new is not None else self.old
+
+
+REDRIVE_LANE = "redrive:"  # shard ids of re-driven batches (stream_failures/service.py)
+
+
+def latest(change: Change) -> Any:
+    """The item as it stands, for handlers that mirror an item's state (scores, aggregates).
+
+    In order (Lambda, the local poller, their retries) the new image is the latest one this
+    handler sees next. A re-driven record may be older than changes already applied: its image
+    would move a mirror back, so the item is read again (strongly consistent; None if gone)."""
+    if not change.replayed:
+        return change.new
+    item = change.item
+    try:
+        return type(item).get(item.pk, item.sk, consistent_read=True)
+    except type(item).DoesNotExist:
+        return None
 
 
 @dataclass(frozen=True)
@@ -167,6 +186,7 @@ def run_records(table: str, root: type[Model], records: Iterable[dict[str, Any]]
     for position, record in enumerate(records):
         try:
             change = decode(root, record)
+            change.replayed = bool(shard_id and shard_id.startswith(REDRIVE_LANE))
             for handler in handlers_for(table, change.item_type):
                 handler(change)
         except Exception as exc:

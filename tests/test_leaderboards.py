@@ -154,3 +154,31 @@ def test_a_tie_cut_by_the_limit_lists_the_lowest_member_ids(client):
         scores.apply(f"tie.{n}", {b: (f"m{n}", 9 if n == 0 else 5)})
     top = [(row["member_id"], row["score"], row["rank"]) for row in ranking.top(b, 3)]
     assert top == [("m0", 9, 1), ("m1", 5, 2), ("m2", 5, 2)]
+
+
+def test_a_redriven_old_record_moves_no_score_back(client, streams, monkeypatch):
+    """A batch re-driven from the failure store comes after later changes of its items: the
+    boards mirror the items as they stand, not the old images."""
+    from chalicelib import streams as stream_module
+    from chalicelib.store.base import MainItem
+
+    seen: list[dict] = []
+    run_records = stream_module.run_records
+
+    def keep(table, root, records, shard_id=None):
+        records = list(records)
+        seen.extend(records if table == "main" else [])
+        return run_records(table, root, records, shard_id)
+
+    monkeypatch.setattr(stream_module, "run_records", keep)
+    ids = advocates(client)
+    refer(client, ids["Ada"], "f1")
+    streams.drain()
+    assert board(client) == [(1, "Ada", 1)] and board(client, "gmv") == [(1, "Ada", 100_00)]
+    before_refund = list(seen)
+    refund(client, "o-f1", "r1", 100_00)  # undoes the conversion
+    streams.drain()
+    assert board(client) == [] and board(client, "gmv") == []
+    outcome = stream_module.run_records("main", MainItem, before_refund, shard_id=stream_module.REDRIVE_LANE + "t")
+    assert not outcome.failed
+    assert board(client) == [] and board(client, "gmv") == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..campaigns import service as campaigns
 from ..core import clock
 from ..members.models import Member
-from ..streams import Change, on_change
+from ..streams import Change, latest, on_change
 from . import rules, scores
 
 NOT_EARNED = ("redemption", "adjustment", "expiry")
@@ -26,11 +26,12 @@ def _boards(campaign_id: str, metric: str, at: str, member_id: str, score: int) 
 
 @on_change("main", "member")
 def count_conversion(change: Change) -> None:
-    member = change.new
+    member = latest(change)
     if member is None or not member.referrer_id or not member.referral_campaign_id:
         return
     converted = member.referral_status == "converted" and bool(member.converted_at)
-    if not converted and not (change.old is not None and change.old.referral_status == "converted"):
+    was_converted = change.replayed or (change.old is not None and change.old.referral_status == "converted")
+    if not converted and not was_converted:
         return  # never converted: nothing counted, nothing to take back (no read)
     desired = _boards(member.referral_campaign_id, "referrals", member.converted_at, member.referrer_id, 1) \
         if converted else {}
@@ -39,8 +40,9 @@ def count_conversion(change: Change) -> None:
 
 @on_change("main", "order")
 def count_referred_gmv(change: Change) -> None:
-    order, old = change.new, change.old
-    if order is None or (old is not None and int(old.refunded_fen or 0) == int(order.refunded_fen or 0)):
+    order, old = latest(change), change.old
+    if order is None or (not change.replayed and old is not None
+                         and int(old.refunded_fen or 0) == int(order.refunded_fen or 0)):
         return  # only the stream's own bookkeeping changed (`counted`): the net is what it was
     referee = Member.find(order.member_id, consistent=True)
     if referee is None or not referee.referrer_id or not referee.referral_campaign_id:
@@ -53,11 +55,11 @@ def count_referred_gmv(change: Change) -> None:
 
 @on_change("main", "ledger_entry")
 def count_points(change: Change) -> None:
-    entry = change.new
+    entry = latest(change)
     if entry is None or not entry.campaign_id or entry.unit != "points" or entry.rule in NOT_EARNED:
         return
     old = change.old
-    if old is not None and (int(old.amount), int(old.reversed_amount or 0), old.voided) == (
+    if not change.replayed and old is not None and (int(old.amount), int(old.reversed_amount or 0), old.voided) == (
             int(entry.amount), int(entry.reversed_amount or 0), entry.voided):
         return  # released or held: what it earns is unchanged
     net = 0 if entry.voided else int(entry.amount) - int(entry.reversed_amount or 0)

@@ -122,7 +122,7 @@ def redrive(failure_id: str, by: str) -> dict[str, Any]:
     else:
         # Its own lane: the shard's counters moved past these records while they waited.
         outcome = streams.run_records(failure.table, ROOTS[failure.table], records,
-                                      shard_id=f"redrive:{failure_id}")
+                                      shard_id=f"{streams.REDRIVE_LANE}{failure_id}")
         error = outcome.error if outcome.failed else None
     actions = [StreamFailure.redrives.add(1)]
     if error:
