@@ -12,6 +12,7 @@ from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.leaderboards import handlers as _leaderboards  # noqa: F401  (registers stream handlers)
 from chalicelib.leaderboards import routes as leaderboards
+from chalicelib.quality import handlers as _quality  # noqa: F401  (registers stream handlers)
 from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
 from chalicelib.points import expiry as points_expiry
