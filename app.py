@@ -13,6 +13,7 @@ from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  
 from chalicelib.leaderboards import handlers as _leaderboards  # noqa: F401  (registers stream handlers)
 from chalicelib.leaderboards import routes as leaderboards
 from chalicelib.quality import handlers as _quality  # noqa: F401  (registers stream handlers)
+from chalicelib.quality import routes as quality
 from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
 from chalicelib.points import expiry as points_expiry
@@ -35,7 +36,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, openapi):
+                   webhooks, leaderboards, quality, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 
