@@ -14,6 +14,8 @@ from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
 from chalicelib.lifecycle import handlers as _lifecycle_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.leaderboards import handlers as _leaderboards  # noqa: F401  (registers stream handlers)
 from chalicelib.leaderboards import routes as leaderboards
+from chalicelib.quality import handlers as _quality  # noqa: F401  (registers stream handlers)
+from chalicelib.quality import routes as quality
 from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
 from chalicelib.member360 import routes as member360
@@ -38,7 +40,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, exports, member360, openapi):
+                   webhooks, leaderboards, exports, member360, quality, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

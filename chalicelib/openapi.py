@@ -67,8 +67,8 @@ def document(registered: dict[str, Any] | None = None) -> dict[str, Any]:
                       for name in re.findall(r"{(\w+)}", doc.path)]
         if doc.query is not None:
             properties = _json_schema(doc.query, components).get("properties", {})
-            for name, field in doc.query.model_fields.items():
-                name = field.alias or name  # `from` is a Python keyword: the field is `from_`
+            for python_name, field in doc.query.model_fields.items():
+                name = field.alias or python_name  # `from`: a Python keyword, declared by alias
                 parameters.append({"name": name, "in": "query", "required": field.is_required(),
                                    "schema": properties.get(name, {}), "description": field.description or ""})
         if doc.idempotent:

@@ -1,0 +1,1 @@
+"""Quality of referred members: repeat purchases and refunds per cohort, channel and advocate."""
