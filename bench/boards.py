@@ -53,7 +53,7 @@ def seed(raw, table: str, board: str, scores: dict[str, int]) -> None:
         key = (rules.shard(member), rules.bucket(score))
         buckets[key] = buckets.get(key, 0) + 1
     requests = [{"PutRequest": {"Item": item(m, s)}} for m, s in scores.items()]
-    requests += [{"PutRequest": {"Item": {"pk": {"S": f"LBH#{board}#{shard}"}, "sk": {"S": f"B#{b:02d}"},
+    requests += [{"PutRequest": {"Item": {"pk": {"S": f"LBH#{board}#{shard}"}, "sk": {"S": f"B#{b:03d}"},
                                           "type": {"S": "board_bucket"}, "count": {"N": str(c)}}}}
                  for (shard, b), c in buckets.items()]
 

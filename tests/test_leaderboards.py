@@ -123,17 +123,19 @@ def test_redelivery_changes_no_score(client, streams):
 
 def test_rank_beyond_the_exact_range_is_estimated_with_its_error(client, streams, monkeypatch):
     ids = advocates(client)
-    for n, (name, friends) in enumerate((("Ada", 3), ("Bob", 2), ("Cai", 1))):
-        for k in range(friends):
-            refer(client, ids[name], f"{name}-{k}")
+    refer(client, ids["Ada"], "f1", 100_00)  # ¥100 and ¥98 share the bucket ¥92.16–¥102.39
+    refer(client, ids["Bob"], "f2", 98_00)
+    refer(client, ids["Cai"], "f3", 5_00)
     streams.drain()
     monkeypatch.setattr(ranking, "EXACT_UP_TO", 0)
+    me = client.get("/v1/leaderboards/spring/me?metric=gmv", token=token(ids["Bob"])).json_body
+    assert me["exact"] is False and me["score"] == 98_00
+    assert abs(me["rank"] - 2) <= me["error"] == 2 and "estimated" in me["note"]
+    # A score alone in its bucket, or its bucket's top score: the buckets above count it exactly.
+    me = client.get("/v1/leaderboards/spring/me?metric=gmv", token=token(ids["Cai"])).json_body
+    assert (me["rank"], me["score"], me["exact"]) == (3, 5_00, True)
     me = client.get("/v1/leaderboards/spring/me", token=token(ids["Bob"])).json_body
-    assert me["exact"] is False and me["score"] == 2  # shares the bucket 2-3 with Ada's 3
-    assert abs(me["rank"] - 2) <= me["error"] and "estimated" in me["note"]
-    # The top score of its bucket (1 is a bucket of its own): the buckets above count it exactly.
-    me = client.get("/v1/leaderboards/spring/me", token=token(ids["Cai"])).json_body
-    assert (me["rank"], me["score"], me["exact"]) == (3, 1, True)
+    assert (me["rank"], me["score"], me["exact"]) == (1, 1, True)  # tied with Ada (Cai's ¥5 converts no one)
 
 
 def test_bad_queries(client):

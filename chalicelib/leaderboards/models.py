@@ -40,4 +40,4 @@ class BucketCount(MainItem, discriminator="board_bucket"):
 
     @classmethod
     def key(cls, board: str, shard: int, bucket: int) -> tuple[str, str]:
-        return f"LBH#{board}#{shard}", f"B#{bucket:02d}"
+        return f"LBH#{board}#{shard}", f"B#{bucket:03d}"

@@ -90,7 +90,7 @@ def _estimate(b: str, score: int) -> dict[str, Any]:
                 higher += count
             elif bucket == mine:
                 in_bucket += count
-    if score >= high:  # the bucket's top score (a one-score bucket, say): nobody in it scores higher
+    if score >= high or in_bucket <= 1:  # its bucket's top score, or alone in it: nobody there scores higher
         return {"rank": higher + 1, "score": score, "exact": True}
     share = round(in_bucket * (high - score) / max(1, high - low + 1))
     return {"rank": higher + share + 1, "score": score, "exact": False, "error": in_bucket,

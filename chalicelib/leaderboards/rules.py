@@ -40,13 +40,35 @@ def above(score: int) -> str:
     return f"{score + 1:0{SCORE_DIGITS}d}"
 
 
+SUB_BUCKETS = 8  # per power of two: a bucket spans at most 1/8 of its scores' magnitude
+
+
 def bucket(score: int) -> int:
-    """Score buckets for the approximate rank: 0 none, then powers of two (1, 2-3, 4-7, …)."""
-    return max(0, score).bit_length()
+    """Score buckets for the approximate rank: 0 none, 1-15 one score each, then eight buckets
+    per power of two (16-17, 18-19, …, 30-31; 32-35, …). Finer buckets, a tighter stated error.
+
+    >>> [bucket(s) for s in (0, 1, 15, 16, 17, 18, 31, 32, 36)]
+    [0, 1, 15, 16, 16, 17, 23, 24, 25]
+    """
+    score = max(0, score)
+    n = score.bit_length()
+    if n <= 4:
+        return score
+    return 16 + (n - 5) * SUB_BUCKETS + ((score >> (n - 4)) & (SUB_BUCKETS - 1))
 
 
 def bucket_range(b: int) -> tuple[int, int]:
-    return (0, 0) if b == 0 else (1 << (b - 1), (1 << b) - 1)
+    """The lowest and highest score of bucket `b`.
+
+    >>> [bucket_range(b) for b in (0, 7, 16, 23, 24)]
+    [(0, 0), (7, 7), (16, 17), (30, 31), (32, 35)]
+    """
+    if b < 16:
+        return b, b
+    n, sub = 5 + (b - 16) // SUB_BUCKETS, (b - 16) % SUB_BUCKETS
+    width = 1 << (n - 4)
+    low = (SUB_BUCKETS | sub) * width
+    return low, low + width - 1
 
 
 def competition_ranks(scores: list[int]) -> list[int]:
