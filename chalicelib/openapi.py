@@ -63,6 +63,7 @@ def document(registered: dict[str, Any] | None = None) -> dict[str, Any]:
         if doc.query is not None:
             properties = _json_schema(doc.query, components).get("properties", {})
             for name, field in doc.query.model_fields.items():
+                name = field.alias or name  # `from` is a keyword in Python: the field is aliased
                 parameters.append({"name": name, "in": "query", "required": field.is_required(),
                                    "schema": properties.get(name, {}), "description": field.description or ""})
         if doc.idempotent:
