@@ -266,8 +266,9 @@ def test_what_a_converting_purchase_costs(client, streams):
     # attribution, conversion, commission, second level; then the lifecycle: the buyer's own
     # purchase points, and her stage (new → active) with its thank-you message; then the
     # leaderboards, one transaction per fact that counts (the conversion, the referred order,
-    # the three campaign points entries), each reading its contribution record and scores
-    assert stream.count("TransactWriteItems") == 11
+    # the three campaign points entries), each reading its contribution record and scores; then
+    # the funnel, one transaction per fact it counts (the same five)
+    assert stream.count("TransactWriteItems") == 16
     # attribution: order + referee; commission: order + referee + the conversion's rank item;
     # conversion: referee; the rank item (new, then its rate set once): item + rank count each,
     # the referee's commissions to restate (index), the later conversions (count + query), the
@@ -276,8 +277,9 @@ def test_what_a_converting_purchase_costs(client, streams):
     # the lifecycle reads the buyer and the referrer whose conversions changed (GetItem each), the
     # buyer's orders and purchase entries and the referrer's conversions (Query each)
     # the leaderboards read each fact's contribution record, the buyer for her order's referral and
-    # the campaign for its time zone (GetItem), and the scores each fact moves (BatchGetItem)
-    assert (stream.count("GetItem"), stream.count("Query"), stream.count("BatchGetItem")) == (24, 10, 6)
+    # the campaign for its time zone (GetItem), and the scores each fact moves (BatchGetItem); the
+    # funnel reads each fact's contribution record and the buyer for her order's referral (GetItem)
+    assert (stream.count("GetItem"), stream.count("Query"), stream.count("BatchGetItem")) == (30, 10, 6)
     assert stream.count("UpdateItem") == 1  # the conversion's rate
     assert sorted(e.rule for e in entries("ref") + entries("gp") if e.order_id == "o1") == \
         ["commission", "conversion", "second_level"]
