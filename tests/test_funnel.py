@@ -8,7 +8,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.core import clock
-from chalicelib.funnel import hll, report, rules
+from chalicelib.funnel import hll, report, rules, tallies
 from chalicelib.referrals.clicks import local_day
 from chalicelib.rewards.models import LedgerEntry
 from tests.flows import login, spring_campaign
@@ -154,6 +154,7 @@ def grow(client) -> Campaign:
     c.buy("o3", "f3", "weibo", 20_00, first=False)  # under the ¥50 minimum: GMV, no conversion
     c.buy("o4", "f4", "wechat_friend", 80_00, first=True)
     c.buy("o5", "f5", "code", 60_00, first=True)
+    assert purchase(client, "o6", c.ids["Ada"], 90_00) == 200  # an advocate's own order: not referred GMV
     return c
 
 
@@ -277,6 +278,19 @@ def test_who_may_ask_and_what_is_refused(client):
         assert response.status_code == 422, (query, response.body)
         assert response.json_body["error"]["code"] == "validation_failed"
     assert ok(client, "?from=2025-01-01&to=2026-01-01")["by_day"][-1]["day"] == "2026-01-01"  # 366 days
+
+
+def test_an_overlapping_click_batch_adds_only_its_new_clicks(backend):
+    """A batch redelivered with new records behind it (a retry after a partial failure) adds only
+    the records above its lane's mark; another lane counts on its own; visitors merge."""
+    cell = ("spring", "2026-11-23", "weibo")
+    tallies.merge(cell, "c", 1, [(11, "v1"), (12, "v2")], lane="lane-a")
+    tallies.merge(cell, "c", 1, [(12, "v2"), (13, "v3")], lane="lane-a")
+    tallies.merge(cell, "c", 1, [(11, "v1")], lane="lane-a")  # an old batch again
+    tallies.merge(cell, "c", 1, [(5, "v1")], lane="lane-b")
+    tallies.merge(cell, "c", 2, [(7, "v4")], lane="lane-c")  # another shard's item
+    (row,) = report.daily_rows("spring", "2026-11-23", "2026-11-23")
+    assert (row["channel"], row["clicks"], row["unique_visitors"]) == ("weibo", 5, 4)
 
 
 def test_the_sketch_is_within_its_error_and_merges_idempotently():

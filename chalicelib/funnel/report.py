@@ -17,14 +17,22 @@ from .models import DayFigures, DaySketch
 @dataclass
 class Cell:
     figures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(rules.ADDITIVE, 0))
-    visitors: bytes = field(default_factory=hll.empty)
-    advocates: bytes = field(default_factory=hll.empty)
+    visitors: bytes | None = None  # None: no sketch (most cells of a long range): nothing to merge
+    advocates: bytes | None = None
 
     def absorb(self, other: "Cell") -> None:
         for name, n in other.figures.items():
             self.figures[name] += n
-        self.visitors = hll.merge(self.visitors, other.visitors)
-        self.advocates = hll.merge(self.advocates, other.advocates)
+        self.visitors = _merge(self.visitors, other.visitors)
+        self.advocates = _merge(self.advocates, other.advocates)
+
+
+def _merge(mine: bytes | None, other: bytes | None) -> bytes | None:
+    return other if mine is None else mine if other is None else hll.merge(mine, other)
+
+
+def _estimate(sketch: bytes | None) -> int:
+    return hll.estimate(sketch) if sketch is not None else 0
 
 
 def cells(campaign_id: str, from_day: str, to_day: str, channel: str | None = None) -> dict[tuple[str, str], Cell]:
@@ -43,9 +51,9 @@ def cells(campaign_id: str, from_day: str, to_day: str, channel: str | None = No
                     cell.figures[name] += int(getattr(item, name) or 0)
             elif isinstance(item, DaySketch) and kind == "c":
                 cell.figures["clicks"] += int(item.clicks or 0)
-                cell.visitors = hll.merge(cell.visitors, hll.unpack(item.registers))
+                cell.visitors = _merge(cell.visitors, hll.unpack(item.registers))
             elif isinstance(item, DaySketch) and kind == "a":
-                cell.advocates = hll.merge(cell.advocates, hll.unpack(item.registers))
+                cell.advocates = _merge(cell.advocates, hll.unpack(item.registers))
     return dict(out)
 
 
@@ -62,7 +70,7 @@ def daily_rows(campaign_id: str, from_day: str, to_day: str, channel: str | None
 
 def _additive(cell: Cell) -> dict[str, int]:
     figures = cell.figures
-    return {"clicks": figures["clicks"], "unique_visitors": hll.estimate(cell.visitors),
+    return {"clicks": figures["clicks"], "unique_visitors": _estimate(cell.visitors),
             **{name: figures[name] for name in rules.FACT_FIGURES}}
 
 
@@ -73,11 +81,11 @@ def funnel(campaign_id: str, from_day: str, to_day: str, channel: str | None = N
         by_day[day].absorb(cell)
         total.absorb(cell)
     f = total.figures
-    advocates = hll.estimate(total.advocates)
+    advocates = _estimate(total.advocates)
     k = rules.k_factor(advocates, f["invites"], f["signups"])
     return {
         "campaign_id": campaign_id, "from": from_day, "to": to_day, "channel": channel,
-        "clicks": f["clicks"], "unique_visitors": hll.estimate(total.visitors), "signups": f["signups"],
+        "clicks": f["clicks"], "unique_visitors": _estimate(total.visitors), "signups": f["signups"],
         "first_purchases": f["first_purchases"], "gmv_fen": f["gmv_fen"],
         "rewards_cost": {"points": f["points"], "coupon_fen": f["coupon_fen"], "channels": rules.ALL_CHANNELS},
         "rewards_cost_fen": f["coupon_fen"],  # points have no value in fen in the rules
@@ -87,6 +95,6 @@ def funnel(campaign_id: str, from_day: str, to_day: str, channel: str | None = N
                   "invites_per_advocate": k["invites_per_advocate"], "signups_per_invite": k["signups_per_invite"]},
         "invites": f["invites"], "advocates": advocates, "k_factor": k["k_factor"],
         "estimated": {"fields": ["unique_visitors", "advocates"], "relative_error": round(hll.RELATIVE_ERROR, 3)},
-        "by_day": [{"day": day, **_additive(cell), "advocates": hll.estimate(cell.advocates)}
+        "by_day": [{"day": day, **_additive(cell), "advocates": _estimate(cell.advocates)}
                    for day, cell in by_day.items()],
     }
