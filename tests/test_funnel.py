@@ -302,4 +302,6 @@ def test_the_sketch_is_within_its_error_and_merges_idempotently():
     assert abs(hll.estimate(merged) - 20_000) <= 3 * hll.RELATIVE_ERROR * 20_000
     assert hll.merge(merged, one) == merged == hll.merge(two, one)  # again, or in another order: the same
     assert hll.unpack(hll.pack(merged)) == merged and hll.estimate(hll.empty()) == 0
+    a, b = (bytes(rng.randint(0, 54) for _ in range(hll.M)) for _ in range(2))
+    assert hll.merge(a, b) == bytes(map(max, a, b))  # the big-integer merge is the register-wise max
     assert rules.k_factor(0, 0, 3)["k_factor"] is None
