@@ -254,6 +254,22 @@ def test_a_refund_lowers_gmv_and_an_undone_conversion_its_first_purchase(client,
     assert after["rewards_cost"]["points"] == points < before["rewards_cost"]["points"]  # reversed rewards
 
 
+def test_a_rejected_referral_leaves_the_funnel(client, streams):
+    spring_campaign(client)
+    _, ada, _ = login(client, "ada-openid", "Ada", device_id="dev-1")
+    code = client.get("/v1/members/me/code?campaign_id=spring", token=token(ada)).json_body["code"]
+    for friend, device in (("f1", "dev-1"), ("f2", "dev-2")):  # f1 signs up on Ada's device: flagged
+        body = {"member_id": friend, "display_name": friend, "referral": {"code": code}, "device_id": device}
+        assert client.post("/v1/events/signups", body, token=token("brand", "service")).status_code == 200
+        assert purchase(client, f"o-{friend}", friend, 100_00) == 200
+    streams.drain()
+    assert (ok(client)["signups"], ok(client)["first_purchases"], ok(client)["gmv_fen"]) == (2, 2, 200_00)
+    resolve = client.post("/v1/ops/fraud-flags/f1/resolve", {"action": "reject"}, token=ops())
+    assert resolve.status_code == 200, resolve.body
+    streams.drain()
+    assert (ok(client)["signups"], ok(client)["first_purchases"], ok(client)["gmv_fen"]) == (1, 1, 100_00)
+
+
 def test_redelivery_and_replay_change_nothing(client, streams):
     grow(client)
     clock.advance(timedelta(days=3))

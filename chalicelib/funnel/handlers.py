@@ -5,7 +5,7 @@ own time in the campaign's time zone and the referee's channel:
   purchase on `converted_at`'s day (undone or moved with the conversion). A void referral (fraud
   rejected) counts neither.
 - a referee's order inside the referral's window, net of refunds: GMV on `occurred_at`'s day
-  (the leaderboards' rule).
+  (the leaderboards' rule); a referral voided later takes its orders' GMV back.
 - a campaign's ledger entry, net of reversals (0 when voided): reward cost in its unit on
   `created_at`'s day, for all channels (an entry carries no channel; its referee's would cost
   a read per entry). Spending, adjustments and expiry are not cost.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..facts.models import Order
 from ..members.models import Member
 from ..streams import Change, on_change
 from . import facts, rules
@@ -50,6 +51,9 @@ def count_referral(change: Change) -> None:
     if change.old is not None and member_figures(change.old) == desired:
         return  # points, stage, counters…: nothing the funnel counts changed
     facts.apply(f"member.{change.new.member_id}", desired)
+    if change.old is not None and (change.old.referral_status == "void") != (change.new.referral_status == "void"):
+        for order in Order.by_gsi1.query(f"ORDERS#{change.new.member_id}"):  # rare: a fraud decision
+            _count_order(order, change.new, counted_before=True)
 
 
 @on_change("main", "order")
@@ -57,14 +61,17 @@ def count_referred_gmv(change: Change) -> None:
     order, old = change.new, change.old
     if order is None or (old is not None and int(old.refunded_fen or 0) == int(order.refunded_fen or 0)):
         return  # only the stream's own bookkeeping changed (`counted`): the net is what it was
-    referee = Member.find(order.member_id, consistent=True)
+    _count_order(order, Member.find(order.member_id, consistent=True), counted_before=old is not None)
+
+
+def _count_order(order: Order, referee: Member | None, counted_before: bool) -> None:
     if referee is None or not referee.referrer_id or not referee.referral_campaign_id:
         return
     inside = (referee.bound_at or "") <= order.occurred_at <= (referee.window_ends_at or "9999")
     net = int(order.amount_fen) - int(order.refunded_fen or 0) if inside and referee.referral_status != "void" else 0
     campaign_id = referee.referral_campaign_id
     cell = (campaign_id, _day(campaign_id, order.occurred_at), referee.referral_channel or "code")
-    if old is None and not net:
+    if not counted_before and not net:
         return  # counts nothing and never did
     facts.apply(f"order.{order.order_id}", {cell: {"gmv_fen": net}})
 
