@@ -22,6 +22,8 @@ from chalicelib.member360 import routes as member360
 from chalicelib.points import expiry as points_expiry
 from chalicelib.program import routes as program
 from chalicelib.facts import routes as facts
+from chalicelib.funnel import handlers as _funnel_handlers  # noqa: F401  (registers stream handlers)
+from chalicelib.funnel import routes as funnel
 from chalicelib.fraud import routes as fraud
 from chalicelib.campaigns import routes as campaigns
 from chalicelib.engagement import red_packets, routes as engagement  # also registers its stream handlers
@@ -40,7 +42,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, exports, member360, quality, openapi):
+                   webhooks, leaderboards, exports, member360, quality, funnel, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

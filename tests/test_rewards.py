@@ -268,8 +268,9 @@ def test_what_a_converting_purchase_costs(client, streams):
     # leaderboards, one transaction per fact that counts (the conversion, the referred order,
     # the three campaign points entries), each reading its contribution record and scores; the
     # second-level downline count of the buyer's grandparent (her contribution record and the count);
-    # then the quality tallies: the referee's contribution with its cohort and advocate tallies
-    assert stream.count("TransactWriteItems") == 13
+    # then the quality tallies: the referee's contribution with its cohort and advocate tallies;
+    # then the funnel, one transaction per fact it counts (the same five as the leaderboards)
+    assert stream.count("TransactWriteItems") == 18
     # attribution: order + referee; commission: order + referee + the conversion's rank item;
     # conversion: referee; the rank item (new, then its rate set once): item + rank count each,
     # the referee's commissions to restate (index), the later conversions (count + query), the
@@ -281,8 +282,9 @@ def test_what_a_converting_purchase_costs(client, streams):
     # the campaign for its time zone (GetItem), and the scores each fact moves (BatchGetItem); the
     # second-level count reads the buyer and her contribution record (one consistent BatchGetItem);
     # quality reads the buyer on her order, and on her conversion its contribution record and the
-    # buyer again (GetItem), the converting order (BatchGetItem) and her orders in the window (Query)
-    assert (stream.count("GetItem"), stream.count("Query"), stream.count("BatchGetItem")) == (27, 11, 8)
+    # buyer again (GetItem), the converting order (BatchGetItem) and her orders in the window (Query);
+    # the funnel reads each fact's contribution record and the buyer for her order's referral (GetItem)
+    assert (stream.count("GetItem"), stream.count("Query"), stream.count("BatchGetItem")) == (33, 11, 8)
     assert stream.count("UpdateItem") == 1  # the conversion's rate
     # the exports keep one row per campaign ledger entry written (conversion, commission, second level)
     assert stream.count("PutItem") == 3
