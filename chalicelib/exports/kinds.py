@@ -1,8 +1,7 @@
 """The export kinds: each is its columns, a row source read lazily from a cursor, and how its
 file is named. A source yields (row, cursor after that row); csvfile.page writes them.
 
-The funnel is registered without a source (404 `export_not_available`) until the funnel's
-`daily_rows` exists; then it is one line: `"funnel": from_daily_rows(funnel.daily_rows)`.
+The funnel's rows are the funnel's own daily figures (funnel/report.py `daily_rows`).
 """
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
+from ..funnel.report import daily_rows
 from . import leaderboard, ledger
 from .csvfile import Positioned
 from .names import add_names
@@ -47,7 +47,7 @@ def dated(kind: str) -> Callable[[Export], str]:
 @dataclass(frozen=True)
 class Kind:
     columns: tuple[str, ...]
-    rows: Source | None  # None: not available yet
+    rows: Source
     stem: Callable[[Export], str]
     decorate: Callable[[list[dict[str, Any]]], None] | None = None
     options: tuple[str, ...] = ()  # the query options it reads (carried to the next page's URL)
@@ -58,13 +58,10 @@ FUNNEL_COLUMNS = ("day", "channel", "clicks", "unique_visitors", "signups", "fir
 DailyRows = Callable[..., Iterable[dict[str, Any]]]  # (campaign_id, from_day, to_day, channel=None) → rows
 
 
-def from_daily_rows(daily_rows: DailyRows | None) -> Kind:
+def from_daily_rows(daily_rows: DailyRows) -> Kind:
     """The funnel kind from a source of one dict per (day, channel), days ascending (ISO day
     strings in, `day` out); the cursor is (day, rows of that day already written), so a page
     restarts the source at that day and skips what it wrote."""
-    if daily_rows is None:
-        return Kind(FUNNEL_COLUMNS, None, dated("funnel"), options=("channel",))
-
     def rows(e: Export, after: dict[str, Any] | None) -> Iterator[Positioned]:
         first = after["d"] if after else e.first_day.isoformat()
         day, seen = None, 0
@@ -85,5 +82,5 @@ KINDS: dict[str, Kind] = {
                         options=("metric", "period")),
     "ledger": Kind(ledger.COLUMNS, lambda e, after: ledger.rows(e.campaign_id, e.start, e.end, after),
                    dated("ledger"), add_names),
-    "funnel": from_daily_rows(None),
+    "funnel": from_daily_rows(daily_rows),
 }

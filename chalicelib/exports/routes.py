@@ -91,8 +91,6 @@ def _kind(file: str) -> tuple[str, Kind]:
     if kind is None:
         raise NotFound(f"no export named {file!r}", code="export_not_found",
                        details={"exports": [f"{known}.csv" for known in KINDS]})
-    if kind.rows is None:
-        raise NotFound(f"the {name} export is not available yet", code="export_not_available")
     return name, kind
 
 
