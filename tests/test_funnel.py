@@ -270,6 +270,41 @@ def test_a_rejected_referral_leaves_the_funnel(client, streams):
     assert (ok(client)["signups"], ok(client)["first_purchases"], ok(client)["gmv_fen"]) == (1, 1, 100_00)
 
 
+def test_a_redriven_old_record_moves_no_figure_back(client, streams, monkeypatch):
+    """A batch re-driven from the failure store after later changes: the figures follow the
+    items as they stand (an undone conversion stays undone, a refund stays refunded)."""
+    from chalicelib import streams as stream_module
+    from chalicelib.store.base import MainItem
+
+    seen: list[dict] = []
+    run_records = stream_module.run_records
+
+    def keep(table, root, records, shard_id=None):
+        records = list(records)
+        seen.extend(records if table == "main" else [])
+        return run_records(table, root, records, shard_id)
+
+    monkeypatch.setattr(stream_module, "run_records", keep)
+    c = Campaign(client)
+    c.advocate("Ada")
+    link = c.link("Ada", "weibo")
+    c.signup("f1", "Ada", "weibo", c.click("Ada", link, "weibo", "f1"))
+    c.buy("o1", "f1", "weibo", 100_00, first=True)
+    streams.drain()
+    day = local_day(clock.now(), ZONE)
+    assert (ok(client, f"?from={day}&to={day}")["first_purchases"], ok(client, f"?from={day}&to={day}")["gmv_fen"]) \
+        == (1, 100_00)
+    before_refund = list(seen)
+    clock.advance(timedelta(days=3))
+    assert refund(client, "o1", "r1", 100_00) == 200  # undoes the conversion
+    streams.drain()
+    after = ok(client, f"?from={day}&to={day}")
+    assert (after["first_purchases"], after["gmv_fen"]) == (0, 0)
+    outcome = stream_module.run_records("main", MainItem, before_refund, shard_id=stream_module.REDRIVE_LANE + "t")
+    assert not outcome.failed
+    assert ok(client, f"?from={day}&to={day}") == after
+
+
 def test_redelivery_and_replay_change_nothing(client, streams):
     grow(client)
     clock.advance(timedelta(days=3))

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..facts.models import Order
 from ..members.models import Member
-from ..streams import Change, on_change
+from ..streams import Change, latest, on_change
 from . import facts, rules
 from .tallies import zone_of
 
@@ -43,25 +43,31 @@ def member_figures(member: Any) -> facts.Desired:
 
 @on_change("main", "member")
 def count_referral(change: Change) -> None:
-    if change.new is None:
+    member = latest(change)
+    if member is None:
         return  # an erased or deleted member keeps what the referral counted
-    desired = member_figures(change.new)
-    if change.old is None and not desired:
-        return  # not referred: nothing to count, nothing counted before (no read)
-    if change.old is not None and member_figures(change.old) == desired:
-        return  # points, stage, counters…: nothing the funnel counts changed
-    facts.apply(f"member.{change.new.member_id}", desired)
-    if change.old is not None and (change.old.referral_status == "void") != (change.new.referral_status == "void"):
-        for order in Order.by_gsi1.query(f"ORDERS#{change.new.member_id}"):  # rare: a fraud decision
-            _count_order(order, change.new, counted_before=True)
+    desired = member_figures(member)
+    if not change.replayed:
+        if change.old is None and not desired:
+            return  # not referred: nothing to count, nothing counted before (no read)
+        if change.old is not None and member_figures(change.old) == desired:
+            return  # points, stage, counters…: nothing the funnel counts changed
+    facts.apply(f"member.{member.member_id}", desired)
+    voided_or_restored = change.old is not None and (change.old.referral_status == "void") != (
+        member.referral_status == "void")
+    if voided_or_restored or (change.replayed and member.referral_status == "void"):
+        for order in Order.by_gsi1.query(f"ORDERS#{member.member_id}"):  # rare: a fraud decision
+            _count_order(order, member, counted_before=True)
 
 
 @on_change("main", "order")
 def count_referred_gmv(change: Change) -> None:
-    order, old = change.new, change.old
-    if order is None or (old is not None and int(old.refunded_fen or 0) == int(order.refunded_fen or 0)):
+    order, old = latest(change), change.old
+    if order is None or (not change.replayed and old is not None
+                         and int(old.refunded_fen or 0) == int(order.refunded_fen or 0)):
         return  # only the stream's own bookkeeping changed (`counted`): the net is what it was
-    _count_order(order, Member.find(order.member_id, consistent=True), counted_before=old is not None)
+    _count_order(order, Member.find(order.member_id, consistent=True),
+                 counted_before=old is not None or change.replayed)
 
 
 def _count_order(order: Order, referee: Member | None, counted_before: bool) -> None:
@@ -78,14 +84,14 @@ def _count_order(order: Order, referee: Member | None, counted_before: bool) -> 
 
 @on_change("main", "ledger_entry")
 def count_reward_cost(change: Change) -> None:
-    entry, old = change.new, change.old
+    entry, old = latest(change), change.old
     if entry is None or not entry.campaign_id or entry.unit not in COST_UNITS or entry.rule in NOT_COST:
         return
-    if old is not None and (int(old.amount), int(old.reversed_amount or 0), old.voided) == (
+    if not change.replayed and old is not None and (int(old.amount), int(old.reversed_amount or 0), old.voided) == (
             int(entry.amount), int(entry.reversed_amount or 0), entry.voided):
         return  # released or held: what it costs is unchanged
     net = 0 if entry.voided else max(0, int(entry.amount) - int(entry.reversed_amount or 0))
-    if old is None and not net:
+    if old is None and not change.replayed and not net:
         return  # capped to nothing: no cost, and none counted before (no read)
     cell = (entry.campaign_id, _day(entry.campaign_id, entry.created_at), rules.ALL_CHANNELS)
     facts.apply(f"entry.{entry.member_id}.{entry.entry_id}", {cell: {COST_UNITS[entry.unit]: net}})
