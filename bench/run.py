@@ -316,7 +316,7 @@ def write_report(args, meta: dict, micro: dict | None, sim: dict | None, cold: d
             "",
             "| figure | value |", "|---|---|",
             f"| exact check (every entry's kind, unit, amount, reversed amount, status, held; balances; signed_up/"
-            f"converted; budgets; click counters; leaderboards) | **{'PASSED' if s['passed'] else 'FAILED'}** — "
+            f"converted; budgets; click counters; leaderboards; funnels) | **{'PASSED' if s['passed'] else 'FAILED'}** — "
             f"{s['mismatches']} differences, {len(s['request_errors'])} request errors, {s.get('board_rows', 0)} "
             "leaderboard rows checked |",
             f"| wall time (start to verified) | {fmt(s['wall_seconds'], 0)} s |",

@@ -12,8 +12,9 @@ rewards; the simulator waits for a sweep that started after the move and release
 
 Exit status 0 when every member's ledger entries (kind, unit, amount, reversed amount,
 status, held), balances (available, pending), referral counters (signed_up, converted), the
-campaign budgets, the click counters and every campaign's all-time leaderboards (top 100 by
-referrals, GMV and points) equal the oracle's; 1 with a diff otherwise.
+campaign budgets, the click counters, every campaign's all-time leaderboards (top 100 by
+referrals, GMV and points) and its funnel (clicks, sign-ups, first purchases, GMV, invites,
+rewards cost) equal the oracle's; 1 with a diff otherwise.
 """
 from __future__ import annotations
 
@@ -430,6 +431,7 @@ class Simulation:
             if got_counts.get(key, 0) != n:
                 diffs.append(f"click counter {key}: expected {n}, got {got_counts.get(key, 0)}")
         diffs += self.check_boards(expected, server_now)
+        diffs += self.check_funnel(expected, server_now)
         self.expected, self.actual = expected, actual
         return {"diffs": diffs, "budgets": budgets}
 
@@ -464,6 +466,33 @@ class Simulation:
                     if want.get(member_id) != score:
                         diffs.append(f"leaderboard {campaign_id}/{metric}: {member_id} expected "
                                      f"{want.get(member_id)}, got {score}")
+        return diffs
+
+    def check_funnel(self, expected: model.Outcome, server_now: datetime) -> list[str]:
+        """Every campaign's funnel over the whole run against what the simulator sent and the
+        oracle settled: clicks, sign-ups, first purchases (standing conversions), referred GMV,
+        invites (links made) and the rewards' cost (points and coupon fen, net of reversals)."""
+        token, diffs = self.staff_token(server_now), []
+        first, last = (self.base - timedelta(days=1)).date(), (server_now + timedelta(days=1)).date()
+        members = self.world.members
+        for campaign_id in [*self.world.campaigns, "default"]:
+            def total(metric: str) -> int:
+                return sum(expected.boards.get((campaign_id, metric), {}).values())
+
+            coupons = sum(e.standing for book in expected.entries.values() for e in book.values()
+                          if e.unit == "coupon_fen" and e.campaign == campaign_id)
+            want = {"clicks": self.clicks_by_campaign.get(campaign_id, 0),
+                    "signups": sum(1 for m in members if m.referrer is not None and m.campaign == campaign_id),
+                    "first_purchases": total("referrals"), "gmv_fen": total("gmv"),
+                    "invites": sum(len(self.links.get(m.idx, [])) for m in members if m.campaign == campaign_id),
+                    "points": total("points"), "coupon_fen": coupons}
+            _, f = self.call("funnel", "GET", f"/v1/analytics/campaigns/{campaign_id}/funnel?from={first}&to={last}",
+                             200, token=token)
+            got = {**{k: f[k] for k in ("clicks", "signups", "first_purchases", "gmv_fen", "invites")},
+                   "points": f["rewards_cost"]["points"], "coupon_fen": f["rewards_cost"]["coupon_fen"]}
+            for name, value in want.items():
+                if got[name] != value:
+                    diffs.append(f"funnel {campaign_id} {name}: expected {value}, got {got[name]}")
         return diffs
 
     def stored_members(self, member_ids: list[str]) -> dict[str, dict]:
@@ -569,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  " + line)
     if result["passed"]:
         print("exact check PASSED: every ledger entry, balance, referral counter, budget and click counter matches, "
-              f"and {result['board_rows']} leaderboard rows (top 100 of every campaign's boards)")
+              f"{result['board_rows']} leaderboard rows (top 100 of every campaign's boards) and every campaign's funnel")
         return 0
     print("exact check FAILED")
     return 1
