@@ -305,6 +305,27 @@ def test_a_redriven_old_record_moves_no_figure_back(client, streams, monkeypatch
     assert ok(client, f"?from={day}&to={day}") == after
 
 
+def test_a_campaign_whose_stored_rules_no_longer_validate_still_counts_and_answers(client, streams):
+    """Its days fall back to the default zone: no 500 for ops, no stream shard stopped."""
+    import json
+
+    from chalicelib.campaigns import service as campaigns
+    from chalicelib.campaigns.models import Campaign as Stored
+
+    c = Campaign(client)
+    c.advocate("Ada")
+    c.link("Ada", "weibo")
+    stored = Stored.get(*Stored.key("spring"), consistent_read=True)
+    broken = {**json.loads(stored.rules), "time_zone": "Mars/Olympus"}
+    stored.update(actions=[Stored.rules.set(json.dumps(broken))])
+    campaigns._recent.clear()
+    streams.drain()
+    assert ok(client)["invites"] == 1  # the link's handler counted it (on the default zone's day)
+    for path in ("/v1/analytics/campaigns/spring/quality", "/v1/leaderboards/spring",
+                 "/v1/ops/exports/funnel.csv?campaign_id=spring"):
+        assert client.get(path, token=ops()).status_code == 200, path
+
+
 def test_redelivery_and_replay_change_nothing(client, streams):
     grow(client)
     clock.advance(timedelta(days=3))

@@ -196,6 +196,17 @@ def usable_rules(campaign: Campaign) -> Rules | None:
         return None
 
 
+DEFAULT_ZONE = "Asia/Shanghai"  # the rules' default, for a campaign gone or unreadable
+
+
+def zone_of(campaign_id: str) -> str:
+    """The campaign's time zone (its days for insight), never an error: a stream handler must not
+    stop its shard over a campaign whose stored rules no longer validate."""
+    campaign = current(campaign_id)
+    campaign_rules = usable_rules(campaign) if campaign is not None else None
+    return campaign_rules.time_zone if campaign_rules is not None else DEFAULT_ZONE
+
+
 def is_running(campaign: Campaign, at: str | None = None) -> bool:
     at = at or clock.now_iso()
     if campaign.status != "active":

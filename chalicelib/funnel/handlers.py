@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..campaigns import service as campaigns
 from ..facts.models import Order
 from ..members.models import Member
 from ..streams import Change, latest, on_change
 from . import facts, rules
-from .tallies import zone_of
 
 NOT_COST = ("redemption", "adjustment", "expiry")
 COST_UNITS = {"points": "points", "coupon_fen": "coupon_fen"}
 
 
 def _day(campaign_id: str, at: str) -> str:
-    return rules.day_of(at, zone_of(campaign_id))
+    return rules.day_of(at, campaigns.zone_of(campaign_id))
 
 
 def member_figures(member: Any) -> facts.Desired:

@@ -57,7 +57,7 @@ def funnel(req: Req) -> Any:
     campaign = campaigns.current(campaign_id)
     if campaign is None:
         raise NotFound("no such campaign", code="campaign_not_found", details={"campaign_id": campaign_id})
-    to_day = q.to_day or rules.today(campaigns.rules_of(campaign).time_zone, clock.now())
+    to_day = q.to_day or rules.today(campaigns.zone_of(campaign_id), clock.now())
     from_day = q.from_day or rules.default_from(to_day)
     parse_model(FunnelQuery, {"from": from_day, "to": to_day}, "query parameters")  # a default beside a given day
     return report.funnel(campaign_id, from_day, to_day, q.channel)

@@ -32,12 +32,8 @@ from . import hll, rules
 from .models import DaySketch
 
 MAX_CONFLICTS = 8
-DEFAULT_ZONE = "Asia/Shanghai"
 
 
-def zone_of(campaign_id: str) -> str:
-    campaign = campaigns.current(campaign_id)
-    return campaigns.rules_of(campaign).time_zone if campaign is not None else DEFAULT_ZONE
 
 
 @on_batch("clicks", "click")
@@ -47,7 +43,7 @@ def tally_clicks(changes: list[Change], batch: Batch) -> None:
         click = change.new
         if change.event != "INSERT" or click is None or not click.campaign_id:
             continue
-        day = click.day or rules.day_of(click.at, zone_of(click.campaign_id))
+        day = click.day or rules.day_of(click.at, campaigns.zone_of(click.campaign_id))
         groups[(click.campaign_id, day, click.channel or "other")].append(
             (int(change.sequence), click.fingerprint or click.click_id))
     shard = zlib.crc32(batch.lane.encode()) % rules.SHARDS
@@ -62,7 +58,7 @@ def sketch_advocates(changes: list[Change], batch: Batch) -> None:
         link = change.new
         if change.event != "INSERT" or link is None:
             continue
-        day = rules.day_of(link.created_at, zone_of(link.campaign_id))
+        day = rules.day_of(link.created_at, campaigns.zone_of(link.campaign_id))
         groups[(link.campaign_id, day, link.channel)].append((int(change.sequence), link.member_id))
     if groups:
         shard = rules.shard_of(str(min(s for records in groups.values() for s, _ in records)))

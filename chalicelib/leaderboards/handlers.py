@@ -11,17 +11,11 @@ from ..streams import Change, latest, on_change
 from . import rules, scores
 
 NOT_EARNED = ("redemption", "adjustment", "expiry")
-DEFAULT_ZONE = "Asia/Shanghai"
-
-
-def _zone(campaign_id: str) -> str:
-    campaign = campaigns.current(campaign_id)
-    return campaigns.rules_of(campaign).time_zone if campaign is not None else DEFAULT_ZONE
 
 
 def _boards(campaign_id: str, metric: str, at: str, member_id: str, score: int) -> scores.Desired:
     return {rules.board(campaign_id, metric, period): (member_id, score)
-            for period in rules.periods(clock.parse(at), _zone(campaign_id))}
+            for period in rules.periods(clock.parse(at), campaigns.zone_of(campaign_id))}
 
 
 @on_change("main", "member")

@@ -30,17 +30,10 @@ from . import rules
 from .models import TALLIES, QualityContribution
 
 MAX_CONFLICTS = 8
-DEFAULT_ZONE = "Asia/Shanghai"
 UNKNOWN_CHANNEL = "unknown"  # referees bound before sign-ups kept their channel
 
 Values = dict[str, dict[str, Any]]  # "<pk> <sk>" → {"kind": cohort|advocate, "counts": {...}}
 Known = dict[str, list]  # order_id → [occurred_at, amount_fen, refunded_fen]
-
-
-def zone_of(campaign_id: str) -> str:
-    campaign = campaigns.current(campaign_id)
-    campaign_rules = campaigns.usable_rules(campaign) if campaign is not None else None
-    return campaign_rules.time_zone if campaign_rules is not None else DEFAULT_ZONE
 
 
 def in_cohort(member: Member | None) -> bool:
@@ -110,7 +103,7 @@ def _desired(member: Member | None, had_orders: Known, order_id: str | None) -> 
 
 def _targets(member: Member, first_at: str, counts: rules.Counts) -> Values:
     campaign_id = member.referral_campaign_id
-    zone = zone_of(campaign_id)
+    zone = campaigns.zone_of(campaign_id)
     day = rules.cohort_day(first_at, zone)
     channel = member.referral_channel or UNKNOWN_CHANNEL
     keys = {"cohort": TALLIES["cohort"].key(campaign_id, rules.shard(member.member_id), day, channel),

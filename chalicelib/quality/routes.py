@@ -15,7 +15,6 @@ from ..core.errors import NotFound, Unprocessable
 from ..core.http import Req, Routes
 from ..core.validation import Query
 from . import report, rules
-from .contributions import zone_of
 
 routes = Routes(__name__)
 
@@ -63,7 +62,7 @@ def quality(req: Req) -> Any:
     campaign_id = req.params["campaign_id"]
     if campaigns.current(campaign_id) is None:
         raise NotFound("no such campaign", code="campaign_not_found", details={"campaign_id": campaign_id})
-    zone = zone_of(campaign_id)
+    zone = campaigns.zone_of(campaign_id)
     start, end = _range(q, zone)
     now = clock.now()
     return {"campaign_id": campaign_id, "from": start, "to": end, "time_zone": zone, "as_of": clock.iso(now),
