@@ -51,6 +51,11 @@ def opened(response) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
+def next_target(response) -> str:
+    link = response.headers["Link"]
+    return link[link.index("<") + 1:link.index(">")]
+
+
 def every_page(client, file: str, **params) -> tuple[list[dict[str, str]], int]:
     """Follow `Link: rel="next"` to the end; the rows of all pages, and how many pages."""
     response = export(client, file, **params)
@@ -243,12 +248,33 @@ def test_funnel_pages_restart_inside_a_day(client, monkeypatch):
     assert rows[0]["gmv_fen"] == "10000" and list(rows[0]) == list(kinds.FUNNEL_COLUMNS)
 
 
+def test_a_channel_appearing_between_pages_is_neither_lost_nor_repeated(client):
+    from chalicelib.funnel import facts
+
+    spring_campaign(client)
+    day = "2026-11-20"
+    facts.apply("x1", {("spring", day, "weibo"): {"signups": 1}})
+    facts.apply("x2", {("spring", day, "wechat_friend"): {"signups": 2}})
+    first = export(client, "funnel.csv", campaign_id="spring", limit=1, **{"from": day, "to": day})
+    assert [r["channel"] for r in opened(first)] == ["wechat_friend"]
+    # Between pages: a channel sorting before the page's last row (left to a fresh export, like
+    # any row behind a cursor) and one after it (found in its turn). Nothing is written twice.
+    facts.apply("x3", {("spring", day, "douyin"): {"signups": 5}})
+    facts.apply("x4", {("spring", day, "xiaohongshu"): {"signups": 5}})
+    following = client.get(f"/v1/ops/exports/{next_target(first)}", token=ops())
+    assert [r["channel"] for r in opened(following)] == ["weibo"]
+    last = client.get(f"/v1/ops/exports/{next_target(following)}", token=ops())
+    assert [r["channel"] for r in opened(last)] == ["xiaohongshu"] and "Link" not in last.headers
+
+
 def test_who_may_export_and_what_is_refused(client):
     spring_campaign(client)
     _, member_id, _ = login(client, "m-openid", "Mia")
     assert export(client, "ledger.csv", as_token=token(member_id)).status_code == 403
     assert client.get("/v1/ops/exports/ledger.csv").status_code == 401
     assert export(client, "ledger.csv", as_token=token("root", "admin")).status_code == 200
+    for channel in ("nonsense", "all"):  # the funnel route's channels, no other
+        assert export(client, "funnel.csv", campaign_id="spring", channel=channel).status_code == 422
     for file in ("payroll.csv", "ledger.json", "ledger", "funnel"):
         response = export(client, file)
         assert response.status_code == 404 and response.json_body["error"]["code"] == "export_not_found", file

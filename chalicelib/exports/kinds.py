@@ -59,18 +59,16 @@ DailyRows = Callable[..., Iterable[dict[str, Any]]]  # (campaign_id, from_day, t
 
 
 def from_daily_rows(daily_rows: DailyRows) -> Kind:
-    """The funnel kind from a source of one dict per (day, channel), days ascending (ISO day
-    strings in, `day` out); the cursor is (day, rows of that day already written), so a page
-    restarts the source at that day and skips what it wrote."""
+    """The funnel kind from a source of one dict per (day, channel), sorted by both (ISO day
+    strings in, `day` out); the cursor is the last (day, channel) written, so a page restarts
+    the source at that day and skips up to it: a row appearing meanwhile shifts nothing."""
     def rows(e: Export, after: dict[str, Any] | None) -> Iterator[Positioned]:
         first = after["d"] if after else e.first_day.isoformat()
-        day, seen = None, 0
         for row in daily_rows(e.campaign_id, first, e.last_day.isoformat(), channel=e.channel):
-            this_day = str(row["day"])
-            day, seen = this_day, (seen + 1 if this_day == day else 1)
-            if after and day == after["d"] and seen <= after["k"]:
-                continue
-            yield row, {"d": day, "k": seen}
+            position = (str(row["day"]), str(row["channel"]))
+            if after and position <= (after["d"], after["c"]):
+                continue  # written on an earlier page
+            yield row, {"d": position[0], "c": position[1]}
 
     return Kind(FUNNEL_COLUMNS, rows, dated("funnel"), options=("channel",))
 

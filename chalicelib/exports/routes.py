@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from ..campaigns import service as campaigns
+from ..referrals.links import CHANNELS
 from ..core import clock
 from ..core.auth import OPS
 from ..core.errors import NotFound, Unprocessable
@@ -32,7 +33,6 @@ routes = Routes(__name__)
 PAGE_ROWS = 5000
 DEFAULT_DAYS, MAX_DAYS = 30, 366
 DAY_PATTERN = r"^20\d{2}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
-DEFAULT_ZONE = "Asia/Shanghai"
 
 
 def _real_day(text: str) -> str:
@@ -56,7 +56,7 @@ class ExportQuery(Query):
     cursor: str | None = Field(None, max_length=2048)
     metric: Literal[boards.METRICS] = Field("referrals", description="leaderboard only")
     period: Period = Field("all", description="leaderboard only: all, 2026-11 or 2026-W48")
-    channel: str | None = Field(None, max_length=32, pattern=r"^[a-z_]+$", description="funnel only")
+    channel: Literal[CHANNELS + ("code",)] | None = Field(None, description="funnel only: one channel")
 
 
 HEADERS = {"Content-Disposition": 'attachment; filename="<kind>-<campaign>-<from>-<to>.csv"',
@@ -96,8 +96,7 @@ def _kind(file: str) -> tuple[str, Kind]:
 
 def _export(q: ExportQuery) -> Export:
     campaign = campaigns.current_or_404(q.campaign_id)
-    rules = campaigns.usable_rules(campaign)
-    zone = rules.time_zone if rules is not None else DEFAULT_ZONE
+    zone = campaigns.zone_of(campaign.campaign_id)
     last = date.fromisoformat(q.to) if q.to else date.fromisoformat(local_day(clock.now(), zone))
     first = date.fromisoformat(q.from_) if q.from_ else last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last or (last - first).days >= MAX_DAYS:
