@@ -207,3 +207,29 @@ def test_members_are_refused_and_bad_queries_answered(client):
     empty = sent(client.get(f"{path}?from=2027-03-01&to=2027-03-31", token=ops()))
     assert empty["cohort"]["members"] == 0 and empty["cohort"]["refunds"]["rate"] is None
     assert empty["by_channel"] == [] and empty["top_advocates"] == []
+
+
+def test_an_order_past_the_window_costs_one_read_and_no_write(client, streams):
+    """A loyal referee keeps buying for years: orders past the 90 days that count are not
+    recomputed (each would re-read every order in the window)."""
+    from chalicelib.facts.models import Order
+    from chalicelib.quality import handlers
+    from chalicelib.streams import Change
+    from tests.helpers import count_dynamodb_calls
+
+    service = token("brand", "service")
+    spring_campaign(client)
+    _, ada, _ = login(client, "ada-openid", "Ada")
+    assert client.post("/v1/events/signups", {"member_id": "r1", "display_name": "r1",
+                                              "referral": {"code": code_of(ada, "spring")}}, token=service).status_code == 200
+    assert client.post("/v1/events/purchases", {"order_id": "o1", "member_id": "r1", "amount_fen": 100_00},
+                       token=service).status_code == 200
+    streams.drain()
+    clock.advance(timedelta(days=200))
+    service = token("brand", "service")
+    assert client.post("/v1/events/purchases", {"order_id": "o2", "member_id": "r1", "amount_fen": 10_00},
+                       token=service).status_code == 200
+    order = Order.get(*Order.key("o2"), consistent_read=True)
+    with count_dynamodb_calls() as calls:
+        handlers.order_changed(Change("INSERT", "order", order, None, "1", False))
+    assert (calls.reads, calls.writes) == (1, 0), calls.calls

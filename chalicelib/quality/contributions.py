@@ -25,7 +25,7 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from ..campaigns import service as campaigns
 from ..facts.models import Order
 from ..members.models import Member
-from ..store.base import cancelled_by_condition, condition_failed, transaction
+from ..store.base import cancelled_by_condition, cancelled_by_conflict, condition_failed, transaction
 from . import rules
 from .models import TALLIES, QualityContribution
 
@@ -62,7 +62,7 @@ def refresh(referee_id: str, order_id: str | None = None, fence: bool = False) -
             if not condition_failed(exc):
                 raise
         except TransactWriteError as exc:
-            if not cancelled_by_condition(exc):
+            if not (cancelled_by_condition(exc) or cancelled_by_conflict(exc)):  # conflict: shared tallies
                 raise
     raise RuntimeError(f"could not apply referee {referee_id} to the quality tallies: kept conflicting")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..members.models import Member
 from ..streams import Change, on_change
-from . import contributions
+from . import contributions, rules
 
 
 def _conversion(member: Member | None) -> tuple:
@@ -33,4 +33,7 @@ def order_changed(change: Change) -> None:
         # Nothing to count. Were the buyer's referral converted before, the record of its undoing
         # clears what it contributed (referee_changed); a later conversion reads this order then.
         return
+    first_at = buyer.converted_at or ""  # the converting order's time
+    if order.order_id != buyer.converting_order_id and not first_at <= order.occurred_at <= rules.window_end(first_at):
+        return  # outside the 90 days that count: no refresh (a heavy buyer's later orders cost a read each)
     contributions.refresh(order.member_id, order_id=order.order_id)

@@ -27,7 +27,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError
 
 from ..members.models import Member, member_pk
-from ..store.base import MainItem, cancelled_by_condition, transaction
+from ..store.base import MainItem, cancelled_by_condition, cancelled_by_conflict, transaction
 from ..streams import Change, on_change
 
 SHARDS = 4
@@ -99,7 +99,7 @@ def apply(member_id: str) -> bool:
             _write(member, record, wanted, had)
             return True
         except TransactWriteError as exc:
-            if not cancelled_by_condition(exc):
+            if not (cancelled_by_condition(exc) or cancelled_by_conflict(exc)):  # conflict: shared tallies
                 raise
     raise RuntimeError(f"could not count {member_id} at the second level: kept conflicting")
 
