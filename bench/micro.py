@@ -42,8 +42,8 @@ FLOOR_CALLS = {
 
 
 class Bench:
-    def __init__(self, endpoint: str, n: int, n_model: int):
-        self.n, self.n_model = n, n_model
+    def __init__(self, endpoint: str, n: int, n_model: int, drop: tuple[str, ...] = ()):
+        self.n, self.n_model, self.drop = n, n_model, drop
         self.prefix = f"micro-{int(time.time())}-"
         os.environ.update(base_env(endpoint, self.prefix, "bench-" + secrets.token_hex(24)))
         os.environ["PUBLIC_BASE_URL"] = "https://ref.example.com"
@@ -57,6 +57,7 @@ class Bench:
         from chalice.test import Client
 
         from app import app
+        without_handlers(self.drop)
         from chalicelib.core.auth import issue_token
         from chalicelib.store.base import table_name
         from infra.local.gateway import JsonNotFoundGateway
@@ -345,16 +346,32 @@ class Bench:
         return pct(times, .5)
 
 
+INSIGHT = ("chalicelib.leaderboards", "chalicelib.funnel", "chalicelib.quality", "chalicelib.exports",
+           "chalicelib.referrals.downline")
+
+
+def without_handlers(modules: tuple[str, ...]) -> None:
+    """Drop the stream handlers registered by `modules` (once app has registered them all)."""
+    from chalicelib import streams
+
+    for registry in (streams._handlers, streams._batch_handlers):
+        for key, handlers in registry.items():
+            registry[key] = [h for h in handlers if not h.__module__.startswith(modules)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.micro")
     parser.add_argument("--n", type=int, default=200, help="calls per operation for latency, calls and units")
     parser.add_argument("--n-model", type=int, default=30, help="calls per operation for the billed-units model")
     parser.add_argument("--ddb-endpoint", default=None)
     parser.add_argument("--json-out", default=None)
+    parser.add_argument("--without-insight", action="store_true",
+                        help="unregister the insight stream handlers (what they cost = the difference)")
     args = parser.parse_args(argv)
     ddb = DynamoDBLocal() if not args.ddb_endpoint else None
     try:
-        result = Bench(args.ddb_endpoint or ddb.endpoint, args.n, args.n_model).run()
+        result = Bench(args.ddb_endpoint or ddb.endpoint, args.n, args.n_model,
+                       drop=INSIGHT if args.without_insight else ()).run()
     finally:
         if ddb:
             ddb.stop()
