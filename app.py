@@ -23,6 +23,7 @@ from chalicelib.points import expiry as points_expiry
 from chalicelib.program import routes as program
 from chalicelib.facts import routes as facts
 from chalicelib.funnel import handlers as _funnel_handlers  # noqa: F401  (registers stream handlers)
+from chalicelib.funnel import tallies as _funnel_tallies  # noqa: F401  (registers stream handlers)
 from chalicelib.funnel import routes as funnel
 from chalicelib.fraud import routes as fraud
 from chalicelib.campaigns import routes as campaigns

@@ -186,3 +186,26 @@ def test_local_server_keeps_each_concurrent_request_apart(app, client):
                 assert all(pool.map(me, members * 3))
         finally:
             sys.setswitchinterval(interval)
+
+
+def test_import_app_registers_every_stream_handler_in_the_code():
+    """The deployed functions run the handlers `import app` registers; a module that declares
+    handlers but is imported only by tests would be silently skipped in AWS. Checked in a fresh
+    interpreter, against every `@on_change`/`@on_batch` in chalicelib/."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    declared = set()
+    for path in (root / "chalicelib").rglob("*.py"):
+        module = ".".join(path.relative_to(root).with_suffix("").parts)
+        for name in re.findall(r"@on_(?:change|batch)\([^)]*\)\s*\ndef (\w+)", path.read_text()):
+            declared.add(f"{module}.{name}")
+    script = ("import app\nfrom chalicelib import streams\n"
+              "print('\\n'.join(f.__module__ + '.' + f.__name__ for hs in (*streams._handlers.values(),"
+              " *streams._batch_handlers.values()) for f in hs))")
+    registered = set(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                    cwd=root).stdout.split())
+    assert len(declared) > 20 and declared <= registered, sorted(declared - registered)
