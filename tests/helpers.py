@@ -76,3 +76,29 @@ def count_dynamodb_calls():
         yield counter
     finally:
         BaseClient._make_api_call = original
+
+
+def keep_main_records(monkeypatch) -> list[dict]:
+    """Every main-table stream record the handlers run from now on, in order (to re-drive an old
+    batch later, as the failure store would)."""
+    from chalicelib import streams
+
+    seen: list[dict] = []
+    run_records = streams.run_records
+
+    def keep(table, root, records, shard_id=None):
+        records = list(records)
+        seen.extend(records if table == "main" else [])
+        return run_records(table, root, records, shard_id)
+
+    monkeypatch.setattr(streams, "run_records", keep)
+    return seen
+
+
+def redrive_main(records: list[dict]) -> None:
+    """Run `records` through the handlers as a re-drive from the failure store does."""
+    from chalicelib import streams
+    from chalicelib.store.base import MainItem
+
+    outcome = streams.run_records("main", MainItem, records, shard_id=streams.REDRIVE_LANE + "test")
+    assert not outcome.failed, outcome.error

@@ -18,6 +18,7 @@ from typing import Any
 from ..campaigns import service as campaigns
 from ..facts.models import Order
 from ..members.models import Member
+from ..referrals import graph
 from ..streams import Change, latest, on_change
 from . import facts, rules
 
@@ -62,19 +63,17 @@ def count_referral(change: Change) -> None:
 
 @on_change("main", "order")
 def count_referred_gmv(change: Change) -> None:
-    order, old = latest(change), change.old
-    if order is None or (not change.replayed and old is not None
-                         and int(old.refunded_fen or 0) == int(order.refunded_fen or 0)):
+    order = latest(change) if graph.refunds_changed(change) else None
+    if order is None:
         return  # only the stream's own bookkeeping changed (`counted`): the net is what it was
     _count_order(order, Member.find(order.member_id, consistent=True),
-                 counted_before=old is not None or change.replayed)
+                 counted_before=change.old is not None or change.replayed)
 
 
 def _count_order(order: Order, referee: Member | None, counted_before: bool) -> None:
     if referee is None or not referee.referrer_id or not referee.referral_campaign_id:
         return
-    inside = (referee.bound_at or "") <= order.occurred_at <= (referee.window_ends_at or "9999")
-    net = int(order.amount_fen) - int(order.refunded_fen or 0) if inside and referee.referral_status != "void" else 0
+    net = graph.referred_gmv(order, referee)
     campaign_id = referee.referral_campaign_id
     cell = (campaign_id, _day(campaign_id, order.occurred_at), referee.referral_channel or "code")
     if not counted_before and not net:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..campaigns import service as campaigns
 from ..core import clock
 from ..members.models import Member
+from ..referrals import graph
 from ..streams import Change, latest, on_change
 from . import rules, scores
 
@@ -34,15 +35,13 @@ def count_conversion(change: Change) -> None:
 
 @on_change("main", "order")
 def count_referred_gmv(change: Change) -> None:
-    order, old = latest(change), change.old
-    if order is None or (not change.replayed and old is not None
-                         and int(old.refunded_fen or 0) == int(order.refunded_fen or 0)):
+    order = latest(change) if graph.refunds_changed(change) else None
+    if order is None:
         return  # only the stream's own bookkeeping changed (`counted`): the net is what it was
     referee = Member.find(order.member_id, consistent=True)
     if referee is None or not referee.referrer_id or not referee.referral_campaign_id:
         return
-    inside = (referee.bound_at or "") <= order.occurred_at <= (referee.window_ends_at or "9999")
-    net = int(order.amount_fen) - int(order.refunded_fen or 0) if inside and referee.referral_status != "void" else 0
+    net = graph.referred_gmv(order, referee)
     scores.apply(f"order.{order.order_id}",
                  _boards(referee.referral_campaign_id, "gmv", order.occurred_at, referee.referrer_id, net))
 

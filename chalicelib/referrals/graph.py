@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from ..core import clock
 
@@ -94,3 +95,21 @@ def converts(net_amount_fen: int, occurred_at: str, min_purchase_fen: int, bound
 
 def quick_refund(purchased_at: str, refunded_at: str) -> bool:
     return clock.parse(refunded_at) - clock.parse(purchased_at) <= QUICK_REFUND
+
+
+def referred_gmv(order: Any, referee: Any) -> int:
+    """What an order adds to its referrer's referred GMV (leaderboards, funnel): net of refunds,
+    if placed inside the referral's window (bound_at ≤ occurred_at ≤ window end), nothing once
+    the referral is void (fraud rejected)."""
+    inside = (referee.bound_at or "") <= order.occurred_at <= (referee.window_ends_at or "9999")
+    if not inside or referee.referral_status == "void":
+        return 0
+    return int(order.amount_fen) - int(order.refunded_fen or 0)
+
+
+def refunds_changed(change: Any) -> bool:
+    """An order's stream record that moves its net: new, or its refunded total changed (not the
+    stream's own bookkeeping, `counted`); a re-driven record is re-read, so it always counts."""
+    order, old = change.new, change.old
+    return order is not None and (change.replayed or old is None
+                                  or int(old.refunded_fen or 0) != int(order.refunded_fen or 0))
