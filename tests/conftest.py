@@ -32,6 +32,11 @@ os.environ.update({
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("DDB_ENDPOINT", None)
 
+# Stream handlers run in the order they were registered. Import the app before any test module
+# imports a capability directly, so one file or the whole suite runs them in the deployed order
+# (the cost tests count calls that depend on it).
+import app  # noqa: E402,F401
+
 _prefixes = (f"t{n}-" for n in itertools.count(1))
 
 
