@@ -131,7 +131,8 @@ def get(campaign_id: str | None) -> Campaign:
     try:
         return Campaign.get(*Campaign.key(campaign_id or DEFAULT_ID))
     except Campaign.DoesNotExist:
-        raise NotFound(f"campaign {campaign_id!r} does not exist", code="campaign_not_found") from None
+        raise NotFound(f"campaign {campaign_id!r} does not exist", code="campaign_not_found",
+                       details={"campaign_id": campaign_id}) from None
 
 
 def find(campaign_id: str | None) -> Campaign | None:
@@ -168,7 +169,8 @@ def current(campaign_id: str | None) -> Campaign | None:
 def current_or_404(campaign_id: str | None) -> Campaign:
     campaign = current(campaign_id)
     if campaign is None:
-        raise NotFound(f"campaign {campaign_id!r} does not exist", code="campaign_not_found")
+        raise NotFound(f"campaign {campaign_id!r} does not exist", code="campaign_not_found",
+                       details={"campaign_id": campaign_id})
     return campaign
 
 

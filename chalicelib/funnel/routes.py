@@ -10,7 +10,6 @@ from pydantic_core import PydanticCustomError
 from ..campaigns import service as campaigns
 from ..core import clock
 from ..core.auth import OPS
-from ..core.errors import NotFound
 from ..core.http import Req, Routes, parse_model
 from ..core.validation import Query
 from ..referrals.links import CHANNELS
@@ -54,9 +53,7 @@ class FunnelQuery(Query):
 def funnel(req: Req) -> Any:
     q: FunnelQuery = req.query
     campaign_id = req.params["campaign_id"]
-    campaign = campaigns.current(campaign_id)
-    if campaign is None:
-        raise NotFound("no such campaign", code="campaign_not_found", details={"campaign_id": campaign_id})
+    campaigns.current_or_404(campaign_id)
     to_day = q.to_day or rules.today(campaigns.zone_of(campaign_id), clock.now())
     from_day = q.from_day or rules.default_from(to_day)
     parse_model(FunnelQuery, {"from": from_day, "to": to_day}, "query parameters")  # a default beside a given day

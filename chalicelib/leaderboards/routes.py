@@ -8,7 +8,6 @@ from pydantic import Field, StringConstraints
 
 from ..campaigns import service as campaigns
 from ..core.auth import MEMBER, OPS
-from ..core.errors import NotFound
 from ..core.http import Req, Routes
 from ..core.validation import Query
 from . import ranking, rules
@@ -30,8 +29,7 @@ class MyRankQuery(Query):
 
 
 def _board(campaign_id: str, metric: str, period: str) -> str:
-    if campaigns.current(campaign_id) is None:
-        raise NotFound("no such campaign", code="campaign_not_found", details={"campaign_id": campaign_id})
+    campaigns.current_or_404(campaign_id)
     return rules.board(campaign_id, metric, period)
 
 

@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from ..campaigns import service as campaigns
 from ..core import clock
 from ..core.auth import OPS
-from ..core.errors import NotFound, Unprocessable
+from ..core.errors import Unprocessable
 from ..core.http import Req, Routes
 from ..core.validation import Query
 from . import report, rules
@@ -60,8 +60,7 @@ def _range(q: QualityQuery, zone: str) -> tuple[str, str]:
 def quality(req: Req) -> Any:
     q: QualityQuery = req.query
     campaign_id = req.params["campaign_id"]
-    if campaigns.current(campaign_id) is None:
-        raise NotFound("no such campaign", code="campaign_not_found", details={"campaign_id": campaign_id})
+    campaigns.current_or_404(campaign_id)
     zone = campaigns.zone_of(campaign_id)
     start, end = _range(q, zone)
     now = clock.now()
