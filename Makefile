@@ -20,11 +20,11 @@ prepare:
 run: prepare $(STAMP)
 	$(PY) -m infra.local.run
 
-# The whole suite on both backends: moto in-process, then DynamoDB Local.
+# The whole suite on both backends side by side: moto in-process and DynamoDB Local
+# (ARGS="--serial" runs them one after the other).
 test: prepare $(STAMP)
 	$(PY) -m infra.local.ddblocal --ensure
-	BACKEND=moto $(PY) -m pytest -q -p no:cacheprovider tests
-	BACKEND=ddblocal $(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m tools.test_all $(ARGS)
 
 test-moto: $(STAMP)
 	BACKEND=moto $(PY) -m pytest -q tests $(ARGS)
