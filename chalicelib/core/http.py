@@ -23,6 +23,8 @@ from typing import Any, Callable
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
+from .. import i18n
+from ..i18n import t
 from . import auth
 from .config import settings
 from .errors import ApiError, BadRequest, PayloadTooLarge, PreconditionRequired, Unprocessable, error_body
@@ -102,7 +104,8 @@ def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise Unprocessable(f"invalid {where}", code="validation_failed", details=validation_details(exc)) from exc
+        message = t("invalid body") if where == "body" else t("invalid query parameters")
+        raise Unprocessable(message, code="validation_failed", details=validation_details(exc)) from exc
 
 
 def _client_key(request: Any) -> str:
@@ -116,9 +119,9 @@ def _parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}", code="malformed_json") from exc
+        raise BadRequest(t("body is not valid JSON: {problem}", problem=exc), code="malformed_json") from exc
     except RecursionError as exc:  # e.g. 60 KB of "[": too deep for the decoder, still bad input
-        raise BadRequest("body is nested too deeply", code="malformed_json") from exc
+        raise BadRequest(t("body is nested too deeply"), code="malformed_json") from exc
 
 
 class Routes:
@@ -201,12 +204,13 @@ def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: 
     request_id = ((request.context or {}).get("requestId")) or uuid.uuid4().hex
     token = request_id_var.set(request_id)
     base_token = base_url_var.set(request_base_url(request.context))
+    locale_token = i18n.set_locale(i18n.negotiate(_header(request, "accept-language")))
     try:
         req = _build_request(request, params, roles, body_model, query_model, request_id, rate_limit)
         if key_required and not req.headers.get("idempotency-key", "").strip():
             raise PreconditionRequired(
-                "this call moves money: send an Idempotency-Key header (a fresh unique value per intended "
-                "operation, the same value on every retry of it) so a retry can never pay twice",
+                t("this call moves money: send an Idempotency-Key header (a fresh unique value per intended "
+                  "operation, the same value on every retry of it) so a retry can never pay twice"),
                 code="idempotency_key_required", details={"header": "Idempotency-Key"})
         if idempotent and req.headers.get("idempotency-key"):
             from . import idempotency
@@ -215,18 +219,32 @@ def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: 
         else:
             response = _call(fn, req)
         response.headers.setdefault("X-Request-Id", request_id)
-        return response
+        return _with_language(response)
     except ApiError as err:
-        return error_response(err, request_id)
+        return _with_language(error_response(err, request_id))
     except Exception:  # the one place an unexpected failure becomes a 500
         log.exception("unhandled error", extra={"path": request.context.get("resourcePath") if request.context else None})
-        return json_response(
-            error_body("internal_error", "something went wrong on our side; quote the request id",
+        return _with_language(json_response(
+            error_body("internal_error", t("something went wrong on our side; quote the request id"),
                        {"request_id": request_id}),
-            500, {"X-Request-Id": request_id})
+            500, {"X-Request-Id": request_id}))
     finally:
         request_id_var.reset(token)
         base_url_var.reset(base_token)
+        i18n.reset_locale(locale_token)
+
+
+def _header(request: Any, name: str) -> str | None:
+    return next((v for k, v in (request.headers or {}).items() if k.lower() == name), None)
+
+
+def _with_language(response: Response) -> Response:
+    """Texts follow Accept-Language: say which language they are in, and tell caches so."""
+    response.headers.setdefault("Content-Language", i18n.current_locale())
+    vary = response.headers.get("Vary")
+    if not vary or "accept-language" not in vary.lower():
+        response.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+    return response
 
 
 def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],
@@ -235,7 +253,7 @@ def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     raw = request.raw_body or b""
     if len(raw) > settings().max_body_bytes:
-        raise PayloadTooLarge(f"body exceeds {settings().max_body_bytes} bytes")
+        raise PayloadTooLarge(t("body exceeds {limit} bytes", limit=settings().max_body_bytes))
     principal = None
     if roles:
         principal = auth.authenticate(headers.get("authorization"))
@@ -253,7 +271,7 @@ def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],
     if body_model is not None:
         data = _parse_json(raw)
         if not isinstance(data, dict):
-            raise Unprocessable("body must be a JSON object", code="validation_failed")
+            raise Unprocessable(t("body must be a JSON object"), code="validation_failed")
         body = parse_model(body_model, data, "body")
     query: Any = None
     if query_model is not None:

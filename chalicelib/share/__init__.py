@@ -1,0 +1,1 @@
+"""What a shared link shows: share texts per channel, previews, the landing page, posters."""
