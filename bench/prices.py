@@ -3,13 +3,23 @@
 us-east-1, on-demand, no free tier, x86 Lambda. Looked up with the project's search tool on
 the date in CHECKED (the pages themselves carry no date in what the tool returned).
 """
+import json
+from pathlib import Path
+
 CHECKED = "2026-11-23"
+
+
+def _configured_memory_mb() -> int:
+    """The stage-wide `lambda_memory_size` the functions are deployed with."""
+    config = json.loads((Path(__file__).resolve().parent.parent / ".chalice" / "config.json").read_text())
+    return int(config.get("lambda_memory_size", 128))
+
 
 DDB_WRU_USD = 0.625 / 1e6  # per write request unit
 DDB_RRU_USD = 0.125 / 1e6  # per read request unit
 LAMBDA_REQUEST_USD = 0.20 / 1e6
 LAMBDA_GB_S_USD = 0.0000166667
-LAMBDA_MEMORY_GB = 128 / 1024  # Chalice's default lambda_memory_size (none set in .chalice/config.json)
+LAMBDA_MEMORY_GB = _configured_memory_mb() / 1024  # what .chalice/config.json deploys (Chalice's default: 128)
 APIGW_REST_REQUEST_USD = 3.50 / 1e6  # REST API (Chalice deploys one), first 333 M requests a month
 
 SOURCES = [

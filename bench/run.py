@@ -277,8 +277,9 @@ def write_report(args, meta: dict, micro: dict | None, sim: dict | None, cold: d
             "stream handlers, conversion reward, commission, second-level share, milestones when they fall). Lambda: "
             "one invocation per HTTP call plus the stream batches measured per fact (drained after every fact: the "
             "low-traffic worst case; under load a batch carries up to 100 records), duration = HTTP p50 + stream "
-            f"handler time at {int(prices.LAMBDA_MEMORY_GB * 1024)} MB (Chalice's default memory size; no "
-            "`lambda_memory_size` in .chalice/config.json). Local CPU time stands in for Lambda's: an assumption.",
+            f"handler time at {int(prices.LAMBDA_MEMORY_GB * 1024)} MB (`lambda_memory_size` in .chalice/config.json). "
+            "Local CPU time stands in for Lambda's: an assumption (at 512 MB Lambda gives a function about a "
+            "third of a vCPU, so real durations may be longer than local ones).",
             "",
             *lines,
             "",
