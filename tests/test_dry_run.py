@@ -25,6 +25,12 @@ def dry_run(client, body: dict, campaign_id: str = "default", as_token: str | No
     return client.post(f"/v1/campaigns/{campaign_id}/dry-run", body, token=as_token or token("olivia", "ops"))
 
 
+def late_refund(client, order_id: str, refund_id: str, amount_fen: int):
+    """A refund with a token issued now (the test moved the clock by days)."""
+    return client.post("/v1/events/refunds", {"order_id": order_id, "refund_id": refund_id, "amount_fen": amount_fen},
+                       token=token("brand-backend", "service"))
+
+
 def at(minutes: int) -> str:
     return clock.iso(clock.now() - timedelta(days=1) + timedelta(minutes=minutes))
 
@@ -77,6 +83,21 @@ def test_a_rule_change_shows_in_the_what_if(client, streams):
     result = dry_run(client, {"facts": WORKED_EXAMPLE, "rules": capped}).json_body
     assert result["budget"]["points"]["used"] <= 1000
     assert any(e["capped_from"] for e in result["entries"])
+
+
+def test_a_what_if_can_use_real_codes_and_skips_what_it_cannot_judge(client, streams):
+    signup(client, "alice")
+    facts = [{"kind": "signup", "member_id": "new1", "referral": {"code": code_of("alice")}, "occurred_at": at(1)},
+             {"kind": "signup", "member_id": "new2", "referral": {"code": "NOSUCHCODE"}, "occurred_at": at(2)},
+             {"kind": "purchase", "order_id": "p1", "member_id": "new1", "amount_fen": 100_00, "occurred_at": at(3)},
+             {"kind": "purchase", "order_id": "p2", "member_id": "stranger", "amount_fen": 100_00,
+              "occurred_at": at(4)},
+             {"kind": "refund", "order_id": "p9", "refund_id": "r", "amount_fen": 1_00, "occurred_at": at(5)}]
+    result = dry_run(client, {"facts": facts}).json_body
+    assert standing(result, "alice") == {"conversion": 500, "commission": 300}
+    assert [(s["id"], s["reason"]) for s in result["skipped"]] == [
+        ("new2", "no_referrer"), ("p2", "buyer_not_referred"), ("r", "order_not_replayed")]
+    assert by_rule("alice") == {}  # nothing was paid for real
 
 
 def test_a_recorded_period_replays_to_what_the_ledger_wrote(client, streams):
@@ -150,6 +171,37 @@ def test_a_period_starting_after_earlier_conversions_ranks_on_top_of_them(client
     assert result["comparison"]["equal"], result["comparison"]["differences"]
     assert standing(result, "koc") == {"conversion": 500, "commission": 500 + 300}
     assert result["budget"]["points"]["spent_before"] == 5 * (500 + 300)
+
+
+def test_refunds_that_undo_and_move_conversions_replay_to_what_the_ledger_wrote(client, streams):
+    """A full refund undoes the first conversion, so the next one drops to the first level's rate
+    (its commission restated); a partial refund takes a converting order under the minimum, so
+    the conversion moves to the friend's next qualifying order."""
+    spring_campaign(client, advocate_levels=[{"name": "friend", "min_conversions": 0, "commission_bps": 300},
+                                             {"name": "star", "min_conversions": 2, "commission_bps": 500}])
+    start = clock.iso(clock.now() - timedelta(minutes=1))
+    signup(client, "koc")
+    for i in range(3):
+        signup(client, f"f{i}", code_of("koc", "spring"))
+    streams.drain()
+    for order_id, member_id, amount in (("o0", "f0", 100_00), ("o1", "f1", 100_00), ("o2a", "f2", 60_00),
+                                        ("o2b", "f2", 100_00)):
+        clock.advance(timedelta(minutes=1))
+        assert purchase(client, order_id, member_id, amount).status_code == 200
+        streams.drain()
+    assert by_rule("koc")["commission"] == 300 + 500 + 300 + 500
+    clock.advance(timedelta(days=3))
+    assert late_refund(client, "o0", "r0", 100_00).status_code == 200
+    streams.drain()
+    assert late_refund(client, "o2a", "r2", 20_00).status_code == 200  # 40 yuan left: under the minimum
+    streams.drain()
+    result = dry_run(client, {"from": start, "to": clock.iso(clock.now() + timedelta(minutes=1))},
+                     campaign_id="spring").json_body
+    assert result["comparison"]["equal"], result["comparison"]["differences"]
+    entries = {e["entry_id"]: e for e in result["entries"] if e["member_id"] == "koc"}
+    assert entries["commission.o1"]["standing"] == 300  # f1 is the first conversion now
+    assert entries["conversion.o0"]["standing"] == 0 and entries["conversion.o2a"]["standing"] == 0
+    assert entries["conversion.o2b"]["standing"] == 500
 
 
 def test_bad_rules_periods_and_roles_are_refused(client, streams):
