@@ -14,7 +14,7 @@ from .models import CampaignFact
 @on_change("main", "member")
 def list_signup(change: Change) -> None:
     member = change.new
-    if change.event != "INSERT" or not member.referrer_id or not member.referral_campaign_id:
+    if change.event != "INSERT" or not member.referrer_id or not member.referral_campaign_id or not member.bound_at:
         return
     CampaignFact(*CampaignFact.key(member.referral_campaign_id, member.bound_at, member.member_id, "signup",
                                    member.member_id),

@@ -7,7 +7,8 @@ Access pattern:
 
 Like the ledger's export rows: the month bounds a partition, the shards spread a viral
 campaign's writes. A row copies what the dry run needs of its fact (ids, amounts, the binding),
-so replaying a period reads no order and no sign-up.
+so replaying a period reads no order and no sign-up. Ids and amounts only (no names): erasing a
+member's personal data leaves it as is, like the ledger's export rows.
 """
 from __future__ import annotations
 
