@@ -8,6 +8,8 @@ from chalicelib import health, openapi, streams
 from chalicelib.access import routes as access
 from chalicelib.core.config import stream_arn
 from chalicelib.core.methods import refuse_other_methods
+from chalicelib.dryrun import handlers as _campaign_facts  # noqa: F401  (registers stream handlers)
+from chalicelib.dryrun import routes as dryrun
 from chalicelib.exports import handlers as _export_rows  # noqa: F401  (registers stream handlers)
 from chalicelib.exports import routes as exports
 from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
@@ -43,7 +45,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, exports, member360, quality, funnel, openapi):
+                   webhooks, leaderboards, exports, member360, quality, funnel, dryrun, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

@@ -24,6 +24,7 @@ class Order(MainItem, discriminator="order"):
     refunded_fen = NumberAttribute(default=0)
     created_at = UnicodeAttribute()
     counted = BooleanAttribute(null=True)  # set once the member's counters include this order
+    campaign_id = UnicodeAttribute(null=True)  # the buyer's referral campaign (dry runs list its facts)
 
     @classmethod
     def key(cls, order_id: str) -> tuple[str, str]:
@@ -43,6 +44,7 @@ class Refund(MainItem, discriminator="refund"):
     request_hash = UnicodeAttribute()
     created_at = UnicodeAttribute()
     counted = BooleanAttribute(null=True)
+    campaign_id = UnicodeAttribute(null=True)  # the order's, copied: the refund is listed with it
 
     @classmethod
     def key(cls, order_id: str, refund_id: str) -> tuple[str, str]:

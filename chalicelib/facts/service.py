@@ -46,6 +46,7 @@ def record_purchase(body: PurchaseIn) -> dict[str, Any]:
     order = Order(*Order.key(body.order_id), order_id=body.order_id, member_id=body.member_id,
                   amount_fen=body.amount_fen, currency=currency, occurred_at=at, store_id=body.store_id,
                   channel=body.channel, request_hash=digest, created_at=clock.now_iso(),
+                  campaign_id=member.referral_campaign_id,
                   **Order.index_keys(body.member_id, at, body.order_id))
     try:
         order.save(condition=Order.pk.does_not_exist())
@@ -93,7 +94,7 @@ def record_refund(body: RefundIn) -> dict[str, Any]:
         return _replayed_refund(body, digest, remaining)
     refund = Refund(*Refund.key(body.order_id, body.refund_id), order_id=body.order_id, refund_id=body.refund_id,
                     member_id=order.member_id, amount_fen=body.amount_fen, occurred_at=_when(body.occurred_at),
-                    request_hash=digest, created_at=clock.now_iso())
+                    request_hash=digest, created_at=clock.now_iso(), campaign_id=order.campaign_id)
     try:
         with transaction() as tx:
             tx.save(refund, condition=Refund.pk.does_not_exist())

@@ -26,7 +26,7 @@ from ..fraud.models import FraudFlag
 from ..points import lots
 from ..store.base import cancelled_by_condition, condition_failed, transaction
 from .models import BudgetUsage, CapUsage, LedgerEntry
-from .rules import ADVOCATE_RULES, Award, capped
+from .rules import ADVOCATE_RULES, Award, bounded_award, bounded_increase, first_status
 
 MAX_RETRIES = 8
 
@@ -105,23 +105,23 @@ def _guard_condition(guard: Any) -> Any:
 def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: str, read_usage: bool,
                 guard: Any = None) -> LedgerEntry:
     points = grant.unit == "points"
-    amount = grant.amount
     cap = budget = None
+    cap_used = spent = spent_fen = 0
     if points and grant.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
         cap = CapUsage(*CapUsage.key(grant.member_id, campaign_id, _month(at)))
-        amount = capped(amount, _read(CapUsage, cap, "points") if read_usage else 0, rules.monthly_cap_points)
+        cap_used = _read(CapUsage, cap, "points") if read_usage else 0
     if points and rules.budget_points is not None:
         budget = BudgetUsage(*BudgetUsage.key(campaign_id))
-        amount = capped(amount, _read(BudgetUsage, budget, "spent") if read_usage else 0, rules.budget_points)
+        spent = _read(BudgetUsage, budget, "spent") if read_usage else 0
     money_budget = None if points else rules.money_budget_fen
-    if money_budget is not None:  # a coupon issues whole or not at all
+    if money_budget is not None:
         budget = BudgetUsage(*BudgetUsage.key(campaign_id))
-        if capped(amount, _read(BudgetUsage, budget, "spent_fen") if read_usage else 0, money_budget) < amount:
-            amount = 0
+        spent_fen = _read(BudgetUsage, budget, "spent_fen") if read_usage else 0
+    amount = bounded_award(grant, rules, cap_used, spent, spent_fen)
     available_at = clock.iso(clock.parse(at) + timedelta(days=rules.hold_days))
     entry = LedgerEntry(*LedgerEntry.key(grant.member_id, grant.entry_id), entry_id=grant.entry_id,
                         member_id=grant.member_id, rule=grant.rule, unit=grant.unit, amount=amount,
-                        status="pending" if points else "available", bucket="pending" if points else None,
+                        status=first_status(grant.unit), bucket="pending" if points else None,
                         reason=grant.reason, source_id=grant.source_id, order_id=grant.order_id,
                         referee_id=grant.referee_id, campaign_id=campaign_id, created_at=at,
                         available_at=available_at if points else at,
@@ -325,13 +325,14 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
     campaign_id = entry.campaign_id
     cap = budget = None
     if delta > 0:  # the increase is an award: bounded like one
-        allowed = delta
+        cap_used = spent = 0
         if entry.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
             cap = CapUsage(*CapUsage.key(entry.member_id, campaign_id, _month(entry.created_at)))
-            allowed = capped(allowed, _read(CapUsage, cap, "points"), rules.monthly_cap_points)
+            cap_used = _read(CapUsage, cap, "points")
         if rules.budget_points is not None:
             budget = BudgetUsage(*BudgetUsage.key(campaign_id))
-            allowed = capped(allowed, _read(BudgetUsage, budget, "spent"), rules.budget_points)
+            spent = _read(BudgetUsage, budget, "spent")
+        allowed = bounded_increase(delta, entry.rule, rules, cap_used, spent)
         if allowed < delta:
             amount -= delta - allowed
             delta = allowed

@@ -119,3 +119,38 @@ def capped(wanted: int, used: int, cap: int | None) -> int:
     if cap is None:
         return wanted
     return max(0, min(wanted, cap - used))
+
+
+def bounded_award(grant: Award, rules: Rules, cap_used: int, points_spent: int, fen_spent: int) -> int:
+    """What an award pays under the member's monthly cap (advocate rules), the campaign's points
+    budget, and, for a coupon, its money budget (a coupon issues whole or not at all). Production
+    (ledger.award) and the dry run both decide amounts here.
+
+    >>> from ..campaigns.rules import DEFAULT_CAMPAIGN
+    >>> bounded_award(Award("a", "conversion", "o1", 500), DEFAULT_CAMPAIGN.rules, 49_800, 0, 0)
+    200
+    """
+    amount = grant.amount
+    if grant.unit == "points":
+        if grant.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
+            amount = capped(amount, cap_used, rules.monthly_cap_points)
+        if rules.budget_points is not None:
+            amount = capped(amount, points_spent, rules.budget_points)
+    elif rules.money_budget_fen is not None and capped(amount, fen_spent, rules.money_budget_fen) < amount:
+        amount = 0
+    return amount
+
+
+def bounded_increase(delta: int, rule: str, rules: Rules, cap_used: int, points_spent: int) -> int:
+    """How much of an increase to an entry (a re-ranked commission, a milestone reached again) may
+    be paid: an increase is an award, bounded by the cap and the budget like one."""
+    if rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
+        delta = capped(delta, cap_used, rules.monthly_cap_points)
+    if rules.budget_points is not None:
+        delta = capped(delta, points_spent, rules.budget_points)
+    return delta
+
+
+def first_status(unit: str) -> str:
+    """Points wait out the return window (pending); a coupon is usable at once."""
+    return "pending" if unit == "points" else "available"
