@@ -72,7 +72,8 @@ def _unknown_member() -> Unauthorized:
 
 def _new_code(code: str, member_id: str, campaign_id: str, kind: str, at: str) -> Code:
     pk, sk = Code.key(code)
-    return Code(pk, sk, code=code, member_id=member_id, campaign_id=campaign_id, kind=kind, created_at=at)
+    return Code(pk, sk, code=code, member_id=member_id, campaign_id=campaign_id, kind=kind, created_at=at,
+                **Code.owner_keys(member_id, campaign_id, code))
 
 
 def code_for(member_id: str, campaign_id: str | None = None,
