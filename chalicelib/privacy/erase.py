@@ -21,7 +21,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from ..campaigns.models import Campaign
 from ..core import clock
@@ -30,8 +30,8 @@ from ..engagement.models import DeviceDay
 from ..insight import audit
 from ..insight.audit import AuditRecord
 from ..members.models import Member
-from ..referrals.models import Click, ClickCounter, Code, MemberCode
 from ..facts.models import SignupWindow
+from ..referrals.models import Click, ClickCounter, Code
 from ..store.base import MainItem, condition_failed, transaction
 from .holdings import Holdings, collect
 
@@ -61,7 +61,7 @@ def erase(member_id: str, actor: str) -> dict[str, Any]:
                           audit_id=audit_id_of(member_id), at=at)
     try:
         record.save(condition=AuditRecord.pk.does_not_exist())
-    except Exception as exc:  # a concurrent erasure finished first: its receipt is the answer
+    except PutError as exc:  # a concurrent erasure finished first: its receipt is the answer
         if not condition_failed(exc):
             raise
     return _receipt(member_id)

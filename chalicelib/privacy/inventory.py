@@ -122,7 +122,8 @@ INVENTORY: dict[str, Kind] = {
                          plain="campaign_id campaign_version answers right total passed points at", exported=False),
     "red_packet": kind("GetItem PACKET#<id> (the sender's: not by member)", "keep: ids and amounts",
                        ids="packet_id sender_id sender_code seed",
-                       plain="campaign_id landing_url total_fen count claimed claimed_fen status returned_fen created_at",
+                       plain="campaign_id landing_url total_fen count claimed claimed_fen status returned_fen "
+                             "created_at",
                        exported=False),
     "red_packet_claim": kind("GetItem PACKET#<source_id> CLAIM#<member> of the member's red_packet entries",
                              "scrub: the copied display name", personal="display_name",
