@@ -239,6 +239,7 @@ def test_erasure_leaves_nothing_findable_and_every_total_as_it_was(client, strea
     assert client.put("/v1/members/me/preferences", {"birthday": BIRTHDAY},
                       token=known["lily_token"]).status_code == 404
     assert client.post("/v1/checkins", {"campaign_id": "spring"}, token=known["lily_token"]).status_code == 401
+    assert client.get("/v1/members/me/code?campaign_id=spring", token=known["lily_token"]).status_code == 401
     _, again, answer = login(client, OPENID, NAME)
     assert answer["created"] is True and again != lily
     assert Member.get(*Member.key(again)).referrer_id is None
