@@ -22,6 +22,7 @@ from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
 from chalicelib.member360 import routes as member360
 from chalicelib.points import expiry as points_expiry
+from chalicelib.privacy import routes as privacy
 from chalicelib.program import routes as program
 from chalicelib.facts import routes as facts
 from chalicelib.funnel import handlers as _funnel_handlers  # noqa: F401  (registers stream handlers)
@@ -45,7 +46,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, exports, member360, quality, funnel, dryrun, openapi):
+                   webhooks, leaderboards, exports, member360, quality, funnel, dryrun, privacy, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

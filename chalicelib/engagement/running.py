@@ -18,6 +18,6 @@ def running_campaign(campaign_id: str | None) -> Campaign:
 
 def member_or_401(member_id: str, consistent: bool = False) -> Member:
     member = Member.find(member_id, consistent=consistent)
-    if member is None:
+    if member is None or member.erased_at:  # a token minted before the erasure acts for nobody
         raise Unauthorized("this token's member does not exist; log in again", code="unknown_member")
     return member

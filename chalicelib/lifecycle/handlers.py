@@ -15,8 +15,9 @@ def welcome_new_member(change: Change) -> None:
     if change.event != "INSERT":
         return
     member = change.new
-    outbox.post(member.member_id, "welcome", member.member_id, member.created_at,
-                {"display_name": member.display_name})
+    # No name in the payload: a sender renders the current one, and a record that lags behind an
+    # erasure (privacy/erase.py) cannot write the erased name back.
+    outbox.post(member.member_id, "welcome", member.member_id, member.created_at, {})
 
 
 @on_change("main", "member")

@@ -71,6 +71,8 @@ class Member(MainItem, discriminator="member"):
     # advocate counters
     referrals_signed_up = NumberAttribute(default=0)
     referrals_converted = NumberAttribute(default=0)
+    # personal data erased (privacy/erase.py): the id, amounts and counts stay; nothing logs in as it
+    erased_at = UnicodeAttribute(null=True)
 
     @classmethod
     def key(cls, member_id: str) -> tuple[str, str]:

@@ -1,7 +1,7 @@
 """Member accounts: login (the sign-up on first call), lookup, the profile view."""
 from __future__ import annotations
 
-import hashlib
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +24,11 @@ class LoginResult:
     attribution: dict[str, Any] | None = None
 
 
-def member_id_for(provider: str, subject: str) -> str:
-    """Deterministic id per identity: two concurrent first logins create the same member."""
-    return "m_" + hashlib.sha256(f"{provider}:{subject}".encode()).hexdigest()[:20]
+def new_member_id() -> str:
+    """A random id, never derived from the identity: once a member's personal data is erased, the
+    id kept with their amounts leads back to no openid (an id hashed from it would). Two concurrent
+    first logins still make one member: the identity item is written only if absent."""
+    return "m_" + secrets.token_hex(10)
 
 
 def identify(body: LoginIn) -> tuple[str, str]:
@@ -46,13 +48,17 @@ def find_or_create(provider: str, subject: str, display_name: str | None = None,
     from ..referrals import attribution
 
     pk, sk = Identity.key(provider, subject)
-    try:
-        existing = _member(Identity.get(pk, sk).member_id)
-        return LoginResult(existing, False, attribution.refusal_for_existing(existing, referral))
-    except Identity.DoesNotExist:
-        pass
+    for consistent in (False, True):
+        try:
+            existing = Member.find(Identity.get(pk, sk, consistent_read=consistent).member_id, consistent=consistent)
+        except Identity.DoesNotExist:
+            break
+        if existing is not None and not existing.erased_at:
+            return LoginResult(existing, False, attribution.refusal_for_existing(existing, referral))
+        # An erasure deleted the identity with the tombstone, in one transaction: a consistent
+        # read of the identity now finds it gone, and this login makes a new, unlinked member.
     at = at or clock.now_iso()
-    member_id = member_id or member_id_for(provider, subject)
+    member_id = member_id or new_member_id()
     binding = attribution.plan(member_id, referral, at, device_id, phone_hash) if referral else None
     member = Member.new(member_id, at, display_name=display_name or "", device_id=device_id,
                         phone_hash=phone_hash, source=source)
@@ -78,7 +84,7 @@ def find_or_create(provider: str, subject: str, display_name: str | None = None,
 
 def _member(member_id: str, consistent: bool = False) -> Member:
     member = Member.find(member_id, consistent=consistent)
-    if member is None:
+    if member is None or member.erased_at:  # an erased member is nobody's profile any more
         raise NotFound(f"member {member_id!r} does not exist", code="member_not_found")
     return member
 
@@ -108,7 +114,7 @@ def set_preferences(member_id: str, body: Any) -> dict[str, Any]:
         value = getattr(body, name)
         if value is not None:
             actions.append(getattr(Member, name).set(value))
-    condition = Member.pk.exists()
+    condition = Member.pk.exists() & Member.erased_at.does_not_exist()  # never re-fill an erased profile
     if body.birthday and not member.birthday:
         actions.append(Member.birthday.set(body.birthday))
         condition &= Member.birthday.does_not_exist()

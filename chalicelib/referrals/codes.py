@@ -72,7 +72,8 @@ def _unknown_member() -> Unauthorized:
 
 def _new_code(code: str, member_id: str, campaign_id: str, kind: str, at: str) -> Code:
     pk, sk = Code.key(code)
-    return Code(pk, sk, code=code, member_id=member_id, campaign_id=campaign_id, kind=kind, created_at=at)
+    return Code(pk, sk, code=code, member_id=member_id, campaign_id=campaign_id, kind=kind, created_at=at,
+                **Code.owner_keys(member_id, campaign_id, code))
 
 
 def code_for(member_id: str, campaign_id: str | None = None,
@@ -89,7 +90,8 @@ def code_for(member_id: str, campaign_id: str | None = None,
                           campaign_id=campaign.campaign_id, code=code, updated_at=at)
         try:
             with transaction() as tx:
-                tx.condition_check(Member, *Member.key(member_id), condition=Member.pk.exists())
+                tx.condition_check(Member, *Member.key(member_id),  # erased: nobody's code any more
+                                   condition=Member.pk.exists() & Member.erased_at.does_not_exist())
                 tx.save(_new_code(code, member_id, campaign.campaign_id, "generated", at),
                         condition=Code.pk.does_not_exist())
                 tx.save(link, condition=MemberCode.pk.does_not_exist())

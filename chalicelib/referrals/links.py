@@ -59,9 +59,10 @@ def create(member_id: str, channel: str, campaign_id: str | None = None, landing
     _take_quota(member_id)
     link_id = secrets.token_urlsafe(9)  # 12 characters, 72 random bits
     pk, sk = Link.key(link_id)
+    at = clock.now_iso()
     link = Link(pk, sk, link_id=link_id, member_id=member_id, campaign_id=member_code.campaign_id,
                 code=member_code.code, channel=channel, landing_path=landing_path,
-                url=share_url(member_code.code, link_id), created_at=clock.now_iso())
+                url=share_url(member_code.code, link_id), created_at=at, **Link.owner_keys(member_id, at, link_id))
     link.save(condition=Link.pk.does_not_exist())
     return link
 

@@ -2,8 +2,10 @@
 
 Access patterns:
 - resolve a code (click, lookup, sign-up): GetItem pk=C#<CODE>, sk=CODE  (main)
+- every code a member ever held (export, erasure): Query gsi1 gsi1pk=CODES#<member>
 - a member's code for a campaign: GetItem pk=M#<member>, sk=CODE#<campaign>  (main)
 - a link: GetItem pk=L#<link_id>, sk=LINK  (main)
+- a member's links (export, erasure): Query gsi1 gsi1pk=LINKS#<member>
 - a click (sign-up links it): GetItem pk=K#<click_id>, sk=CLICK  (clicks table; one write per click)
 - click counters of a code / link / campaign: GetItem pk=CNT#<code>|CNT#L#<link>|CNT#CAMP#<campaign>,
   sk=COUNTS  (main; stream-aggregated; codes are [A-Z0-9] only, so the three never collide)
@@ -29,6 +31,11 @@ class Code(MainItem, discriminator="code"):
     @classmethod
     def key(cls, code: str) -> tuple[str, str]:
         return f"C#{code.upper()}", "CODE"
+
+    @staticmethod
+    def owner_keys(member_id: str, campaign_id: str, code: str) -> dict[str, str]:
+        """The index entry that finds a member's codes (personal-data export and erasure)."""
+        return {"gsi1pk": f"CODES#{member_id}", "gsi1sk": f"{campaign_id}#{code}"}
 
 
 class MemberCode(MainItem, discriminator="member_code"):
@@ -81,6 +88,11 @@ class Link(MainItem, discriminator="link"):
     @classmethod
     def key(cls, link_id: str) -> tuple[str, str]:
         return f"L#{link_id}", "LINK"
+
+    @staticmethod
+    def owner_keys(member_id: str, created_at: str, link_id: str) -> dict[str, str]:
+        """The index entry that finds a member's links (personal-data export and erasure)."""
+        return {"gsi1pk": f"LINKS#{member_id}", "gsi1sk": f"{created_at}#{link_id}"}
 
 
 class Click(ClickItem, discriminator="click"):
