@@ -86,10 +86,10 @@ INVENTORY: dict[str, Kind] = {
                            plain="signed_up converted rev"),
     # -- facts, ledger, points -----------------------------------------------------------------
     "order": kind("Query gsi1 ORDERS#<member>", "keep: amounts", ids="order_id member_id request_hash",
-                  plain="amount_fen currency occurred_at store_id channel refunded_fen created_at counted"),
+                  plain="amount_fen currency occurred_at store_id channel refunded_fen created_at counted campaign_id"),
     "refund": kind("Query pk=O#<order> REFUND# of the member's orders", "keep: amounts",
                    ids="order_id refund_id member_id request_hash",
-                   plain="amount_fen occurred_at created_at counted"),
+                   plain="amount_fen occurred_at created_at counted campaign_id"),
     "ledger_entry": kind(MEMBER_PARTITION + " LEDGER#", "keep: amounts (the ledger invariants hold)",
                          ids="entry_id member_id source_id order_id referee_id",
                          plain="rule unit amount status bucket reason campaign_id created_at available_at "
@@ -102,6 +102,10 @@ INVENTORY: dict[str, Kind] = {
                               ids="entry_id member_id order_id referee_id seq",
                               plain="campaign_id rule unit amount reversed_amount status created_at available_at",
                               exported=False),
+    "campaign_fact": kind(NOT_A_MEMBERS + " (the dry run's index of a campaign's facts)", "keep: ids and amounts",
+                          ids="member_id referrer_id grandparent_id order_id refund_id",
+                          plain="campaign_id campaign_version kind amount_fen occurred_at window_ends_at",
+                          exported=False),
     # -- engagement ----------------------------------------------------------------------------
     "checkin": kind(MEMBER_PARTITION + " CHECKIN#", "keep: days and streaks", ids="member_id",
                     plain="campaign_id campaign_version day streak at"),
