@@ -88,7 +88,7 @@ def clicks_written() -> list[Click]:
 
 
 def hosted_campaign(client, campaign_id: str = "spring", offer: str = "¥30 off your first order", **rules):
-    body = {"campaign_id": campaign_id, "name": "Spring", "offer": offer, "ends_at": "2026-12-31T15:59:00Z",
+    body = {"campaign_id": campaign_id, "name": "Spring", "offer": offer, "ends_at": "2036-12-31T15:59:00Z",
             "landing_url": "https://shop.example.com/spring", "rules": {"landing_page": "hosted", **rules}}
     response = client.post("/v1/campaigns", body, token=OPS)
     assert response.status_code == 200, response.body
@@ -205,7 +205,7 @@ def test_a_hosted_campaign_answers_people_with_its_page_and_counts_one_click(cli
     page = Page(response.body.decode())
     assert page.lang == "zh-CN"
     text = " ".join(page.text)
-    assert "L**y" in text and "¥30 off your first order" in text and "2026年12月31日 23:59" in text
+    assert "L**y" in text and "¥30 off your first order" in text and "2036年12月31日 23:59" in text
     [click] = clicks_written()
     shop = parse_qs(urlsplit(page.links["open-shop"]).query)
     assert page.links["open-shop"].startswith("https://shop.example.com/spring?")
@@ -223,7 +223,7 @@ def test_the_mini_program_button_carries_the_referral(client, configure):
     params = parse_qs(target.query)
     assert (target.scheme, params["appid"], params["path"]) == ("weixin", ["wx0123456789abcdef"], ["pages/welcome/index"])
     assert parse_qs(unquote(params["query"][0])) == {"ref": [link["code"]], "click": [click.click_id]}
-    assert "Offer ends 31 Dec 2026, 23:59" in " ".join(page.text)
+    assert "Offer ends 31 Dec 2036, 23:59" in " ".join(page.text)
 
 
 def test_crawlers_of_a_hosted_campaign_still_get_the_card_and_no_click(client):
