@@ -37,6 +37,7 @@ from chalicelib.referrals import attribution as _attribution  # noqa: F401  (reg
 from chalicelib.referrals import counters as _click_counters  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import downline as _downline  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import routes as referrals
+from chalicelib.share import routes as share
 from chalicelib.store.base import ClickItem, MainItem, bind
 from chalicelib.stream_failures import routes as stream_failures, service as stream_failure_store
 from chalicelib.webhooks import delivery as webhook_delivery, routes as webhooks
@@ -46,7 +47,7 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, exports, member360, quality, funnel, dryrun, privacy, openapi):
+                   webhooks, leaderboards, exports, member360, quality, funnel, dryrun, privacy, share, openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

@@ -349,11 +349,12 @@ def test_over_the_limit_a_click_still_redirects_but_is_not_counted(client, confi
     "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
     "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
 ])
-def test_link_preview_crawlers_are_redirected_but_never_counted(client, agent):
+def test_link_preview_crawlers_get_the_preview_and_are_never_counted(client, agent):
     code = code_of(client, login(client, "a"))
-    location = follow(client, f"/r/{code}", ua=agent)
-    query = parse_qs(urlsplit(location).query)
-    assert query["ref"] == [code] and "click" not in query
+    response = client.get(f"/r/{code}", headers={"User-Agent": agent})
+    assert response.status_code == 200 and b'property="og:title"' in response.body  # tests/test_share_pages.py
+    assert all_clicks() == []
+    assert clicks.record(code, None, "1.2.3.4", agent).click is None  # record() refuses them too
     assert all_clicks() == []
     follow(client, f"/r/{code}")  # a person with a phone still counts
     assert len(all_clicks()) == 1

@@ -37,8 +37,8 @@ def fake_machine(tmp_path: Path, *, java: str | None, npm: bool, uid: int, sudo_
     return bin_dir
 
 
-def run(bin_dir: Path):
-    result = subprocess.run([str(bin_dir / "bash"), str(SCRIPT)], env={"PATH": str(bin_dir)},
+def run(bin_dir: Path, **env: str):
+    result = subprocess.run([str(bin_dir / "bash"), str(SCRIPT)], env={"PATH": str(bin_dir), **env},
                             capture_output=True, text=True, timeout=30)
     calls = (bin_dir.parent / "calls")
     return result, calls.read_text().splitlines() if calls.exists() else []
@@ -53,6 +53,24 @@ def test_root_installs_what_is_missing_once(tmp_path):
     result, calls = run(fake_machine(tmp_path, java="11.0.2", npm=False, uid=0, sudo_ok=None))
     assert result.returncode == 0, result.stderr
     assert calls[-1] == "apt-get install -y -qq openjdk-17-jre-headless npm"
+
+
+def test_ci_also_installs_chromium_and_a_chinese_font_for_the_browser_test(tmp_path):
+    bin_dir = fake_machine(tmp_path, java="17.0.10", npm=True, uid=0, sudo_ok=None)
+    result, calls = run(bin_dir, WITH_BROWSER="1")
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == "apt-get install -y -qq chromium fonts-noto-cjk"
+    assert "WITH_BROWSER=1 make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_a_machine_with_chromium_and_the_font_installs_nothing_for_the_browser(tmp_path):
+    bin_dir = fake_machine(tmp_path, java="17.0.10", npm=True, uid=0, sudo_ok=None)
+    for tool, body in (("chromium", "true"), ("fc-list", "echo 'NotoSansCJK.ttc: Noto Sans CJK SC'")):
+        (bin_dir / tool).write_text(f"#!{shutil.which('bash')}\n{body}\n")
+        (bin_dir / tool).chmod(0o755)
+    (bin_dir / "grep").symlink_to(shutil.which("grep"))
+    result, calls = run(bin_dir, WITH_BROWSER="1")
+    assert result.returncode == 0 and calls == [], result.stderr
 
 
 def test_passwordless_sudo_installs_through_sudo(tmp_path):

@@ -43,6 +43,21 @@ def landing_url_problem(url: str, stage: str, own_base_url: str) -> str | None:
     return None
 
 
+def image_url_problem(url: str, stage: str) -> str | None:
+    """Why a share image URL is refused (None: fine): link-preview crawlers want https (http in
+    the local stage only) and a plain URL with a host. It may point at this service (a poster)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in (("https", "http") if stage == "local" else ("https",)):
+        return "must be an https URL"
+    if not parts.hostname or parts.username or parts.password:
+        return "must be a plain URL with a host"
+    return None
+
+
 def points_at_service(url: str, own_base_url: str) -> bool:
     try:
         host = (urlsplit(url).hostname or "").lower()
@@ -98,6 +113,10 @@ class Rules(Strict):
     red_packet_hours: int = Field(24, strict=True, ge=1, le=168)
     signups_per_hour_alert: int = Field(30, strict=True, ge=1, le=100_000)
     time_zone: TimeZone = "Asia/Shanghai"
+    # What a shared link shows (chalicelib/share, docs/share-pages.md): `redirect` sends people on
+    # to landing_url (302); `hosted` answers with the service's own mobile landing page.
+    landing_page: Literal["redirect", "hosted"] = "redirect"
+    share_image_url: str | None = Field(None, pattern=LANDING_URL_SHAPE, max_length=500)  # https; the card's image
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> "Rules":

@@ -17,19 +17,24 @@ from ..core.pagination import PageQuery, page
 from ..insight import audit
 from ..store.base import cancelled_by_condition, transaction
 from .models import Campaign, CampaignVersion
-from .rules import DEFAULT_CAMPAIGN, CampaignIn, Rules, landing_url_problem
+from .rules import DEFAULT_CAMPAIGN, CampaignIn, Rules, image_url_problem, landing_url_problem
 
 DEFAULT_ID = "default"
 log = get_logger("campaigns")
 
 
 def _check_landing(spec: CampaignIn) -> None:
-    """The landing URL's stage-dependent rules (the schema checks its shape)."""
+    """The landing and share image URLs' stage-dependent rules (the schema checks their shape)."""
     cfg = settings()
     problem = landing_url_problem(spec.landing_url, cfg.stage, cfg.public_base_url)
     if problem:
         raise Unprocessable("invalid body", code="validation_failed", details={"fields": [
             {"field": "landing_url", "problem": problem, "type": "landing_url"}]})
+    image = spec.rules.share_image_url
+    problem = image_url_problem(image, cfg.stage) if image else None
+    if problem:
+        raise Unprocessable("invalid body", code="validation_failed", details={"fields": [
+            {"field": "rules.share_image_url", "problem": problem, "type": "share_image_url"}]})
 
 
 def _item(spec: CampaignIn, version: int, at: str) -> Campaign:

@@ -42,6 +42,7 @@ class Settings:
     max_body_bytes: int
     public_base_url: str  # "" outside local when unset: links take the request's own URL
     default_landing_url: str
+    mini_program_link: str  # "" unset: the hosted page's main button opens the campaign's landing URL
     cursor_secret_env: str | None
     rate_limit_per_minute: int
     campaign_cache_seconds: float
@@ -101,6 +102,9 @@ def settings() -> Settings:
         max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", str(64 * 1024))),
         public_base_url=(os.environ.get("PUBLIC_BASE_URL") or local_base).rstrip("/"),
         default_landing_url=os.environ.get("DEFAULT_LANDING_URL", "https://shop.example.com/welcome"),
+        # The brand's mini-program: a weixin://dl/business/?appid=…&path=… scheme or an https URL
+        # link (share/pages.py appends the referral). Used by the hosted landing page.
+        mini_program_link=os.environ.get("MINI_PROGRAM_LINK", "").strip(),
         cursor_secret_env=os.environ.get("CURSOR_SECRET") or None,
         rate_limit_per_minute=int(os.environ.get("RATE_LIMIT_PER_MINUTE", "120")),
         # How stale a campaign read on the hot paths may be (clicks, lookups, sign-ups, stream

@@ -7,9 +7,10 @@ stream batch (counters.py), so a viral code never turns into a hot item written 
 Anything wrong — unknown or disabled code, campaign not running — goes to the default landing
 with no attribution and no write.
 
-A person following a link always gets the redirect, never a 429 (a busy NAT shares one IP).
-Clicks over the per-IP limit, and fetches by link-preview crawlers, still redirect with the
-referral (`ref`) but are not recorded, so they count nowhere.
+A person following a link always gets the redirect (or the campaign's hosted page), never a
+429 (a busy NAT shares one IP). Clicks over the per-IP limit still redirect with the referral
+(`ref`) but are not recorded, so they count nowhere. Link-preview crawlers never get here: the
+route answers them with the preview page (share/pages.py), and `record` refuses them too.
 """
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..campaigns import service as campaigns
+from ..campaigns.models import Campaign
 from ..campaigns.rules import points_at_service
 from ..core import clock, ratelimit
 from ..core.config import settings
+from ..share.crawlers import is_crawler
 from ..store.base import MainItem
 from . import rules
 from .links import LINK_ID, landing
@@ -36,9 +39,22 @@ RATE_BUCKET = "clicks"
 
 
 @dataclass(frozen=True)
+class Target:
+    """A code that may be followed now: its running campaign and (if the URL named it) its link."""
+    code: Code
+    campaign: Campaign
+    link: Link | None
+
+    @property
+    def channel(self) -> str:
+        return self.link.channel if self.link else "other"
+
+
+@dataclass(frozen=True)
 class Outcome:
     location: str
-    click: Click | None  # None: nothing was recorded (default landing)
+    click: Click | None  # None: nothing was recorded (default landing, over the limit)
+    target: Target | None = None  # None: unknown, disabled or ended code
 
 
 def fingerprint(source_ip: str, user_agent: str) -> str:
@@ -70,33 +86,41 @@ def _read(code: str, link_id: str | None) -> tuple[Code | None, Link | None]:
     return found.get(Code), found.get(Link)
 
 
-def record(raw_code: str, link_id: str | None, source_ip: str, user_agent: str) -> Outcome:
-    default = Outcome(settings().default_landing_url, None)
+def resolve(raw_code: str, link_id: str | None) -> Target | None:
+    """The code, its link and its campaign when following it makes sense (1 read call); None for
+    an unknown or disabled code, a campaign not running, or a landing URL that loops back here."""
     code_text = rules.normalize_code(raw_code)
     if code_text is None:
-        return default
+        return None
     link_id = link_id if link_id and LINK_ID.fullmatch(link_id) else None
     code, link = _read(code_text, link_id)
     if code is None or code.status != "active":
-        return default
+        return None
     campaign = campaigns.current(code.campaign_id)
     if campaign is None or not campaigns.is_running(campaign):
-        return default
+        return None
     if points_at_service(campaign.landing_url, settings().public_base_url):
-        return default  # never redirect a visitor back into /r/ (a loop), whatever is stored
+        return None  # never redirect a visitor back into /r/ (a loop), whatever is stored
     if link is not None and link.code.upper() != code.code.upper():
         link = None  # a link id pasted onto another code: count the code, not the link
+    return Target(code, campaign, link)
+
+
+def record(raw_code: str, link_id: str | None, source_ip: str, user_agent: str) -> Outcome:
+    target = resolve(raw_code, link_id)
+    if target is None:
+        return Outcome(settings().default_landing_url, None)
+    code, campaign, link = target.code, target.campaign, target.link
     landing_path = link.landing_path if link else None
-    if rules.is_preview_bot(user_agent) or ratelimit.exceeded(RATE_BUCKET, source_ip) is not None:
-        return Outcome(landing(campaign.landing_url, landing_path, ref=code.code), None)
+    if is_crawler(user_agent) or ratelimit.exceeded(RATE_BUCKET, source_ip) is not None:
+        return Outcome(landing(campaign.landing_url, landing_path, ref=code.code), None, target)
     now = clock.now()
     rules_ = campaigns.rules_of(campaign)
     click_id = uuid.uuid4().hex
     click = Click(*Click.key(click_id), click_id=click_id, code=code.code, referrer_id=code.member_id,
                   campaign_id=campaign.campaign_id, link_id=link.link_id if link else None,
-                  channel=link.channel if link else "other", at=clock.iso(now),
+                  channel=target.channel, at=clock.iso(now),
                   day=local_day(now, rules_.time_zone), fingerprint=fingerprint(source_ip, user_agent),
                   expires_at=clock.epoch(now + timedelta(days=rules_.attribution_window_days) + KEEP_AFTER_WINDOW))
     click.save()
-    target = landing(campaign.landing_url, landing_path, ref=code.code, click=click_id)
-    return Outcome(target, click)
+    return Outcome(landing(campaign.landing_url, landing_path, ref=code.code, click=click_id), click, target)

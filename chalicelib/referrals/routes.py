@@ -9,7 +9,9 @@ from pydantic import Field, field_validator
 
 from ..core.auth import MEMBER, OPS
 from ..core.http import Reply, Req, Routes
+from ..core.config import settings
 from ..core.validation import Body, Query
+from ..share import crawlers, pages
 from . import clicks, codes, links, reserved
 from .links import CHANNELS
 
@@ -90,12 +92,41 @@ def link_qr(req: Req) -> Any:
 
 
 @routes.get("/r/{code}", query=ClickQuery, produces="text/plain", status=302,
-            summary="Record a click and redirect (302) to the campaign's landing page with ref and click; "
-                    "never 429: over the per-IP limit, or for link-preview bots, it redirects without counting")
+            summary="Record a click and redirect (302) to the campaign's landing page with ref and click, or answer "
+                    "with the campaign's hosted landing page (200 text/html); link-preview crawlers get the "
+                    "preview card (200 text/html) and are never counted; never 429")
 def follow(req: Req) -> Any:
-    outcome = clicks.record(req.params["code"], req.query.l, req.client_key, req.headers.get("user-agent", ""))
+    code, link_id = req.params["code"], req.query.l
+    user_agent = req.headers.get("user-agent", "")
+    if crawlers.is_crawler(user_agent):
+        return pages.preview(code, link_id, req.headers.get("if-none-match"))
+    outcome = clicks.record(code, link_id, req.client_key, user_agent)
+    if pages.is_hosted(outcome.target):
+        return pages.landing_page(outcome)
+    return _redirect(outcome.location)
+
+
+@routes.route("/r/{code}", "HEAD", query=ClickQuery, produces="text/plain", status=302,
+              summary="What GET answers for the same agent, headers only, never counted (link checkers, crawlers)")
+def follow_head(req: Req) -> Any:
+    code, link_id = req.params["code"], req.query.l
+    if crawlers.is_crawler(req.headers.get("user-agent", "")):
+        return pages.preview(code, link_id, req.headers.get("if-none-match"), head=True)
+    target = clicks.resolve(code, link_id)
+    if pages.is_hosted(target):
+        assert target is not None
+        return pages.landing_page(clicks.Outcome(_uncounted(target), None, target), head=True)
+    return _redirect(_uncounted(target) if target else settings().default_landing_url)
+
+
+def _uncounted(target: clicks.Target) -> str:
+    return links.landing(target.campaign.landing_url, target.link.landing_path if target.link else None,
+                         ref=target.code.code)
+
+
+def _redirect(location: str) -> Response:
     # no-store: a cached redirect would skip the click and reuse its click id.
-    return Response(body="", status_code=302, headers={"Location": outcome.location, "Cache-Control": "no-store",
+    return Response(body="", status_code=302, headers={"Location": location, "Cache-Control": "no-store",
                                                        "Content-Type": "text/plain; charset=utf-8"})
 
 

