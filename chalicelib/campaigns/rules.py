@@ -98,6 +98,8 @@ class Rules(Strict):
     red_packet_hours: int = Field(24, strict=True, ge=1, le=168)
     signups_per_hour_alert: int = Field(30, strict=True, ge=1, le=100_000)
     time_zone: TimeZone = "Asia/Shanghai"
+    # Share posters (docs/posters.md): the campaign's own background image; None draws the default
+    poster_background_url: str | None = Field(None, pattern=LANDING_URL_SHAPE, max_length=500)
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> "Rules":

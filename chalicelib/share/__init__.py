@@ -1,0 +1,1 @@
+"""Share material a member sends to friends: link posters (docs/posters.md)."""
