@@ -280,3 +280,5 @@ def test_long_offers_wrap_within_the_poster():
     assert all(text.font(64).getlength(line) <= 650 for line in lines)
     assert not any(line.startswith(("，", "！")) for line in lines)
     assert text.wrap("¥20 off your first order", 64, 650, 3) == ["¥20 off your first", "order"]
+    long_name = text.wrap(mask_name("Maximilian" * 4), 34, 300, 1)
+    assert len(long_name) == 1 and long_name[0].startswith("M**") and long_name[0].endswith("…")

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from ..core.config import settings
@@ -61,7 +62,13 @@ def url_problem(url: str, landing_url: str) -> str | None:
 
 
 def default():
-    """A vertical red-to-orange gradient with two soft light discs: clean, and compresses well."""
+    """A vertical red-to-orange gradient with two soft light discs: clean, and compresses well
+    (256 colours would band it visibly, so it stays RGB). Drawn once per instance."""
+    return _default().copy()
+
+
+@lru_cache(maxsize=1)
+def _default():
     from PIL import Image, ImageDraw
 
     ramp = Image.linear_gradient("L").resize(SIZE)

@@ -92,7 +92,7 @@ def render(inputs: PosterInputs) -> bytes:
     offer = text.wrap(text.drawable(inputs.offer), 64, WIDTH - 100, 3)
     if branded:  # keep white text legible on any photo: a translucent panel behind it
         panel = Image.new("L", image.size, 0)
-        ImageDraw.Draw(panel).rounded_rectangle((40, 80, WIDTH - 40, 600), radius=28, fill=96)
+        ImageDraw.Draw(panel).rounded_rectangle((40, 80, WIDTH - 40, 616), radius=28, fill=96)
         image = Image.composite(Image.new("RGB", image.size, (0, 0, 0)), image, panel)
     draw = ImageDraw.Draw(image)
     y = 120
@@ -104,8 +104,10 @@ def render(inputs: PosterInputs) -> bytes:
         _centred(draw, line, 64, y, (255, 236, 160))
         y += 86
     draw.rounded_rectangle(CARD, radius=32, fill=WHITE)
-    left, top, right, _ = CARD
-    _centred(draw, f"{text.drawable(inputs.advocate, missing='*') or '*'} {INVITES}", 34, top + 36, INK)
+    top = CARD[1]
+    # A long Latin name masks to a long run of stars: one line, cut with "…"
+    advocate = text.wrap(text.drawable(inputs.advocate, missing="*") or "*", 34, 300, 1)[0]
+    _centred(draw, f"{advocate} {INVITES}", 34, top + 36, INK)
     qr = _qr(inputs.url)
     image.paste(qr, ((WIDTH - qr.width) // 2, top + 96 + (QR_BOX - qr.height) // 2))
     _centred(draw, SCAN_HINT, 32, top + 96 + QR_BOX + 12, ACCENT)
