@@ -166,6 +166,18 @@ def test_if_none_match_answers_304_without_drawing(client, monkeypatch):
     assert len(drawn) == 1
 
 
+def test_posters_are_rate_limited_per_client_like_qr_codes(client, configure):
+    from datetime import timedelta
+
+    from chalicelib.core import clock, ratelimit
+
+    configure(RATE_LIMIT_PER_MINUTE="3")
+    clock.advance(timedelta(seconds=ratelimit.WINDOW_SECONDS - clock.epoch() % ratelimit.WINDOW_SECONDS))
+    statuses = [get_poster(client, "nosuchlink123").status_code for _ in range(4)]
+    assert statuses == [404, 404, 404, 429]
+    assert get_poster(client, "nosuchlink123").json_body["error"]["code"] == "rate_limited"
+
+
 @pytest.mark.parametrize("link_id", ["nosuchlink123", "bad id!"])
 def test_poster_of_unknown_link_is_404_json(client, link_id):
     response = get_poster(client, link_id)
@@ -219,11 +231,8 @@ def test_background_off_the_allowed_hosts_is_refused_on_write(client, image_host
     assert client.get("/v1/campaigns/spring", token=OPS).status_code == 404  # nothing written
 
 
-def test_configured_hosts_are_allowed_and_rechecked_before_each_fetch(client, image_host, monkeypatch):
-    from chalicelib.core.config import settings
-
-    monkeypatch.setenv("POSTER_IMAGE_HOSTS", "cdn.brand.example, img.brand.example")
-    settings.cache_clear()
+def test_configured_hosts_are_allowed_and_rechecked_before_each_fetch(client, image_host, monkeypatch, configure):
+    configure(POSTER_IMAGE_HOSTS="cdn.brand.example, img.brand.example")
     response = campaign(client, image_host, background_url="https://img.brand.example/spring.jpg")
     assert response.status_code == 200, response.body
     fetched = []
@@ -233,8 +242,7 @@ def test_configured_hosts_are_allowed_and_rechecked_before_each_fetch(client, im
     assert fetched == ["https://img.brand.example/spring.jpg"] and image.getpixel((10, 1320)) != \
         background.default().getpixel((10, 1320))
 
-    monkeypatch.setenv("POSTER_IMAGE_HOSTS", "")  # the brand's CDN is no longer trusted
-    settings.cache_clear()
+    configure(POSTER_IMAGE_HOSTS=None)  # the brand's CDN is no longer trusted
     poster.clear_caches()
     image = Image.open(io.BytesIO(get_poster(client, new_link(client, token)["link_id"]).body)).convert("RGB")
     assert len(fetched) == 1  # refused before any request
