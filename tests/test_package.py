@@ -245,22 +245,30 @@ with mock_aws():
         return jwt.encode({"sub": sub, "role": role, "iss": "referral-service", "aud": "referral-api",
                            "iat": now, "exp": now + 600, "jti": f"probe-{sub}"}, secret, algorithm="HS256")
 
-    def call(method, path, bearer, body=None):
-        event = {"resource": path, "path": path, "httpMethod": method,
-                 "headers": {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
+    def call(method, path, bearer, body=None, raw=False, resource=None, params=None):
+        event = {"resource": resource or path, "path": path, "httpMethod": method,
+                 "headers": {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json",
+                             "Accept": "image/png" if raw else "application/json"},
                  "multiValueHeaders": {}, "queryStringParameters": None, "multiValueQueryStringParameters": None,
-                 "pathParameters": None, "stageVariables": None, "isBase64Encoded": False,
+                 "pathParameters": params, "stageVariables": None, "isBase64Encoded": False,
                  "body": json.dumps(body) if body is not None else None,
-                 "requestContext": {"resourcePath": path, "httpMethod": method, "stage": "api",
+                 "requestContext": {"resourcePath": resource or path, "httpMethod": method, "stage": "api",
                                     "requestId": "r-1", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
                                     "identity": {"sourceIp": "203.0.113.9"}}}
         response = packaged.app(event, None)
+        if raw:
+            return response["statusCode"], response.get("isBase64Encoded", False), len(response["body"])
         return response["statusCode"], json.loads(response["body"])
 
     signup = call("POST", "/v1/events/signups", token("brand-backend", "service"), {"member_id": "m-probe"})
     member_id = signup[1]["member"]["member_id"]
     code = call("GET", "/v1/members/me/code", token(member_id, "member"))
-    print(json.dumps({"signup": signup[0], "code": code, "app_file": packaged.__file__,
+    link = call("POST", "/v1/links", token(member_id, "member"), {"channel": "poster"})[1]
+    poster = call("GET", f"/v1/links/{link['link_id']}/poster.png", "", raw=True,  # Pillow and the font from the zip
+                  resource="/v1/links/{link_id}/poster.png", params={"link_id": link["link_id"]})
+    import PIL
+    print(json.dumps({"signup": signup[0], "code": code, "poster": poster, "pil_file": PIL.__file__,
+                      "app_file": packaged.__file__,
                       "boto3_file": boto3.__file__, "modules_from_code_dir": sorted(
                           m for m, mod in sys.modules.items()
                           if getattr(mod, "__file__", None) and mod.__file__.startswith(code_dir)
@@ -301,6 +309,9 @@ def test_packaged_app_serves_requests_with_the_template_environment(packaged, sa
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["app_file"].startswith(str(code_dir)) and result["boto3_file"].startswith(str(code_dir))
     assert result["signup"] in (200, 201)
+    status, base64_encoded, length = result["poster"]
+    assert status == 200 and base64_encoded and length > 10_000  # the manylinux Pillow wheel runs from the zip
+    assert result["pil_file"].startswith(str(code_dir))
     status, body = result["code"]
     assert status == 200, body
     # no PUBLIC_BASE_URL: share links point at the API's own URL, never at localhost

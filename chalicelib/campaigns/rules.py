@@ -117,6 +117,8 @@ class Rules(Strict):
     # to landing_url (302); `hosted` answers with the service's own mobile landing page.
     landing_page: Literal["redirect", "hosted"] = "redirect"
     share_image_url: str | None = Field(None, pattern=LANDING_URL_SHAPE, max_length=500)  # https; the card's image
+    # Share posters (docs/posters.md): the campaign's own background image; None draws the default
+    poster_background_url: str | None = Field(None, pattern=LANDING_URL_SHAPE, max_length=500)
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> "Rules":

@@ -15,6 +15,7 @@ from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.logs import get_logger
 from ..core.pagination import PageQuery, page
 from ..insight import audit
+from ..share.background import url_problem as background_problem
 from ..store.base import cancelled_by_condition, transaction
 from .models import Campaign, CampaignVersion
 from .rules import DEFAULT_CAMPAIGN, CampaignIn, Rules, image_url_problem, landing_url_problem
@@ -24,7 +25,7 @@ log = get_logger("campaigns")
 
 
 def _check_landing(spec: CampaignIn) -> None:
-    """The landing and share image URLs' stage-dependent rules (the schema checks their shape)."""
+    """The landing, share image and poster background URLs' stage-dependent rules (the schema checks their shape)."""
     cfg = settings()
     problem = landing_url_problem(spec.landing_url, cfg.stage, cfg.public_base_url)
     if problem:
@@ -35,6 +36,11 @@ def _check_landing(spec: CampaignIn) -> None:
     if problem:
         raise Unprocessable("invalid body", code="validation_failed", details={"fields": [
             {"field": "rules.share_image_url", "problem": problem, "type": "share_image_url"}]})
+    image_url = spec.rules.poster_background_url
+    problem = background_problem(image_url, spec.landing_url) if image_url else None
+    if problem:
+        raise Unprocessable("invalid body", code="validation_failed", details={"fields": [
+            {"field": "rules.poster_background_url", "problem": problem, "type": "poster_background_url"}]})
 
 
 def _item(spec: CampaignIn, version: int, at: str) -> Campaign:

@@ -48,6 +48,7 @@ class Settings:
     campaign_cache_seconds: float
     fact_max_future_seconds: int
     log_level: str
+    poster_image_hosts: str = ""  # comma-separated hosts campaign poster backgrounds may come from
 
     def table_name(self, logical: str) -> str:
         return f"{self.table_prefix}{logical}"
@@ -113,6 +114,8 @@ def settings() -> Settings:
         # How far ahead of our clock a reported fact may be dated (the brand's clock may run fast).
         fact_max_future_seconds=int(os.environ.get("FACT_MAX_FUTURE_SECONDS", "300")),
         log_level=os.environ.get("LOG_LEVEL", "INFO"),
+        # Besides each campaign's landing host (docs/posters.md).
+        poster_image_hosts=os.environ.get("POSTER_IMAGE_HOSTS", ""),
     )
 
 

@@ -12,6 +12,7 @@ from ..core.http import Reply, Req, Routes
 from ..core.config import settings
 from ..core.validation import Body, Query
 from ..share import crawlers, pages
+from ..share import poster  # Pillow itself loads on the first poster (cold start)
 from . import clicks, codes, links, reserved
 from .links import CHANNELS
 
@@ -89,6 +90,20 @@ def link_qr(req: Req) -> Any:
     return Response(body=links.qr_png(link.url, req.query.scale), status_code=200,
                     headers={"Content-Type": "image/png",
                              "Cache-Control": "public, max-age=31536000, immutable"})
+
+
+@routes.get("/v1/links/{link_id}/poster.png", rate_limit="poster", produces="image/png",
+            headers={"ETag": "changes with the campaign version and the advocate's name; send it as If-None-Match"},
+            summary="Share poster (PNG, 750×1334): campaign background, masked advocate name, offer and the "
+                    "link's QR code; send Accept: image/png (or */*); If-None-Match → 304")
+def link_poster(req: Req) -> Any:
+    inputs = poster.inputs_for(req.params["link_id"])
+    # Revalidation is cheap (two reads, no drawing), so caches keep it briefly: an offer change
+    # reaches viewers within MAX_AGE_SECONDS.
+    headers = {"ETag": inputs.etag, "Cache-Control": f"public, max-age={poster.MAX_AGE_SECONDS}"}
+    if poster.matches(req.headers.get("if-none-match"), inputs.etag):
+        return Response(body="", status_code=304, headers=headers)
+    return Response(body=poster.png_for(inputs), status_code=200, headers={"Content-Type": "image/png", **headers})
 
 
 @routes.get("/r/{code}", query=ClickQuery, produces="text/plain", status=302,
