@@ -278,8 +278,9 @@ def test_each_role_lives_up_to_its_cap_and_not_a_second_more(client, role, longe
     assert MAX_LIFETIME_SECONDS[role] == longest
     extra = {"jti": "t-1"} if role != MEMBER else {}
     now = clock.epoch()
-    assert call(client, sign(claims(role=role, exp=now + longest, **extra))).status_code == 200
-    assert_envelope(call(client, sign(claims(role=role, exp=now + longest + 1, **extra))), 401, "invalid_token")
+    assert call(client, sign(claims(role=role, iat=now, exp=now + longest, **extra))).status_code == 200
+    assert_envelope(call(client, sign(claims(role=role, iat=now, exp=now + longest + 1, **extra))), 401,
+                    "invalid_token")
     with pytest.raises(ValueError):
         token("someone", role, ttl_seconds=longest + 1)
 

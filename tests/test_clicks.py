@@ -169,10 +169,11 @@ def test_a_campaign_ended_elsewhere_stops_clicks_within_the_cache_time(client, m
 
     token = login(client, "a")
     code = code_of(client, token)
+    now = time.monotonic()
+    monkeypatch.setattr(campaigns.time, "monotonic", lambda: now)  # the cache's clock, held from here
     assert follow(client, f"/r/{code}") != settings().default_landing_url
     item = campaigns.find("default")
     item.update(actions=[type(item).status.set("ended")])  # written by someone else
-    now = time.monotonic()
     monkeypatch.setattr(campaigns.time, "monotonic", lambda: now + settings().campaign_cache_seconds - 1)
     assert follow(client, f"/r/{code}") != settings().default_landing_url
     monkeypatch.setattr(campaigns.time, "monotonic", lambda: now + settings().campaign_cache_seconds + 1)

@@ -99,6 +99,7 @@ class StreamPoller:
                  checkpoints: Checkpoints | None = None, invoke: Callable[[str, dict], Any] | None = None,
                  region: str = "us-east-1", now: Callable[[], float] = time.time):
         self.app, self.ddb, self.streams, self.region, self.now = app, ddb, streams, region, now
+        self.monotonic: Callable[[], float] = time.monotonic  # the backoff clock (tests hold it still)
         self.checkpoints = checkpoints or Checkpoints()
         self._invoke = invoke or (lambda name, event: app.handler_map[name](event, LambdaContext(name)))
         self.sources = [
@@ -128,7 +129,7 @@ class StreamPoller:
 
     def _ready(self, source: Source, shard: Shard) -> bool:
         parent = source.shards.get(shard.parent_id) if shard.parent_id else None
-        return not shard.finished and (parent is None or parent.finished) and time.monotonic() >= shard.retry_at
+        return not shard.finished and (parent is None or parent.finished) and self.monotonic() >= shard.retry_at
 
     def _iterator(self, source: Source, shard: Shard) -> str:
         if shard.iterator:
@@ -201,7 +202,7 @@ class StreamPoller:
             self._give_up(source, shard, "RetryAttemptsExhausted")
             return len(batch)
         backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (shard.failures - 1))
-        shard.retry_at = time.monotonic() + backoff
+        shard.retry_at = self.monotonic() + backoff
         log.warning("stream batch failed; will retry", extra={"function": source.function_name,
                     "shard": shard.shard_id, "attempt": shard.failures, "backoff_s": backoff,
                     "records": len(batch), "retrying": len(shard.pending[0])})
@@ -286,7 +287,7 @@ class StreamPoller:
             except Exception:
                 log.exception("failure destination consumer raised; will offer again",
                               extra={"function": self.failure_function})
-                shard.retry_at = time.monotonic() + MAX_BACKOFF_SECONDS
+                shard.retry_at = self.monotonic() + MAX_BACKOFF_SECONDS
                 return
         self._settle(shard, batch[-1])
 
