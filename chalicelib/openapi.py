@@ -16,6 +16,10 @@ ERROR_SCHEMA = {
         "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}},
 }
 
+# Every operation's texts (error messages, notifications, share texts) follow it (docs/i18n.md).
+ACCEPT_LANGUAGE = {"name": "Accept-Language", "in": "header", "required": False, "schema": {"type": "string"},
+                   "description": "zh-CN (the default) or en: the language of messages and texts"}
+
 
 def _json_schema(model, components: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -71,6 +75,7 @@ def document(registered: dict[str, Any] | None = None) -> dict[str, Any]:
                 name = field.alias or python_name  # `from`: a Python keyword, declared by alias
                 parameters.append({"name": name, "in": "query", "required": field.is_required(),
                                    "schema": properties.get(name, {}), "description": field.description or ""})
+        parameters.append(ACCEPT_LANGUAGE)
         if doc.idempotent:
             parameters.append({"name": "Idempotency-Key", "in": "header", "required": doc.key_required,
                                "schema": {"type": "string", "maxLength": 128}})

@@ -174,7 +174,8 @@ def test_a_campaign_not_running_looks_exactly_like_an_unknown_one(client):
     add_campaign("later", starts_at="2099-01-01T00:00:00Z")
     answers = {}
     for campaign_id in ("ended", "paused", "later", "nosuch"):
-        response = client.get(f"/v1/members/me/code?campaign_id={campaign_id}", token=token)
+        response = client.get(f"/v1/members/me/code?campaign_id={campaign_id}", token=token,
+                              headers={"Accept-Language": "en"})
         error = response.json_body["error"]
         answers[campaign_id] = (response.status_code, error["code"], error["message"])
         assert codes.current(member_id, campaign_id) is None

@@ -128,9 +128,12 @@ def test_rank_beyond_the_exact_range_is_estimated_with_its_error(client, streams
     refer(client, ids["Cai"], "f3", 5_00)
     streams.drain()
     monkeypatch.setattr(ranking, "EXACT_UP_TO", 0)
-    me = client.get("/v1/leaderboards/spring/me?metric=gmv", token=token(ids["Bob"])).json_body
+    me = client.get("/v1/leaderboards/spring/me?metric=gmv", token=token(ids["Bob"]),
+                    headers={"Accept-Language": "en"}).json_body
     assert me["exact"] is False and me["score"] == 98_00
-    assert abs(me["rank"] - 2) <= me["error"] == 2 and "estimated" in me["note"]
+    assert abs(me["rank"] - 2) <= me["error"] == 2 and me["note"] == "estimated beyond the top 0 of a shard: within ±2"
+    chinese = client.get("/v1/leaderboards/spring/me?metric=gmv", token=token(ids["Bob"])).json_body
+    assert chinese["note"] == "估算值（超出分片前 0 名的精确范围）：误差 ±2"
     # A score alone in its bucket, or its bucket's top score: the buckets above count it exactly.
     me = client.get("/v1/leaderboards/spring/me?metric=gmv", token=token(ids["Cai"])).json_body
     assert (me["rank"], me["score"], me["exact"]) == (3, 5_00, True)

@@ -16,6 +16,7 @@ class Campaign(MainItem, discriminator="campaign"):
     campaign_id = UnicodeAttribute()
     name = UnicodeAttribute()
     offer = UnicodeAttribute(default="")
+    offer_i18n = UnicodeAttribute(null=True)  # JSON {locale: offer}; None: the offer in one language only
     landing_url = UnicodeAttribute()
     status = UnicodeAttribute(default="active")
     starts_at = UnicodeAttribute(null=True)

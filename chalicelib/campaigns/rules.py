@@ -151,6 +151,10 @@ class CampaignIn(Strict):
     campaign_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,39}$")
     name: str = Field(min_length=1, max_length=80)
     offer: str = Field("", max_length=200)
+    # The offer in other languages (docs/i18n.md): share texts and the code lookup use the caller's
+    # language's text when there is one, else `offer` as written.
+    offer_i18n: dict[Literal["zh-CN", "en"], Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=dict, description='the offer per language, e.g. {"en": "¥20 off your first order"}')
     landing_url: str = Field(pattern=LANDING_URL_SHAPE, max_length=500)
     starts_at: Instant | None = None
     ends_at: Instant | None = None

@@ -1,6 +1,7 @@
 """Reading and seeding campaigns."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from functools import lru_cache
@@ -14,6 +15,7 @@ from ..core.config import settings
 from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.logs import get_logger
 from ..core.pagination import PageQuery, page
+from ..i18n import t
 from ..insight import audit
 from ..share.background import url_problem as background_problem
 from ..store.base import cancelled_by_condition, transaction
@@ -29,7 +31,7 @@ def _check_landing(spec: CampaignIn) -> None:
     cfg = settings()
     problem = landing_url_problem(spec.landing_url, cfg.stage, cfg.public_base_url)
     if problem:
-        raise Unprocessable("invalid body", code="validation_failed", details={"fields": [
+        raise Unprocessable(t("invalid body"), code="validation_failed", details={"fields": [
             {"field": "landing_url", "problem": problem, "type": "landing_url"}]})
     image = spec.rules.share_image_url
     problem = image_url_problem(image, cfg.stage) if image else None
@@ -46,9 +48,14 @@ def _check_landing(spec: CampaignIn) -> None:
 def _item(spec: CampaignIn, version: int, at: str) -> Campaign:
     pk, sk = Campaign.key(spec.campaign_id)
     return Campaign(pk, sk, campaign_id=spec.campaign_id, name=spec.name, offer=spec.offer,
+                    offer_i18n=_offers_json(spec.offer_i18n),
                     landing_url=spec.landing_url, status=spec.status, starts_at=spec.starts_at,
                     ends_at=spec.ends_at, rules=spec.rules.model_dump_json(), version=version,
                     created_at=at, updated_at=at, gsi1pk="CAMPAIGNS", gsi1sk=spec.campaign_id)
+
+
+def _offers_json(offers: dict[str, str]) -> str | None:
+    return json.dumps(offers, ensure_ascii=False, sort_keys=True) if offers else None
 
 
 def _snapshot(spec: CampaignIn, version: int, at: str) -> CampaignVersion:
@@ -68,7 +75,8 @@ def create(spec: CampaignIn, actor: str = "system") -> Campaign:
             tx.save(audit.record(actor, "campaign.create", f"campaign:{spec.campaign_id}", {"version": 1}, at=at))
     except TransactWriteError as exc:
         if cancelled_by_condition(exc):
-            raise Conflict(f"campaign {spec.campaign_id!r} exists", code="campaign_exists") from None
+            raise Conflict(t("campaign {campaign_id!r} exists", campaign_id=spec.campaign_id),
+                           code="campaign_exists") from None
         raise
     _forget(spec.campaign_id)
     return item
@@ -77,11 +85,11 @@ def create(spec: CampaignIn, actor: str = "system") -> Campaign:
 def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
     """A new version of the campaign; facts already bound keep the version they were bound under."""
     if spec.campaign_id != campaign_id:
-        raise Conflict("campaign_id in the body differs from the path", code="campaign_id_mismatch")
+        raise Conflict(t("campaign_id in the body differs from the path"), code="campaign_id_mismatch")
     _check_landing(spec)
     current = get(campaign_id)
     if spec.rules.currency != rules_of(current).currency:  # amounts already recorded are in the old one
-        raise Unprocessable("a campaign's currency cannot change; start a new campaign", code="currency_fixed",
+        raise Unprocessable(t("a campaign's currency cannot change; start a new campaign"), code="currency_fixed",
                             details={"currency": rules_of(current).currency})
     at = clock.now_iso()
     version = int(current.version) + 1
@@ -94,7 +102,8 @@ def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
             tx.save(audit.record(actor, "campaign.update", f"campaign:{campaign_id}", {"version": version}, at=at))
     except TransactWriteError as exc:
         if cancelled_by_condition(exc):
-            raise Conflict("the campaign changed meanwhile; read it and try again", code="concurrent_change") from None
+            raise Conflict(t("the campaign changed meanwhile; read it and try again"),
+                           code="concurrent_change") from None
         raise
     _forget(campaign_id)
     return item
@@ -112,10 +121,16 @@ def seed_default() -> bool:
 def render(campaign: Campaign) -> dict[str, Any]:
     rules = usable_rules(campaign)
     return {"campaign_id": campaign.campaign_id, "name": campaign.name, "offer": campaign.offer,
+            "offer_i18n": json.loads(campaign.offer_i18n or "{}"),
             "landing_url": campaign.landing_url, "status": campaign.status, "starts_at": campaign.starts_at,
             "ends_at": campaign.ends_at, "version": int(campaign.version),
             "rules": rules.model_dump() if rules else None,  # None: stored rules unreadable (fix with PUT)
             "created_at": campaign.created_at, "updated_at": campaign.updated_at}
+
+
+def offer_in(campaign: Campaign, locale: str) -> str:
+    """The campaign's offer in `locale` when ops wrote one for it, else the offer as written."""
+    return json.loads(campaign.offer_i18n or "{}").get(locale) or campaign.offer or ""
 
 
 def list_campaigns(page_query: PageQuery) -> dict[str, Any]:
@@ -142,8 +157,8 @@ def get(campaign_id: str | None) -> Campaign:
     try:
         return Campaign.get(*Campaign.key(campaign_id or DEFAULT_ID))
     except Campaign.DoesNotExist:
-        raise NotFound(f"campaign {campaign_id!r} does not exist", code="campaign_not_found",
-                       details={"campaign_id": campaign_id}) from None
+        raise NotFound(t("campaign {campaign_id!r} does not exist", campaign_id=campaign_id),
+                       code="campaign_not_found", details={"campaign_id": campaign_id}) from None
 
 
 def find(campaign_id: str | None) -> Campaign | None:
@@ -180,8 +195,8 @@ def current(campaign_id: str | None) -> Campaign | None:
 def current_or_404(campaign_id: str | None) -> Campaign:
     campaign = current(campaign_id)
     if campaign is None:
-        raise NotFound(f"campaign {campaign_id!r} does not exist", code="campaign_not_found",
-                       details={"campaign_id": campaign_id})
+        raise NotFound(t("campaign {campaign_id!r} does not exist", campaign_id=campaign_id),
+                       code="campaign_not_found", details={"campaign_id": campaign_id})
     return campaign
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import jwt
 
+from ..i18n import t
 from . import clock, secrets
 from .config import settings
 from .errors import Forbidden, Unauthorized
@@ -81,7 +82,7 @@ def _secret_for(token: str) -> str:
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
-        raise Unauthorized("malformed token", code="invalid_token") from exc
+        raise Unauthorized(t("malformed token"), code="invalid_token") from exc
     secret = _known_secret(kid)
     # A key id this instance does not know may be a rotation it has not seen yet: re-read the
     # secret store once (rate-limited) before refusing the token.
@@ -113,14 +114,14 @@ def verify_token(token: str) -> Principal:
             options={"require": REQUIRED_CLAIMS, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.PyJWTError as exc:
-        raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
+        raise Unauthorized(t("invalid token: {problem}", problem=exc), code="invalid_token") from exc
     role, sub = claims.get("role"), claims.get("sub")
     if role not in ROLES or not isinstance(sub, str) or not sub:
-        raise Unauthorized("token has an unknown role or subject", code="invalid_token")
+        raise Unauthorized(t("token has an unknown role or subject"), code="invalid_token")
     _check_times(claims, role)
     jti = claims.get("jti")
     if role in REVOCABLE and not (isinstance(jti, str) and 0 < len(jti) <= MAX_JTI_LENGTH):
-        raise Unauthorized(f"a {role} token needs a token id (jti); mint it with tools/token.py",
+        raise Unauthorized(t("a {role} token needs a token id (jti); mint it with tools/token.py", role=role),
                            code="invalid_token")
     return Principal(sub=sub, role=role, jti=jti if role in REVOCABLE else None)
 
@@ -133,33 +134,34 @@ def _check_times(claims: dict, role: str) -> None:
     now = clock.epoch()
     times = [claims["iat"], claims["exp"]] + ([claims["nbf"]] if "nbf" in claims else [])
     if not all(_integer(t) for t in times):
-        raise Unauthorized("token times (iat, nbf, exp) must be integers", code="invalid_token")
+        raise Unauthorized(t("token times (iat, nbf, exp) must be integers"), code="invalid_token")
     issued, expires = claims["iat"], claims["exp"]
     not_before = claims.get("nbf", issued)
     if expires - issued > MAX_LIFETIME_SECONDS[role]:
-        raise Unauthorized(f"a {role} token may live at most {MAX_LIFETIME_SECONDS[role]} seconds",
+        raise Unauthorized(t("a {role} token may live at most {seconds} seconds",
+                             role=role, seconds=MAX_LIFETIME_SECONDS[role]),
                            code="invalid_token")
     if expires <= now - LEEWAY_SECONDS:
-        raise Unauthorized("token has expired", code="token_expired")
+        raise Unauthorized(t("token has expired"), code="token_expired")
     if max(issued, not_before) > now + LEEWAY_SECONDS:
-        raise Unauthorized("token is not yet valid", code="invalid_token")
+        raise Unauthorized(t("token is not yet valid"), code="invalid_token")
 
 
 def authenticate(authorization: str | None) -> Principal:
     if not authorization:
-        raise Unauthorized("missing Authorization header", code="missing_token")
+        raise Unauthorized(t("missing Authorization header"), code="missing_token")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("expected 'Authorization: Bearer <token>'", code="invalid_token")
+        raise Unauthorized(t("expected 'Authorization: Bearer <token>'"), code="invalid_token")
     principal = verify_token(token.strip())
     if principal.jti is not None:
         from . import revocation  # one cached read per token id and instance
 
         if revocation.is_revoked(principal.jti):
-            raise Unauthorized("this token has been revoked", code="token_revoked")
+            raise Unauthorized(t("this token has been revoked"), code="token_revoked")
     return principal
 
 
 def require_role(principal: Principal, roles: tuple[str, ...]) -> None:
     if not any(principal.acts_as(role) for role in roles):
-        raise Forbidden(f"this call needs one of the roles: {', '.join(roles)}", code="wrong_role")
+        raise Forbidden(t("this call needs one of the roles: {roles}", roles=', '.join(roles)), code="wrong_role")

@@ -204,7 +204,7 @@ def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: 
     request_id = ((request.context or {}).get("requestId")) or uuid.uuid4().hex
     token = request_id_var.set(request_id)
     base_token = base_url_var.set(request_base_url(request.context))
-    locale_token = i18n.set_locale(i18n.negotiate(_header(request, "accept-language")))
+    locale_tokens = i18n.start_request(header_value(request, "accept-language"))
     try:
         req = _build_request(request, params, roles, body_model, query_model, request_id, rate_limit)
         if key_required and not req.headers.get("idempotency-key", "").strip():
@@ -219,26 +219,26 @@ def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: 
         else:
             response = _call(fn, req)
         response.headers.setdefault("X-Request-Id", request_id)
-        return _with_language(response)
+        return with_language(response)
     except ApiError as err:
-        return _with_language(error_response(err, request_id))
+        return with_language(error_response(err, request_id))
     except Exception:  # the one place an unexpected failure becomes a 500
         log.exception("unhandled error", extra={"path": request.context.get("resourcePath") if request.context else None})
-        return _with_language(json_response(
+        return with_language(json_response(
             error_body("internal_error", t("something went wrong on our side; quote the request id"),
                        {"request_id": request_id}),
             500, {"X-Request-Id": request_id}))
     finally:
         request_id_var.reset(token)
         base_url_var.reset(base_token)
-        i18n.reset_locale(locale_token)
+        i18n.end_request(locale_tokens)
 
 
-def _header(request: Any, name: str) -> str | None:
+def header_value(request: Any, name: str) -> str | None:
     return next((v for k, v in (request.headers or {}).items() if k.lower() == name), None)
 
 
-def _with_language(response: Response) -> Response:
+def with_language(response: Response) -> Response:
     """Texts follow Accept-Language: say which language they are in, and tell caches so."""
     response.headers.setdefault("Content-Language", i18n.current_locale())
     vary = response.headers.get("Vary")
@@ -284,7 +284,11 @@ def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],
 def _call(fn: Callable[[Req], Any], req: Req) -> Response:
     result = fn(req)
     if isinstance(result, Response):
-        return result
-    if isinstance(result, Reply):
-        return json_response(result.body, result.status, result.headers)
-    return json_response(result)
+        response = result
+    elif isinstance(result, Reply):
+        response = json_response(result.body, result.status, result.headers)
+    else:
+        response = json_response(result)
+    # Set here, inside the idempotency layer, so a replay says the language its stored body is in.
+    response.headers.setdefault("Content-Language", i18n.current_locale())
+    return response

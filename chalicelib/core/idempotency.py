@@ -16,6 +16,7 @@ from chalice import Response
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError
 
+from ..i18n import t
 from . import clock
 from .errors import Conflict, Unprocessable
 from ..store.base import ControlItem, condition_failed
@@ -37,7 +38,8 @@ class IdempotencyRecord(ControlItem, discriminator="idempotency"):
 def run(req, call: Callable[[], Response]) -> Response:
     key = req.headers["idempotency-key"]
     if len(key) > MAX_KEY_LENGTH:
-        raise Unprocessable(f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters", code="validation_failed")
+        raise Unprocessable(t("Idempotency-Key is longer than {max_key_length} characters",
+                              max_key_length=MAX_KEY_LENGTH), code="validation_failed")
     digest = hashlib.sha256(req.route_key.encode() + b"\0" + req.raw_body).hexdigest()
     now = clock.epoch()
     record = IdempotencyRecord(pk=record_key(req, key), sk="IDEM", status="in_progress", request_hash=digest,
@@ -85,12 +87,12 @@ def _replay(pk: str, digest: str) -> Response:
         stored = IdempotencyRecord.get(pk, "IDEM", consistent_read=True)
     except IdempotencyRecord.DoesNotExist:
         # The first runner failed and released the key between our claim and this read.
-        raise Conflict("a request with this Idempotency-Key just failed; retry it", code="request_in_progress",
+        raise Conflict(t("a request with this Idempotency-Key just failed; retry it"), code="request_in_progress",
                        headers={"Retry-After": "1"}) from None
     if stored.request_hash != digest:
-        raise Conflict("this Idempotency-Key was used with a different request", code="idempotency_key_reused")
+        raise Conflict(t("this Idempotency-Key was used with a different request"), code="idempotency_key_reused")
     if stored.status != "done":
-        raise Conflict("a request with this Idempotency-Key is still running", code="request_in_progress",
+        raise Conflict(t("a request with this Idempotency-Key is still running"), code="request_in_progress",
                        headers={"Retry-After": "1"})
     headers = json.loads(stored.response_headers or "{}")
     headers["Idempotent-Replayed"] = "true"

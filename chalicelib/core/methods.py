@@ -12,9 +12,11 @@ import uuid
 
 from chalice import Chalice, Response
 
+from .. import i18n
 from ..gateway_responses import ROUTABLE_METHODS
+from ..i18n import t
 from .errors import ApiError
-from .http import JSON_TYPES, error_response
+from .http import JSON_TYPES, error_response, header_value, with_language
 
 
 class MethodNotAllowed(ApiError):
@@ -22,7 +24,8 @@ class MethodNotAllowed(ApiError):
 
 
 def method_not_allowed(method: str, allowed: list[str]) -> MethodNotAllowed:
-    return MethodNotAllowed(f"{method} is not supported here; use {', '.join(allowed)}",
+    return MethodNotAllowed(t("{method} is not supported here; use {allowed}",
+                              method=method, allowed=', '.join(allowed)),
                             details={"allowed": allowed}, headers={"Allow": ", ".join(allowed)})
 
 
@@ -30,7 +33,8 @@ def _refusal(app: Chalice, allowed: list[str]):
     def refuse_method(**_params: str) -> Response:
         request = app.current_request
         request_id = (request.context or {}).get("requestId") or uuid.uuid4().hex
-        return error_response(method_not_allowed(request.method, allowed), request_id)
+        with i18n.locale_scope(i18n.negotiate(header_value(request, "accept-language"))):
+            return with_language(error_response(method_not_allowed(request.method, allowed), request_id))
 
     refuse_method.refuses_method = True  # type: ignore[attr-defined]  (the OpenAPI document skips these)
     return refuse_method

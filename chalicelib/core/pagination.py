@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable
 
 from pydantic import Field
 
+from ..i18n import t
 from .config import settings
 from .errors import BadRequest
 from .validation import Query
@@ -50,7 +51,7 @@ def decode_cursor(cursor: str | None, scope: str) -> dict[str, Any] | None:
             raise ValueError("not a key")
         return key
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("cursor is not valid for this list", code="invalid_cursor") from exc
+        raise BadRequest(t("cursor is not valid for this list"), code="invalid_cursor") from exc
 
 
 def page(query: Callable[..., Any], page_query: PageQuery, scope: str,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pynamodb.attributes import NumberAttribute
 
+from ..i18n import t
 from . import clock
 from .config import settings
 from .errors import RateLimited
@@ -48,7 +49,7 @@ def check(bucket: str, client_key: str) -> None:
     """Count the request; over the limit → 429 with Retry-After."""
     retry_after = exceeded(bucket, client_key)
     if retry_after is not None:
-        raise RateLimited("too many requests; slow down", details={"limit_per_minute": limit_for(bucket)},
+        raise RateLimited(t("too many requests; slow down"), details={"limit_per_minute": limit_for(bucket)},
                           headers={"Retry-After": str(retry_after)})
 
 

@@ -19,6 +19,7 @@ from pynamodb.exceptions import TransactWriteError
 from ..core import clock
 from ..core.errors import Conflict, NotFound
 from ..core.pagination import PageQuery, page
+from ..i18n import t
 from ..insight import audit
 from ..rewards import ledger
 from ..store.base import MainItem, cancelled_by_condition, transaction
@@ -55,7 +56,7 @@ def find(item_id: str) -> CatalogueItem | None:
 def get_or_404(item_id: str) -> CatalogueItem:
     item = find(item_id)
     if item is None:
-        raise NotFound(f"no catalogue item {item_id!r}", code="item_not_found")
+        raise NotFound(t("no catalogue item {item_id!r}", item_id=item_id), code="item_not_found")
     return item
 
 
@@ -70,7 +71,7 @@ def create(item_id: str, name: str, points: int, stock: int, actor: str) -> dict
                                  {"name": name, "points": points, "stock": stock}, at=at))
     except TransactWriteError as exc:
         if cancelled_by_condition(exc):  # the item exists
-            raise Conflict(f"catalogue item {item_id!r} already exists; change it with PUT",
+            raise Conflict(t("catalogue item {item_id!r} already exists; change it with PUT", item_id=item_id),
                            code="item_exists") from None
         raise
     return render(item)
@@ -104,9 +105,10 @@ def redeem(member_id: str, redemption_id: str, item_id: str) -> tuple[Any, dict[
     for _ in range(PRICE_RETRIES):
         item = get_or_404(item_id)
         if not item.active:
-            raise NotFound(f"catalogue item {item_id!r} is not offered any more", code="item_not_found")
+            raise NotFound(t("catalogue item {item_id!r} is not offered any more", item_id=item_id),
+                           code="item_not_found")
         if int(item.stock) < 1:
-            raise Conflict(f"{item.name} is out of stock", code="out_of_stock")
+            raise Conflict(t("{item} is out of stock", item=item.name), code="out_of_stock")
         price = int(item.points)
         take_one = (item, [CatalogueItem.stock.add(-1)],
                     (CatalogueItem.stock >= 1) & (CatalogueItem.points == price) & (CatalogueItem.active == True))  # noqa: E712
@@ -116,4 +118,4 @@ def redeem(member_id: str, redemption_id: str, item_id: str) -> tuple[Any, dict[
         except ledger.ExtraConditionFailed:
             continue  # stock, price or offer changed since the read: judge again from what stands
         return entry, render(get_or_404(item_id))
-    raise Conflict(f"{item_id!r} kept changing; try again", code="item_changed")
+    raise Conflict(t("{item_id!r} kept changing; try again", item_id=item_id), code="item_changed")

@@ -13,6 +13,7 @@ from ..campaigns import service as campaigns
 from ..core import clock
 from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.pagination import PageQuery, page
+from ..i18n import t
 from ..rewards import ledger
 from ..rewards.rules import Award
 from ..store.base import condition_failed
@@ -27,10 +28,11 @@ def create(spec: Any, actor: str) -> dict[str, Any]:
     campaign = campaigns.get(spec.campaign_id)  # 404 for an unknown campaign
     for number, question in enumerate(spec.questions):
         if question.answer >= len(question.options):
-            raise Unprocessable(f"question {number + 1}: the answer must be the index of one of its options",
+            raise Unprocessable(t("question {number}: the answer must be the index of one of its options",
+                                  number=number + 1),
                                 code="answer_not_an_option", details={"question": number})
     if spec.pass_mark is not None and spec.pass_mark > len(spec.questions):
-        raise Unprocessable("pass_mark is more than the number of questions", code="pass_mark_too_high")
+        raise Unprocessable(t("pass_mark is more than the number of questions"), code="pass_mark_too_high")
     quiz_id, at = uuid.uuid4().hex, clock.now_iso()
     quiz = Quiz(*Quiz.key(quiz_id), quiz_id=quiz_id, campaign_id=campaign.campaign_id, title=spec.title,
                 questions=json.dumps([q.model_dump() for q in spec.questions], ensure_ascii=False),
@@ -44,7 +46,7 @@ def _get(quiz_id: str) -> Quiz:
     try:
         return Quiz.get(*Quiz.key(quiz_id))
     except Quiz.DoesNotExist:
-        raise NotFound("no quiz with this id", code="quiz_not_found") from None
+        raise NotFound(t("no quiz with this id"), code="quiz_not_found") from None
 
 
 def render_for_ops(quiz: Quiz) -> dict[str, Any]:
@@ -77,11 +79,12 @@ def answer(quiz_id: str, member_id: str, answers: list[int]) -> dict[str, Any]:
     now = clock.now_iso()
     campaign = campaigns.current(quiz.campaign_id)
     if not (quiz.starts_at <= now < quiz.ends_at) or campaign is None or not campaigns.is_running(campaign):
-        raise Conflict("this quiz is not open now", code="quiz_not_open",
+        raise Conflict(t("this quiz is not open now"), code="quiz_not_open",
                        details={"starts_at": quiz.starts_at, "ends_at": quiz.ends_at})
     solutions = [q["answer"] for q in json.loads(quiz.questions)]
     if len(answers) != len(solutions):
-        raise Unprocessable(f"send one answer per question ({len(solutions)})", code="wrong_answer_count",
+        raise Unprocessable(t("send one answer per question ({count})", count=len(solutions)),
+                            code="wrong_answer_count",
                             details={"questions": len(solutions)})
     member_or_401(member_id)
     right, passed = rules.grade(answers, solutions, int(quiz.pass_mark) if quiz.pass_mark is not None else None)

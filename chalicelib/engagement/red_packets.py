@@ -33,6 +33,7 @@ from ..campaigns import service as campaigns
 from ..core import clock
 from ..core.errors import Conflict, NotFound, RateLimited, Unprocessable
 from ..core.masking import mask_name
+from ..i18n import t
 from ..members.models import member_pk
 from ..referrals import codes
 from ..referrals.links import landing
@@ -126,9 +127,10 @@ def create(campaign_id: str | None, total_fen: int, count: int, expires_at: str,
            allowance: PacketAllowance | None = None, per_day: int | None = None) -> dict[str, Any]:
     campaign = running_campaign(campaign_id)
     if total_fen < count:
-        raise Unprocessable("every share is at least 1 fen: total_fen must be at least count", code="total_below_count")
+        raise Unprocessable(t("every share is at least 1 fen: total_fen must be at least count"),
+                            code="total_below_count")
     if expires_at <= clock.now_iso():
-        raise Unprocessable("expires_at must lie in the future", code="expires_in_past")
+        raise Unprocessable(t("expires_at must lie in the future"), code="expires_in_past")
     rule_set = campaigns.rules_of(campaign)
     packet_id = secrets.token_hex(10)
     sender_code = codes.code_for(sender_id, campaign.campaign_id).code if sender_id else None
@@ -137,7 +139,7 @@ def create(campaign_id: str | None, total_fen: int, count: int, expires_at: str,
                        seed=secrets.token_hex(8), status="open", expires_at=expires_at, created_at=clock.now_iso(),
                        gsi2pk=DUE_PK, gsi2sk=f"{expires_at}#{packet_id}")
     if rule_set.money_budget_fen is not None and total_fen > rule_set.money_budget_fen:
-        raise Conflict("the campaign's budget cannot fund this packet", code="budget_exhausted")
+        raise Conflict(t("the campaign's budget cannot fund this packet"), code="budget_exhausted")
     usage, actions, condition = _budget_reservation(campaign.campaign_id, rule_set.money_budget_fen, total_fen)
     try:
         with transaction() as tx:
@@ -152,8 +154,9 @@ def create(campaign_id: str | None, total_fen: int, count: int, expires_at: str,
             raise
         reasons = getattr(exc, "cancellation_reasons", None) or []
         if allowance is not None and len(reasons) > 2 and getattr(reasons[2], "code", None) == "ConditionalCheckFailed":
-            raise RateLimited(f"{per_day} red packet(s) a day", code="red_packet_limit_reached") from None
-        raise Conflict("the campaign's budget cannot fund this packet", code="budget_exhausted") from None
+            raise RateLimited(t("{per_day} red packet(s) a day", per_day=per_day),
+                              code="red_packet_limit_reached") from None
+        raise Conflict(t("the campaign's budget cannot fund this packet"), code="budget_exhausted") from None
     return render(packet, [])
 
 
@@ -163,7 +166,7 @@ def create_for_member(member_id: str, campaign_id: str | None) -> dict[str, Any]
     campaign = running_campaign(campaign_id)
     rule_set = campaigns.rules_of(campaign)
     if not rule_set.red_packet_total_fen:
-        raise Conflict("this campaign offers no member red packets", code="red_packets_not_offered")
+        raise Conflict(t("this campaign offers no member red packets"), code="red_packets_not_offered")
     now = clock.now()
     allowance = PacketAllowance(*PacketAllowance.key(member_id, campaign.campaign_id,
                                                      local_day(now, rule_set.time_zone)))
@@ -176,7 +179,7 @@ def _packet(packet_id: str) -> RedPacket:
     try:
         return RedPacket.get(*RedPacket.key(packet_id), consistent_read=True)
     except RedPacket.DoesNotExist:
-        raise NotFound("no such red packet", code="packet_not_found") from None
+        raise NotFound(t("no such red packet"), code="packet_not_found") from None
 
 
 def _claim_of(packet_id: str, member_id: str) -> PacketClaim | None:
@@ -201,13 +204,13 @@ def claim(packet_id: str, member_id: str) -> dict[str, Any]:
         if earlier is not None:
             return {"packet_id": packet_id, "amount_fen": int(earlier.amount_fen), "already_claimed": True}
         if packet.sender_id == member_id:
-            raise Conflict("a sender cannot claim their own packet", code="own_packet")
+            raise Conflict(t("a sender cannot claim their own packet"), code="own_packet")
         now = clock.now_iso()
         if packet.status != "open" or packet.expires_at <= now:
-            raise Conflict("this red packet has expired", code="packet_expired")
+            raise Conflict(t("this red packet has expired"), code="packet_expired")
         index = int(packet.claimed)
         if index >= int(packet.count):
-            raise Conflict("every share of this red packet is claimed", code="packet_empty")
+            raise Conflict(t("every share of this red packet is claimed"), code="packet_empty")
         left_fen = int(packet.total_fen) - int(packet.claimed_fen)
         amount = share_of(packet.seed, index, left_fen, int(packet.count) - index)
         claim_item = PacketClaim(*PacketClaim.key(packet_id, member_id), packet_id=packet_id, member_id=member_id,
@@ -229,7 +232,7 @@ def claim(packet_id: str, member_id: str) -> dict[str, Any]:
                 raise
             continue  # another claim took this share (or this member's claim landed): judge again
         return {"packet_id": packet_id, "amount_fen": amount, "already_claimed": False}
-    raise Conflict("too many friends are claiming at once; try again", code="packet_busy")
+    raise Conflict(t("too many friends are claiming at once; try again"), code="packet_busy")
 
 
 def settle_due(limit: int = SWEEP_PAGE) -> int:

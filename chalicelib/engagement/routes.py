@@ -12,6 +12,7 @@ from ..core.errors import Unprocessable
 from ..core.http import Reply, Req, Routes
 from ..core.pagination import PageQuery
 from ..core.validation import Body, Id, Instant, ShortText
+from ..i18n import t
 from ..referrals.links import CHANNELS
 from . import catalogue, checkins, quizzes, red_packets, shares
 
@@ -169,12 +170,12 @@ def send_red_packet(req: Req) -> Any:
     if req.principal.acts_as(OPS):
         missing = sorted(name for name, value in given.items() if value is None)
         if missing:
-            raise Unprocessable("an ops packet needs total_fen, count and expires_at", code="fields_for_role",
+            raise Unprocessable(t("an ops packet needs total_fen, count and expires_at"), code="fields_for_role",
                                 details={"missing": missing})
         return Reply(red_packets.create(body.campaign_id, body.total_fen, body.count, body.expires_at, None), 201)
     extra = sorted(name for name, value in given.items() if value is not None)
     if extra:
-        raise Unprocessable("a member's packet is funded by the campaign rule: send campaign_id only",
+        raise Unprocessable(t("a member's packet is funded by the campaign rule: send campaign_id only"),
                             code="fields_for_role", details={"not_allowed": extra})
     return Reply(red_packets.create_for_member(req.member_id, body.campaign_id), 201)
 

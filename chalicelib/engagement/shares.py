@@ -25,6 +25,7 @@ from ..core import clock
 from ..core.errors import Conflict, NotFound, RateLimited
 from ..core.masking import mask_name
 from ..fraud.models import FraudFlag
+from ..i18n import t
 from ..lifecycle import outbox
 from ..members.models import Member
 from ..referrals import codes
@@ -53,7 +54,7 @@ def _share(share_id: str) -> Share:
     try:
         return Share.get(*Share.key(share_id), consistent_read=True)
     except Share.DoesNotExist:
-        raise NotFound("no share with this id", code="share_not_found") from None
+        raise NotFound(t("no share with this id"), code="share_not_found") from None
 
 
 def progress(share: Share, landing_url: str | None = None) -> dict[str, Any]:
@@ -75,8 +76,8 @@ def public_progress(share_id: str) -> dict[str, Any]:
 
 def _refused(reason: str) -> Conflict:
     if reason == "own_share":
-        return Conflict("you cannot assist your own share", code="own_share")
-    return Conflict("this campaign counts assists from new members only (joined after the share was opened)",
+        return Conflict(t("you cannot assist your own share"), code="own_share")
+    return Conflict(t("this campaign counts assists from new members only (joined after the share was opened)"),
                     code="not_a_new_member")
 
 
@@ -85,7 +86,7 @@ def assist(share_id: str, member_id: str) -> dict[str, Any]:
     share = _share(share_id)
     campaign = campaigns.current(share.campaign_id)
     if campaign is None or not campaigns.is_running(campaign):
-        raise Conflict("the share's campaign has ended", code="share_ended")
+        raise Conflict(t("the share's campaign has ended"), code="share_ended")
     assister = member_or_401(member_id, consistent=True)
     rule_set = campaigns.rules_at(share.campaign_id, int(share.campaign_version))
     refusal = rules.share_refusal(share.sharer_id, member_id, assister.created_at, share.created_at,
@@ -127,12 +128,12 @@ def assist(share_id: str, member_id: str) -> dict[str, Any]:
         if step == "already_assisted":
             return {**progress(_share(share_id)), "already_assisted": True}
         if step == "share_completed":
-            raise Conflict("this share already reached its target", code="share_completed") from None
+            raise Conflict(t("this share already reached its target"), code="share_completed") from None
         if step == "assist_limit_reached":
-            raise RateLimited(f"at most {limit} assists a day in this campaign", code=step,
+            raise RateLimited(t("at most {limit} assists a day in this campaign", limit=limit), code=step,
                               details={"limit": limit}) from None
         if step == "device_assist_limit":
-            raise RateLimited("this device or phone has assisted too many shares today", code=step,
+            raise RateLimited(t("this device or phone has assisted too many shares today"), code=step,
                               details={"limit": limit}) from None
         raise
     return {**progress(_share(share_id)), "already_assisted": False}

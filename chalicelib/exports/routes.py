@@ -23,6 +23,7 @@ from ..core.errors import NotFound, Unprocessable
 from ..core.http import Req, Routes
 from ..core.pagination import decode_cursor, encode_cursor
 from ..core.validation import Id, Query
+from ..i18n import t
 from ..leaderboards import rules as boards
 from ..referrals.clicks import local_day
 from . import csvfile
@@ -89,7 +90,7 @@ def _kind(file: str) -> tuple[str, Kind]:
     name = file[:-len(".csv")] if file.endswith(".csv") else ""
     kind = KINDS.get(name)
     if kind is None:
-        raise NotFound(f"no export named {file!r}", code="export_not_found",
+        raise NotFound(t("no export named {file!r}", file=file), code="export_not_found",
                        details={"exports": [f"{known}.csv" for known in KINDS]})
     return name, kind
 
@@ -100,7 +101,7 @@ def _export(q: ExportQuery) -> Export:
     last = date.fromisoformat(q.to) if q.to else date.fromisoformat(local_day(clock.now(), zone))
     first = date.fromisoformat(q.from_) if q.from_ else last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last or (last - first).days >= MAX_DAYS:
-        raise Unprocessable(f"`from` must be on or before `to`, at most {MAX_DAYS} days apart",
+        raise Unprocessable(t("`from` must be on or before `to`, at most {max_days} days apart", max_days=MAX_DAYS),
                             code="invalid_date_range", details={"from": first.isoformat(), "to": last.isoformat()})
     return Export(campaign.campaign_id, first, last, zone, q.metric, q.period, q.channel)
 

@@ -14,6 +14,7 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from ..campaigns import service as campaigns
 from ..core import clock
 from ..core.errors import Conflict, NotFound, Unprocessable
+from ..i18n import t
 from ..members.models import Member
 from ..store.base import cancelled_by_condition, condition_failed, transaction
 from .models import Order, Refund
@@ -40,7 +41,7 @@ def record_purchase(body: PurchaseIn) -> dict[str, Any]:
     digest = _hash(body)
     member = Member.find(body.member_id)
     if member is None:
-        raise NotFound(f"member {body.member_id!r} does not exist", code="member_not_found")
+        raise NotFound(t("member {member_id!r} does not exist", member_id=body.member_id), code="member_not_found")
     currency = _currency_of(member, body.currency)
     at = _when(body.occurred_at)
     order = Order(*Order.key(body.order_id), order_id=body.order_id, member_id=body.member_id,
@@ -65,14 +66,17 @@ def _currency_of(member: Member, currency: str | None) -> str:
     else:
         expected = campaigns.rules_of(campaigns.current_or_404(None)).currency
     if currency is not None and currency != expected:
-        raise Unprocessable(f"the order is in {currency}, the member's campaign pays in {expected}",
+        raise Unprocessable(t("the order is in {currency}, the member's campaign pays in {expected}",
+                              currency=currency, expected=expected),
                             code="currency_mismatch", details={"currency": currency, "campaign_currency": expected})
     return expected
 
 
 def _same_or_conflict(existing: Any, digest: str, what: str) -> dict[str, Any]:
     if existing.request_hash != digest:
-        raise Conflict(f"this {what} id was already reported with different values", code=f"{what}_conflict")
+        message = (t("this order id was already reported with different values") if what == "order"
+                   else t("this refund id was already reported with different values"))
+        raise Conflict(message, code=f"{what}_conflict")
     return render_order(existing) if isinstance(existing, Order) else render_refund(existing)
 
 
@@ -88,7 +92,8 @@ def record_refund(body: RefundIn) -> dict[str, Any]:
     try:
         order = Order.get(*Order.key(body.order_id), consistent_read=True)
     except Order.DoesNotExist:
-        raise NotFound(f"order {body.order_id!r} was never reported", code="order_not_found") from None
+        raise NotFound(t("order {order_id!r} was never reported", order_id=body.order_id),
+                       code="order_not_found") from None
     remaining = int(order.amount_fen) - int(order.refunded_fen or 0)
     if body.amount_fen > remaining:  # also what a replay of the refund that used up the order sees
         return _replayed_refund(body, digest, remaining)
@@ -117,6 +122,7 @@ def _replayed_refund(body: RefundIn, digest: str, remaining: int | None) -> dict
     except Refund.DoesNotExist:
         pass
     if remaining is None:
-        raise Unprocessable("refunds would exceed the order amount", code="refund_exceeds_order")
-    raise Unprocessable(f"refund of {body.amount_fen} fen exceeds the {remaining} fen left on the order",
+        raise Unprocessable(t("refunds would exceed the order amount"), code="refund_exceeds_order")
+    raise Unprocessable(t("refund of {amount_fen} fen exceeds the {remaining} fen left on the order",
+                          amount_fen=body.amount_fen, remaining=remaining),
                         code="refund_exceeds_order", details={"refundable_fen": remaining})

@@ -10,6 +10,7 @@ from pynamodb.exceptions import TransactWriteError
 from ..core import clock
 from ..core.errors import Conflict, NotFound
 from ..core.pagination import PageQuery, page
+from ..i18n import t
 from ..insight import audit
 from ..members.models import Member
 from ..referrals.models import Conversion
@@ -35,11 +36,11 @@ def resolve(flag_id: str, action: str, actor: str) -> dict[str, Any]:
     try:
         flag = FraudFlag.get(*FraudFlag.key(flag_id), consistent_read=True)
     except FraudFlag.DoesNotExist:
-        raise NotFound(f"fraud flag {flag_id!r} does not exist", code="flag_not_found") from None
+        raise NotFound(t("fraud flag {flag_id!r} does not exist", flag_id=flag_id), code="flag_not_found") from None
     if flag.status == status:
         return render(flag)  # the same decision again: nothing to do
     if flag.status != "open":
-        raise Conflict(f"the flag was already {flag.status}", code="flag_already_resolved")
+        raise Conflict(t("the flag was already {status}", status=flag.status), code="flag_already_resolved")
     member = Member.get(*Member.key(flag.referee_id), consistent_read=True)
     at = clock.now_iso()
     member_actions = [Member.referral_hold.remove()]
@@ -63,7 +64,7 @@ def resolve(flag_id: str, action: str, actor: str) -> dict[str, Any]:
                                  {"flag_id": flag_id, "reasons": sorted(flag.reasons or [])}, at=at))
     except TransactWriteError as exc:
         if cancelled_by_condition(exc):
-            raise Conflict("the flag or its referral changed while resolving; try again",
+            raise Conflict(t("the flag or its referral changed while resolving; try again"),
                            code="concurrent_change") from None
         raise
     flag.status, flag.resolved_at, flag.resolved_by = status, at, actor

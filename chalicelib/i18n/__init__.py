@@ -8,8 +8,9 @@ fills them in. Share texts and other texts that depend on a channel use a gettex
 (`t(..., context="share:weibo")`).
 
 The locale in force is a context variable: the HTTP wrapper sets it per request from
-`Accept-Language` (then the member's preference, then zh-CN); stream handlers and schedules
-set it for the member they write to with `locale_scope(member.locale)`.
+`Accept-Language` (`start_request`), else zh-CN; a route that reads the member anyway switches to
+the member's preference when the header named no supported language (`prefer`). Stream handlers
+and schedules use `locale_scope(member.locale)`.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locales"
 DOMAIN = "messages"
 
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("locale", default=DEFAULT_LOCALE)
+_asked: contextvars.ContextVar[bool] = contextvars.ContextVar("locale_asked", default=False)  # by Accept-Language
 
 
 def _gettext_name(locale: str) -> str:
@@ -63,6 +65,32 @@ def reset_locale(token: contextvars.Token) -> None:
     _current.reset(token)
 
 
+def start_request(accept_language: str | None) -> tuple[contextvars.Token, contextvars.Token]:
+    """The locale of one HTTP request: its Accept-Language, else zh-CN until `prefer` learns the
+    member's preference. Give the tokens back to `end_request`."""
+    asked = from_header(accept_language)
+    return _current.set(asked or DEFAULT_LOCALE), _asked.set(asked is not None)
+
+
+def end_request(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+    _current.reset(tokens[0])
+    _asked.reset(tokens[1])
+
+
+def asked_by_header() -> bool:
+    """Whether this request's Accept-Language named a supported language (then no preference
+    needs reading)."""
+    return _asked.get()
+
+
+def prefer(preference: str | None) -> str:
+    """A route that has read the member calls this: their preference counts unless the request's
+    Accept-Language named a supported language (which wins). Returns the locale in force."""
+    if not _asked.get() and preference in LOCALES:
+        _current.set(preference)
+    return _current.get()
+
+
 def t(message: str, /, *, context: str | None = None, locale: str | None = None, **params: Any) -> str:
     """`message` in the locale in force (or `locale`), placeholders filled from `params`.
 
@@ -92,6 +120,15 @@ def negotiate(accept_language: str | None, preference: str | None = None) -> str
     >>> negotiate("en;q=0, zh-CN")
     'zh-CN'
     """
+    return from_header(accept_language) or (preference if preference in LOCALES else DEFAULT_LOCALE)
+
+
+def from_header(accept_language: str | None) -> str | None:
+    """The best supported language `Accept-Language` names (None: it names none).
+
+    >>> from_header("fr-FR, en;q=0.5"), from_header("fr-FR"), from_header(None)
+    ('en', None, None)
+    """
     ranked: list[tuple[float, int, str]] = []
     for position, part in enumerate((accept_language or "").split(",")):
         tag, _, rest = part.strip().partition(";")
@@ -106,9 +143,7 @@ def negotiate(accept_language: str | None, preference: str | None = None) -> str
         locale = _supported(tag.strip().lower())
         if locale and quality > 0:
             ranked.append((-quality, position, locale))
-    if ranked:
-        return min(ranked)[2]
-    return preference if preference in LOCALES else DEFAULT_LOCALE
+    return min(ranked)[2] if ranked else None
 
 
 def _supported(tag: str) -> str | None:

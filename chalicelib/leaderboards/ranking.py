@@ -14,6 +14,7 @@ from typing import Any
 from pynamodb.constants import COUNT
 
 from ..core.masking import mask_name
+from ..i18n import t
 from ..members.models import Member
 from . import rules
 from .models import BucketCount, Score
@@ -94,4 +95,5 @@ def _estimate(b: str, score: int) -> dict[str, Any]:
         return {"rank": higher + 1, "score": score, "exact": True}
     share = round(in_bucket * (high - score) / max(1, high - low + 1))
     return {"rank": higher + share + 1, "score": score, "exact": False, "error": in_bucket,
-            "note": f"estimated beyond the top {EXACT_UP_TO} of a shard: within ±{in_bucket}"}
+            "note": t("estimated beyond the top {exact_up_to} of a shard: within ±{error}", exact_up_to=EXACT_UP_TO,
+                      error=in_bucket)}

@@ -18,7 +18,9 @@ from pynamodb.exceptions import PutError
 
 from ..core.pagination import PageQuery, page
 from ..members.models import member_pk
+from ..program import service as program
 from ..store.base import MainItem, condition_failed
+from . import texts
 
 
 class Notification(MainItem, discriminator="notification"):
@@ -61,12 +63,15 @@ def marketing_sent_since(member_id: str, since: str) -> int:
                               consistent_read=True)
 
 
-def render(note: Notification) -> dict[str, Any]:
+def render(note: Notification, zone: Any = None) -> dict[str, Any]:
+    """The item with its title and body in the locale in force (texts.py: rendered on read)."""
+    payload = json.loads(note.payload or "{}")
     return {"kind": note.kind, "source_id": note.source_id, "created_at": note.created_at,
-            "send_at": note.send_at or note.created_at, "payload": json.loads(note.payload or "{}")}
+            "send_at": note.send_at or note.created_at, **texts.texts(note.kind, payload, zone), "payload": payload}
 
 
 def list_for(member_id: str, page_query: PageQuery) -> dict[str, Any]:
-    return page(Notification.query, page_query, f"notes:{member_id}", render,
+    zone = program.rules_at().zone()
+    return page(Notification.query, page_query, f"notes:{member_id}", lambda note: render(note, zone),
                 hash_key=member_pk(member_id), range_key_condition=Notification.sk.startswith("NOTE#"),
                 scan_index_forward=False)

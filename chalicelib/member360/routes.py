@@ -9,6 +9,7 @@ from ..core.auth import OPS
 from ..core.errors import NotFound
 from ..core.http import Req, Routes
 from ..core.validation import Query
+from ..i18n import t
 from . import view
 
 routes = Routes(__name__)
@@ -25,5 +26,6 @@ class Member360Query(Query):
 def member_360(req: Req) -> Any:
     member_id = req.params["member_id"]
     if len(member_id) > ID_MAX:
-        raise NotFound(f"member {member_id[:ID_MAX]!r}… does not exist", code="member_not_found")
+        raise NotFound(t("member {member_id!r}… does not exist", member_id=member_id[:ID_MAX]),
+                       code="member_not_found")
     return view.build(member_id, req.query.timeline_limit)

@@ -19,6 +19,7 @@ from ..core.masking import mask_secret
 from ..core.pagination import PageQuery
 from ..fraud import service as fraud
 from ..fraud.models import FraudFlag
+from ..i18n import t
 from ..members import service as members
 from ..members.models import Identity, Member
 from ..points.lots import expiring
@@ -41,7 +42,7 @@ def build(member_id: str, timeline_limit: int) -> dict[str, Any]:
                                      *downline.count_keys(member_id)]))
     member = next((i for i in first if isinstance(i, Member)), None)
     if member is None:
-        raise NotFound(f"member {member_id!r} does not exist", code="member_not_found")
+        raise NotFound(t("member {member_id!r} does not exist", member_id=member_id), code="member_not_found")
     flag = next((i for i in first if isinstance(i, FraudFlag)), None)
     return {
         "member": profile(member),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import i18n
 from ..core.auth import MEMBER, issue_token
 from ..core.config import settings
 from ..core.http import Req, Routes
@@ -47,6 +48,9 @@ def my_preferences(req: Req) -> Any:
 @routes.get("/v1/members/me/notifications", roles=(MEMBER,), query=PageQuery,
             summary="My outbox messages, newest first")
 def my_notifications(req: Req) -> Any:
+    # Texts are rendered now (lifecycle/texts.py): in Accept-Language's language, else the member's preference.
+    if not i18n.asked_by_header():
+        i18n.prefer(service.locale_of(req.member_id))
     return outbox.list_for(req.member_id, req.query)
 
 

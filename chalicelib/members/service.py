@@ -11,6 +11,7 @@ from ..core import clock
 from ..core.config import settings
 from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.masking import mask_name
+from ..i18n import t
 from ..store.base import cancelled_by_condition, condition_failed, transaction
 from . import wechat
 from .models import Identity, Member
@@ -34,7 +35,7 @@ def new_member_id() -> str:
 def identify(body: LoginIn) -> tuple[str, str]:
     if body.provider == "dev":
         if not settings().dev_login_enabled:
-            raise Unprocessable("the dev login provider is not enabled on this stage", code="provider_not_enabled")
+            raise Unprocessable(t("the dev login provider is not enabled on this stage"), code="provider_not_enabled")
         return "dev", body.openid or ""
     session = wechat.code_to_session(body.code or "")
     return "wechat", session["openid"]
@@ -75,7 +76,8 @@ def find_or_create(provider: str, subject: str, display_name: str | None = None,
         try:
             winner = Identity.get(pk, sk, consistent_read=True)
         except Identity.DoesNotExist:
-            raise Conflict(f"member id {member_id!r} belongs to another identity", code="member_id_taken") from None
+            raise Conflict(t("member id {member_id!r} belongs to another identity", member_id=member_id),
+                           code="member_id_taken") from None
         existing = _member(winner.member_id, consistent=True)
         return LoginResult(existing, False, attribution.refusal_for_existing(existing, referral))
     outcome = binding.outcome() if isinstance(binding, attribution.Binding) else binding
@@ -85,12 +87,20 @@ def find_or_create(provider: str, subject: str, display_name: str | None = None,
 def _member(member_id: str, consistent: bool = False) -> Member:
     member = Member.find(member_id, consistent=consistent)
     if member is None or member.erased_at:  # an erased member is nobody's profile any more
-        raise NotFound(f"member {member_id!r} does not exist", code="member_not_found")
+        raise NotFound(t("member {member_id!r} does not exist", member_id=member_id), code="member_not_found")
     return member
 
 
 def get(member_id: str) -> Member:
     return _member(member_id)
+
+
+def locale_of(member_id: str) -> str | None:
+    """The member's language preference (one small read; None for an unknown member)."""
+    try:
+        return Member.get(*Member.key(member_id), attributes_to_get=["locale"]).locale
+    except Member.DoesNotExist:
+        return None
 
 
 def public_member(member: Member) -> dict[str, Any]:
@@ -107,7 +117,7 @@ def set_preferences(member_id: str, body: Any) -> dict[str, Any]:
     """Change what the body names; the birthday only once (a gift a year must not be gamed)."""
     member = _member(member_id, consistent=True)
     if body.birthday and member.birthday and body.birthday != member.birthday:
-        raise Conflict("the birthday is already set and cannot change", code="birthday_already_set",
+        raise Conflict(t("the birthday is already set and cannot change"), code="birthday_already_set",
                        details={"birthday": member.birthday})
     actions = []
     for name in ("locale", "channels", "marketing_opt_in"):

@@ -10,6 +10,7 @@ import urllib.request
 
 from ..core.config import settings
 from ..core.errors import ApiError, Unauthorized, Unprocessable
+from ..i18n import t
 
 TIMEOUT_SECONDS = 3.0
 # errcodes that mean the member's code is bad (not our configuration or WeChat being down)
@@ -24,7 +25,7 @@ def code_to_session(js_code: str) -> dict:
     """→ {"openid": ..., "unionid"?: ...}; raises Unauthorized for a bad code."""
     cfg = settings()
     if not cfg.wechat_app_id or not cfg.wechat_app_secret:
-        raise Unprocessable("the wechat login provider is not enabled on this stage", code="provider_not_enabled")
+        raise Unprocessable(t("the wechat login provider is not enabled on this stage"), code="provider_not_enabled")
     query = urllib.parse.urlencode({"appid": cfg.wechat_app_id, "secret": cfg.wechat_app_secret,
                                     "js_code": js_code, "grant_type": "authorization_code"})
     url = f"{cfg.wechat_api_base}/sns/jscode2session?{query}"
@@ -34,17 +35,18 @@ def code_to_session(js_code: str) -> dict:
     # OSError covers URLError/HTTPError, timeouts and a dropped connection (RemoteDisconnected);
     # HTTPException a garbled status line; ValueError a body that is not JSON.
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise UpstreamError(f"WeChat did not answer: {type(exc).__name__}") from exc
+        raise UpstreamError(t("WeChat did not answer: {problem}", problem=type(exc).__name__)) from exc
     if not isinstance(answer, dict):
-        raise UpstreamError("WeChat answered something other than a JSON object")
+        raise UpstreamError(t("WeChat answered something other than a JSON object"))
     try:
         errcode = int(answer.get("errcode") or 0)
     except (TypeError, ValueError):
-        raise UpstreamError("WeChat answered an unreadable errcode") from None
+        raise UpstreamError(t("WeChat answered an unreadable errcode")) from None
     if errcode in BAD_CODE_ERRORS:
-        raise Unauthorized("the WeChat login code is invalid or was already used", code="invalid_login_code")
+        raise Unauthorized(t("the WeChat login code is invalid or was already used"), code="invalid_login_code")
     if errcode:
-        raise UpstreamError(f"WeChat refused the login (errcode {errcode})", details={"errcode": errcode})
+        raise UpstreamError(t("WeChat refused the login (errcode {errcode})", errcode=errcode),
+                            details={"errcode": errcode})
     if not isinstance(answer.get("openid"), str) or not answer["openid"]:
-        raise UpstreamError("WeChat answered without an openid")
+        raise UpstreamError(t("WeChat answered without an openid"))
     return answer

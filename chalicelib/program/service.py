@@ -15,6 +15,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from ..core import clock
 from ..core.errors import Conflict
+from ..i18n import t
 from ..insight import audit
 from ..store.base import cancelled_by_condition, transaction
 from .models import PK, Program, ProgramVersion
@@ -38,7 +39,7 @@ def put(spec: ProgramRules, actor: str, first: bool = False) -> Program:
     """A new version, in force from a minute from now (the seed: from the start of time)."""
     existing = current()
     if first and existing is not None:
-        raise Conflict("the program exists", code="program_exists")
+        raise Conflict(t("the program exists"), code="program_exists")
     at = clock.now_iso()
     effective = FIRST_EFFECTIVE if existing is None else clock.iso(clock.now() + EFFECTIVE_DELAY)
     version = 1 if existing is None else int(existing.version) + 1
@@ -55,7 +56,8 @@ def put(spec: ProgramRules, actor: str, first: bool = False) -> Program:
                                                                       "effective_from": effective}, at=at))
     except TransactWriteError as exc:
         if cancelled_by_condition(exc):
-            raise Conflict("the program changed meanwhile; read it and try again", code="concurrent_change") from None
+            raise Conflict(t("the program changed meanwhile; read it and try again"),
+                           code="concurrent_change") from None
         raise
     clear_caches()
     return item

@@ -14,6 +14,7 @@ from ..core.auth import OPS
 from ..core.errors import Unprocessable
 from ..core.http import Req, Routes
 from ..core.validation import Query
+from ..i18n import t
 from . import report, rules
 
 routes = Routes(__name__)
@@ -49,7 +50,8 @@ def _range(q: QualityQuery, zone: str) -> tuple[str, str]:
     end = date.fromisoformat(q.end) if q.end else today
     start = date.fromisoformat(q.start) if q.start else end - timedelta(days=DEFAULT_DAYS - 1)
     if not 0 <= (end - start).days < MAX_DAYS:
-        raise Unprocessable(f"`from` must not be after `to`, and the range must be at most {MAX_DAYS} days",
+        raise Unprocessable(t("`from` must not be after `to`, and the range must be at most {max_days} days",
+                              max_days=MAX_DAYS),
                             code="invalid_range", details={"from": start.isoformat(), "to": end.isoformat()})
     return start.isoformat(), end.isoformat()
 

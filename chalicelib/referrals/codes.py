@@ -19,6 +19,7 @@ from ..campaigns.models import Campaign
 from ..core import clock
 from ..core.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from ..core.masking import mask_name
+from ..i18n import current_locale, t
 from ..members.models import Member
 from ..store.base import MainItem, cancelled_by_condition, transaction
 from . import reserved, rules
@@ -61,13 +62,13 @@ def running_campaign(campaign_id: str | None) -> Campaign:
     """The campaign if it is running now; unknown, ended and not yet started are one 404."""
     campaign = campaigns.current(campaign_id)
     if campaign is None or not campaigns.is_running(campaign):
-        raise NotFound("no running campaign with this id", code="campaign_not_found",
+        raise NotFound(t("no running campaign with this id"), code="campaign_not_found",
                        details={"campaign_id": campaign_id or "default"})
     return campaign
 
 
 def _unknown_member() -> Unauthorized:
-    return Unauthorized("this token's member does not exist; log in again", code="unknown_member")
+    return Unauthorized(t("this token's member does not exist; log in again"), code="unknown_member")
 
 
 def _new_code(code: str, member_id: str, campaign_id: str, kind: str, at: str) -> Code:
@@ -127,9 +128,9 @@ def set_vanity(member_id: str, raw_code: str, campaign_id: str | None = None) ->
     owner = resolve(code)
     mine = owner is not None and owner.member_id == member_id and owner.campaign_id == campaign.campaign_id
     if owner is not None and not mine and not (owner.released_after and owner.released_after < at):
-        raise Conflict(f"the code {code} is taken", code="code_taken")
+        raise Conflict(t("the code {code} is taken", code=code), code="code_taken")
     if pointer.vanity_code and pointer.vanity_cooling_until and pointer.vanity_cooling_until > at:
-        raise Conflict("your previous vanity code is still cooling; you can change again after it",
+        raise Conflict(t("your previous vanity code is still cooling; you can change again after it"),
                        code="vanity_change_cooling", details={"next_change_at": pointer.vanity_cooling_until})
     cooling_until = clock.iso(now + VANITY_COOLING) if pointer.vanity_code else None
     new_pointer = MemberCode(*MemberCode.key(member_id, campaign.campaign_id), member_id=member_id,
@@ -149,7 +150,8 @@ def set_vanity(member_id: str, raw_code: str, campaign_id: str | None = None) ->
             tx.save(new_pointer, condition=MemberCode.updated_at == pointer.updated_at)
     except TransactWriteError as exc:
         if cancelled_by_condition(exc):
-            raise Conflict(f"the code {code} is taken (or your code changed meanwhile)", code="code_taken") from None
+            raise Conflict(t("the code {code} is taken (or your code changed meanwhile)", code=code),
+                           code="code_taken") from None
         raise
     return new_pointer
 
@@ -169,6 +171,6 @@ def lookup(raw_code: str) -> dict[str, Any]:
     return {
         "valid": True,
         "code": code.code,
-        "campaign": {"campaign_id": campaign.campaign_id, "name": campaign.name, "offer": campaign.offer},
+        "campaign": {"campaign_id": campaign.campaign_id, "name": campaign.name, "offer": campaigns.offer_in(campaign, current_locale())},
         "referrer": {"display_name": mask_name(member.display_name if member else "")},
     }

@@ -16,6 +16,7 @@ from pynamodb.exceptions import UpdateError
 from ..core import clock
 from ..core.errors import NotFound, RateLimited
 from ..core.http import public_base_url
+from ..i18n import t
 from ..store.base import condition_failed
 from . import codes
 from .models import Link, LinkQuota
@@ -78,18 +79,19 @@ def _take_quota(member_id: str) -> None:
     except UpdateError as exc:
         if not condition_failed(exc):
             raise
-        raise RateLimited(f"at most {LINKS_PER_DAY} links a day; reuse one you made", code="link_limit_reached",
+        raise RateLimited(t("at most {links_per_day} links a day; reuse one you made", links_per_day=LINKS_PER_DAY),
+                          code="link_limit_reached",
                           details={"links_per_day": LINKS_PER_DAY},
                           headers={"Retry-After": str(max(1, day_ends - now))}) from None
 
 
 def get(link_id: str) -> Link:
     if not LINK_ID.fullmatch(link_id or ""):
-        raise NotFound("no such link", code="link_not_found")
+        raise NotFound(t("no such link"), code="link_not_found")
     try:
         return Link.get(*Link.key(link_id))
     except Link.DoesNotExist:
-        raise NotFound("no such link", code="link_not_found") from None
+        raise NotFound(t("no such link"), code="link_not_found") from None
 
 
 def qr_png(url: str, scale: int = 8) -> bytes:

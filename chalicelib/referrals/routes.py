@@ -82,6 +82,15 @@ def create_link(req: Req) -> Any:
     return Reply(links.public(link), 201)
 
 
+@routes.get("/v1/links/{link_id}", roles=(MEMBER,),
+            summary="One of my share links with its share texts (title, description, text) for its channel, "
+                    "in my language, the campaign's offer filled in")
+def my_link(req: Req) -> Any:
+    from ..share import link_view  # deferred: share texts are this route's alone (cold start)
+
+    return link_view.own_link(req.member_id, req.params["link_id"])
+
+
 @routes.get("/v1/links/{link_id}/qr.png", query=QrQuery, rate_limit="qr", produces="image/png",
             summary="QR code (PNG) of a share link's URL; send Accept: image/png (or */*)")
 def link_qr(req: Req) -> Any:

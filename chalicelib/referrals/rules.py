@@ -5,6 +5,8 @@ import re
 import secrets
 from typing import Callable
 
+from ..i18n import t
+
 # No look-alikes: 0/O, 1/I/L are left out, so a code read aloud or off a poster survives.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 7
@@ -75,9 +77,9 @@ def normalize_vanity(raw: str, extra_reserved: frozenset[str] = frozenset()) -> 
     """Upper-case and check a vanity code; raises VanityRejected with a reason."""
     code = (raw or "").strip().upper()
     if not VANITY_PATTERN.fullmatch(code):
-        raise VanityRejected("format", "a vanity code is 4 to 16 letters A-Z or digits 0-9")
+        raise VanityRejected("format", t("a vanity code is 4 to 16 letters A-Z or digits 0-9"))
     if is_reserved(code, extra_reserved):
-        raise VanityRejected("reserved", f"{code} is reserved")
+        raise VanityRejected("reserved", t("{code} is reserved", code=code))
     if is_offensive(code):
-        raise VanityRejected("offensive", "that code is not allowed")
+        raise VanityRejected("offensive", t("that code is not allowed"))
     return code

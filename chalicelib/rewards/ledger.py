@@ -23,8 +23,10 @@ from ..core import clock
 from ..core.errors import Conflict
 from ..members.models import Member
 from ..fraud.models import FraudFlag
+from ..i18n import t
 from ..points import lots
 from ..store.base import cancelled_by_condition, condition_failed, transaction
+from . import labels
 from .models import BudgetUsage, CapUsage, LedgerEntry
 from .rules import ADVOCATE_RULES, Award, bounded_award, bounded_increase, first_status
 
@@ -418,8 +420,8 @@ def spend(member_id: str, entry_id: str, points: int, reason: str, rule: str,
         if extra_updates and _refused_by_extra(exc, first_extra=2 + len(extra_items or []) + (points > 0)):
             raise ExtraConditionFailed(entry_id) from None
         if find(member_id, entry_id) is not None:
-            raise Conflict("this operation was already applied", code="already_applied") from None
-        raise Conflict("not enough available points", code="insufficient_points") from None
+            raise Conflict(t("this operation was already applied"), code="already_applied") from None
+        raise Conflict(t("not enough available points"), code="insufficient_points") from None
     return entry
 
 
@@ -431,7 +433,8 @@ def _refused_by_extra(exc: Exception, first_extra: int) -> bool:
 
 
 def render(entry: LedgerEntry) -> dict[str, Any]:
-    return {"entry_id": entry.entry_id, "kind": entry.rule, "unit": entry.unit, "amount": int(entry.amount),
+    return {"entry_id": entry.entry_id, "kind": entry.rule, "label": labels.label(entry.rule), "unit": entry.unit,
+            "amount": int(entry.amount),
             "reversed_amount": int(entry.reversed_amount or 0), "status": entry.status, "reason": entry.reason,
             "source_id": entry.source_id, "order_id": entry.order_id, "created_at": entry.created_at,
             "available_at": entry.available_at, "held": bool(entry.hold)}

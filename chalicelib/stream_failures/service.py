@@ -18,6 +18,7 @@ from ..core.logs import get_logger
 from ..core.pagination import PageQuery, page
 from ..store.base import ROOTS, condition_failed
 from .. import streams
+from ..i18n import t
 from .models import LIST_PK, FailedRecord, StreamFailure
 from .rules import KEEP_DAYS, BatchInfo
 
@@ -141,7 +142,7 @@ def _get(failure_id: str) -> StreamFailure:
     except StreamFailure.DoesNotExist:
         failure = None
     if failure is None or (failure.expires_at or 0) <= clock.epoch():
-        raise NotFound("no such stream failure", code="stream_failure_not_found",
+        raise NotFound(t("no such stream failure"), code="stream_failure_not_found",
                        details={"failure_id": failure_id})
     return failure
 

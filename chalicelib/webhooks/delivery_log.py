@@ -8,6 +8,7 @@ from pynamodb.exceptions import UpdateError
 from ..core import clock
 from ..core.errors import Conflict, NotFound
 from ..core.pagination import PageQuery, page
+from ..i18n import t
 from ..insight import audit
 from ..store.base import condition_failed
 from .models import Delivery
@@ -38,9 +39,10 @@ def redrive(webhook_id: str, delivery_id: str, actor: str) -> dict[str, Any]:
     try:
         item = Delivery.get(*Delivery.key(webhook_id, delivery_id), consistent_read=True)
     except Delivery.DoesNotExist:
-        raise NotFound("no such delivery", code="delivery_not_found", details={"delivery_id": delivery_id}) from None
+        raise NotFound(t("no such delivery"), code="delivery_not_found", details={"delivery_id": delivery_id}) from None
     if item.status != "dead":
-        raise Conflict(f"only a dead delivery can be re-driven; this one is {item.status}", code="delivery_not_dead",
+        raise Conflict(t("only a dead delivery can be re-driven; this one is {status}", status=item.status),
+                       code="delivery_not_dead",
                        details={"status": item.status})
     now = clock.now_iso()
     keys = Delivery.due_keys(webhook_id, delivery_id, now)
@@ -51,7 +53,7 @@ def redrive(webhook_id: str, delivery_id: str, actor: str) -> dict[str, Any]:
                     condition=Delivery.status == "dead")
     except UpdateError as exc:
         if condition_failed(exc):
-            raise Conflict("the delivery changed meanwhile; read it again", code="delivery_not_dead") from None
+            raise Conflict(t("the delivery changed meanwhile; read it again"), code="delivery_not_dead") from None
         raise
     audit.record(actor, "webhook.redrive", webhook_id, {"delivery_id": delivery_id}).save()
     return render(item)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core import clock
 from ..core.errors import Conflict, NotFound, Unprocessable
+from ..i18n import t
 from ..insight import audit
 from ..store.base import cancelled_by_condition, transaction
 from . import addresses, signing
@@ -41,10 +42,11 @@ def create(url: str, events: list[str], description: str, actor: str) -> dict[st
     try:
         addresses.check_url(url)
     except addresses.NotAllowed as exc:
-        raise Unprocessable(f"this URL cannot receive webhooks: {exc}", code="url_not_allowed",
+        raise Unprocessable(t("this URL cannot receive webhooks: {problem}", problem=exc), code="url_not_allowed",
                             details={"url": url}) from None
     if len(all_subscriptions(fresh=True)) >= MAX_SUBSCRIPTIONS:
-        raise Conflict(f"at most {MAX_SUBSCRIPTIONS} webhooks; remove one first", code="too_many_webhooks")
+        raise Conflict(t("at most {max_subscriptions} webhooks; remove one first", max_subscriptions=MAX_SUBSCRIPTIONS),
+                       code="too_many_webhooks")
     webhook_id = "wh_" + secrets.token_hex(8)
     hook = Webhook(*Webhook.key(webhook_id), webhook_id=webhook_id, url=url, events=sorted(set(events)),
                    secret=signing.new_secret(), description=description, created_at=clock.now_iso(), created_by=actor)
@@ -59,7 +61,7 @@ def find(webhook_id: str) -> Webhook:
     try:
         return Webhook.get(*Webhook.key(webhook_id), consistent_read=True)
     except Webhook.DoesNotExist:
-        raise NotFound("no such webhook", code="webhook_not_found", details={"webhook_id": webhook_id}) from None
+        raise NotFound(t("no such webhook"), code="webhook_not_found", details={"webhook_id": webhook_id}) from None
 
 
 def delete(webhook_id: str, actor: str) -> None:
@@ -74,7 +76,7 @@ def delete(webhook_id: str, actor: str) -> None:
             tx.save(audit.record(actor, "webhook.delete", webhook_id, {"url": hook.url}))
     except TransactWriteError as exc:
         if cancelled_by_condition(exc):
-            raise NotFound("no such webhook", code="webhook_not_found", details={"webhook_id": webhook_id}) from None
+            raise NotFound(t("no such webhook"), code="webhook_not_found", details={"webhook_id": webhook_id}) from None
         raise
     clear_cache()
 
