@@ -3,6 +3,7 @@ backgrounds come from a local HTTP server thread)."""
 from __future__ import annotations
 
 import io
+import re
 import struct
 import threading
 import zlib
@@ -257,8 +258,24 @@ def _font_has(chars: str) -> list[str]:
     return [c for c in chars if not c.isspace() and ord(c) not in cmap]
 
 
+def _catalogue_poster_texts(locale: str = "zh_CN") -> str:
+    """Every translation with the context "share:poster" in `locale`'s catalogue, placeholders
+    taken out (what is filled in is checked on its own: masked names, offers)."""
+    from babel.messages.pofile import read_po
+
+    from tools.i18n import po_path
+
+    with po_path(locale).open("rb") as f:
+        catalog = read_po(f)
+    found = [m.string for m in catalog if m.id and m.context == "share:poster"]
+    assert len(found) >= 3
+    return re.sub(r"\{[^{}]*\}", "", "".join(found))
+
+
 def test_font_covers_the_default_texts_and_typical_masked_names():
-    texts = "".join(poster.DEFAULT_TEXTS) + DEFAULT_CAMPAIGN.name + DEFAULT_CAMPAIGN.offer + "¥￥元折券，。！"
+    drawn_texts = "".join(poster.fixed_texts("", "zh-CN"))
+    assert drawn_texts and set(drawn_texts) <= set(_catalogue_poster_texts())  # the zh texts come from there
+    texts = _catalogue_poster_texts() + DEFAULT_CAMPAIGN.name + DEFAULT_CAMPAIGN.offer + "¥￥元折券，。！"
     names = [mask_name(name) for name in ("张三", "欧阳娜娜", "司马懿", "Lily", "Al", "佘太君", "覃海")]
     names += [mask_name(surname + "某") for surname in SURNAMES]
     assert _font_has(texts + "".join(names)) == []
@@ -290,3 +307,43 @@ def test_long_offers_wrap_within_the_poster():
     assert text.wrap("¥20 off your first order", 64, 650, 3) == ["¥20 off your first", "order"]
     long_name = text.wrap(mask_name("Maximilian" * 4), 34, 300, 1)
     assert len(long_name) == 1 and long_name[0].startswith("M**") and long_name[0].endswith("…")
+
+
+def test_poster_is_drawn_in_the_callers_language(client, image_host):
+    port = image_host.server_address[1]
+    body = {"campaign_id": "spring", "name": "春季好友邀请", "offer": "好友首单立减20元",
+            "offer_i18n": {"en": "¥20 off your first order"}, "landing_url": f"http://127.0.0.1:{port}/shop",
+            "rules": {}}
+    assert client.post("/v1/campaigns", body, token=OPS).status_code == 200
+    token, _, _ = login(client, "lily", "Lily")
+    link = new_link(client, token)
+    zh = get_poster(client, link["link_id"], **{"Accept-Language": "zh-CN"})
+    en = get_poster(client, link["link_id"], **{"Accept-Language": "en-US,en;q=0.9"})
+    default = get_poster(client, link["link_id"])  # no Accept-Language: zh-CN
+    assert zh.status_code == en.status_code == default.status_code == 200
+    assert en.body != zh.body and en.headers["ETag"] != zh.headers["ETag"]
+    assert default.body == zh.body and default.headers["ETag"] == zh.headers["ETag"]
+    assert en.headers["Content-Language"] == "en" and "Accept-Language" in en.headers["Vary"]
+    assert decode_qr(zh.body) == decode_qr(en.body) == [link["url"]]
+    # the other language's ETag is no match: drawn, not 304
+    assert get_poster(client, link["link_id"], **{"Accept-Language": "en", "If-None-Match": zh.headers["ETag"]}
+                      ).status_code == 200
+    assert get_poster(client, link["link_id"], **{"Accept-Language": "en", "If-None-Match": en.headers["ETag"]}
+                      ).status_code == 304
+    # the cache is per locale, too: asking in zh again gives the zh poster, not the cached en one
+    assert get_poster(client, link["link_id"], **{"Accept-Language": "zh"}).body == zh.body
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+@pytest.mark.parametrize("name", ["张三", "欧阳娜娜", "Lily", "Maximilian" * 4])
+def test_fixed_texts_fit_the_card(locale, name):
+    """The masked name and each fixed text fit inside the card, in both languages, nothing replaced."""
+    lines = poster.card_texts(mask_name(name), locale)
+    assert [line for line, _ in lines][1:] == list(poster.fixed_texts("", locale)[1:])
+    assert mask_name(name)[0] in lines[0][0]
+    for line, size in lines:
+        assert text.drawable(line) == line
+        assert text.font(size).getlength(line) <= poster.TEXT_WIDTH, (locale, line)
+        assert size >= 20
+    if locale == "zh-CN":  # the Chinese card is drawn at its full sizes
+        assert [size for _, size in lines] == [34, 32, 24]

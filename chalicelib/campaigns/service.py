@@ -36,12 +36,12 @@ def _check_landing(spec: CampaignIn) -> None:
     image = spec.rules.share_image_url
     problem = image_url_problem(image, cfg.stage) if image else None
     if problem:
-        raise Unprocessable("invalid body", code="validation_failed", details={"fields": [
+        raise Unprocessable(t("invalid body"), code="validation_failed", details={"fields": [
             {"field": "rules.share_image_url", "problem": problem, "type": "share_image_url"}]})
     image_url = spec.rules.poster_background_url
     problem = background_problem(image_url, spec.landing_url) if image_url else None
     if problem:
-        raise Unprocessable("invalid body", code="validation_failed", details={"fields": [
+        raise Unprocessable(t("invalid body"), code="validation_failed", details={"fields": [
             {"field": "rules.poster_background_url", "problem": problem, "type": "poster_background_url"}]})
 
 

@@ -20,6 +20,7 @@ from ..core.errors import Unprocessable
 from ..exports.ledger import _months
 from ..exports.models import EXPORT_SHARDS, LedgerExportRow
 from ..exports.models import partition as export_partition
+from ..i18n import t
 from ..members.models import Member
 from ..referrals.models import Conversion
 from ..rewards.models import BudgetUsage, CapUsage
@@ -57,7 +58,8 @@ def facts(campaign_id: str, start: datetime, end: datetime) -> list[CampaignFact
     for row in _merged(lambda month, shard: partition(campaign_id, month, shard), FACT_SHARDS, CampaignFact,
                        start, end):
         if len(found) == MAX_FACTS:
-            raise Unprocessable(f"the period holds more than {MAX_FACTS} facts: choose a shorter one",
+            raise Unprocessable(t("the period holds more than {max_facts} facts: choose a shorter one",
+                                  max_facts=MAX_FACTS),
                                 code="too_many_facts", details={"max_facts": MAX_FACTS})
         found.append(row)
     return found

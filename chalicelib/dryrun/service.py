@@ -9,6 +9,7 @@ from ..campaigns import service as campaigns
 from ..campaigns.rules import Rules
 from ..core import clock
 from ..core.errors import Unprocessable
+from ..i18n import t
 from ..referrals import codes
 from . import recorded
 from .schemas import DryRunIn, SignupFact
@@ -24,10 +25,10 @@ def dry_run(campaign_id: str, body: DryRunIn) -> dict[str, Any]:
     current = campaigns.rules_of(campaign)
     given = body.rules
     if given is not None and given.currency != current.currency:  # as PUT /v1/campaigns/{id} refuses it
-        raise Unprocessable("a campaign's currency cannot change; start a new campaign", code="currency_fixed",
+        raise Unprocessable(t("a campaign's currency cannot change; start a new campaign"), code="currency_fixed",
                             details={"currency": current.currency})
     if body.facts is not None and (body.from_ or body.to):
-        raise Unprocessable("give either facts or a period (from, to), not both", code="facts_or_period")
+        raise Unprocessable(t("give either facts or a period (from, to), not both"), code="facts_or_period")
 
     def rules_for(version: int | None) -> Rules:
         if given is not None:
@@ -79,7 +80,8 @@ def _period(body: DryRunIn) -> tuple[datetime, datetime]:
     end = clock.parse(body.to) if body.to else clock.now()
     start = clock.parse(body.from_) if body.from_ else end - timedelta(days=DEFAULT_DAYS)
     if start >= end or end - start > timedelta(days=MAX_DAYS):
-        raise Unprocessable(f"`from` must be before `to`, at most {MAX_DAYS} days apart", code="invalid_period",
+        raise Unprocessable(t("`from` must be before `to`, at most {max_days} days apart", max_days=MAX_DAYS),
+                            code="invalid_period",
                             details={"from": clock.iso(start), "to": clock.iso(end), "max_days": MAX_DAYS})
     return start, end
 

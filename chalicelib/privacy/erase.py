@@ -31,6 +31,7 @@ from ..insight import audit
 from ..insight.audit import AuditRecord
 from ..members.models import Member
 from ..facts.models import SignupWindow
+from ..i18n import t
 from ..referrals.models import Click, ClickCounter, Code
 from ..store.base import MainItem, condition_failed, transaction
 from .holdings import Holdings, collect
@@ -45,7 +46,7 @@ def audit_id_of(member_id: str) -> str:
 def erase(member_id: str, actor: str) -> dict[str, Any]:
     member = Member.find(member_id, consistent=True)
     if member is None:
-        raise NotFound(f"member {member_id!r} does not exist", code="member_not_found")
+        raise NotFound(t("member {member_id!r} does not exist", member_id=member_id), code="member_not_found")
     done = _receipt(member_id)
     if done is not None:
         return done

@@ -187,8 +187,8 @@ INVENTORY: dict[str, Kind] = {
     "program": kind(NOT_A_MEMBERS, "none", ids="updated_by", plain="version rules effective_from updated_at",
                     exported=False),
     "program_version": kind(NOT_A_MEMBERS, "none", plain="version rules effective_from created_at", exported=False),
-    "campaign": kind(NOT_A_MEMBERS, "none", plain="campaign_id name offer landing_url status starts_at ends_at rules "
-                     "version created_at updated_at budget_spent_points", exported=False),
+    "campaign": kind(NOT_A_MEMBERS, "none", plain="campaign_id name offer offer_i18n landing_url status starts_at "
+                     "ends_at rules version created_at updated_at budget_spent_points", exported=False),
     "campaign_version": kind(NOT_A_MEMBERS, "none", plain="campaign_id version rules created_at", exported=False),
 }
 

@@ -6,6 +6,7 @@ from typing import Any
 from ..core.auth import ADMIN, MEMBER
 from ..core.errors import NotFound
 from ..core.http import Req, Routes
+from ..i18n import t
 from . import erase, export
 
 routes = Routes(__name__)
@@ -25,5 +26,6 @@ def my_export(req: Req) -> Any:
 def erase_member(req: Req) -> Any:
     member_id = req.params["member_id"]
     if len(member_id) > ID_MAX:
-        raise NotFound(f"member {member_id[:ID_MAX]!r}… does not exist", code="member_not_found")
+        raise NotFound(t("member {member_id!r}… does not exist", member_id=member_id[:ID_MAX]),
+                       code="member_not_found")
     return erase.erase(member_id, req.principal.sub)

@@ -1,10 +1,11 @@
 """A share link's poster (海报): 750×1334 PNG, the size WeChat saves to the album.
 
 Background (campaign image or the default), the campaign's name and offer, the advocate's masked
-name and the link's QR code on a white card. Links never change, so a poster is a function of
-the link, the campaign version (name, offer, background URL) and the advocate's masked name:
-its ETag hashes exactly those, a matching If-None-Match is answered 304 without drawing, and
-drawn posters are kept per instance, keyed by the ETag.
+name and the link's QR code on a white card. The fixed texts (`fixed_texts`, catalogue context
+"share:poster") and the offer (`offer_i18n`) are in the caller's language. Links never change, so
+a poster is a function of the link, the campaign version (name, offer, background URL), the
+advocate's masked name and the locale: its ETag hashes exactly those, a matching If-None-Match is
+answered 304 without drawing, and drawn posters are kept per instance, keyed by the ETag.
 """
 from __future__ import annotations
 
@@ -16,19 +17,18 @@ from dataclasses import dataclass
 
 from ..campaigns import service as campaigns
 from ..core.masking import mask_name
+from ..i18n import DEFAULT_LOCALE, LOCALES, current_locale, t
 from ..members.models import Member
 from ..referrals import links
 from . import background, text
 
-LAYOUT = "1"  # bump when the drawing changes: every ETag changes with it
+LAYOUT = "2"  # bump when the drawing changes: every ETag changes with it
 WIDTH, HEIGHT = background.SIZE
-INVITES = "邀请你加入"
-SCAN_HINT = "长按识别二维码"
-SCAN_REASON = "扫码领取好友专享优惠"
-DEFAULT_TEXTS = (INVITES, SCAN_HINT, SCAN_REASON)
 INK, ACCENT, MUTED, WHITE = (51, 51, 51), (232, 65, 44), (136, 136, 136), (255, 255, 255)
 CARD = (90, 640, 660, 1250)
 QR_BOX = 400
+TEXT_WIDTH = CARD[2] - CARD[0] - 40  # the card's texts keep 20 px from its edges
+ADVOCATE_WIDTH = 300  # at most, of the masked name
 MAX_AGE_SECONDS = 600  # browsers, CDNs and WeChat revalidate (ETag) after this
 
 _posters: OrderedDict[str, bytes] = OrderedDict()
@@ -45,16 +45,46 @@ class PosterInputs:
     background_url: str | None
     landing_url: str
     version_key: str  # campaign id and version
+    locale: str = "zh-CN"  # of the fixed texts and the offer
 
     @property
     def etag(self) -> str:
-        parts = (LAYOUT, self.url, self.version_key, self.advocate)
+        parts = (LAYOUT, self.url, self.version_key, self.advocate, self.locale)
         return '"p' + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32] + '"'
 
 
+def fixed_texts(advocate: str, locale: str) -> tuple[str, str, str]:
+    """The poster's fixed texts in `locale`: who invites, the scan hint and the reason to scan
+    (catalogue context "share:poster"; the font subset must cover every zh_CN translation, which
+    tests/test_posters.py checks against the catalogue)."""
+    return (t("{advocate} invites you to join", context="share:poster", locale=locale, advocate=advocate),
+            t("Press and hold to scan the QR code", context="share:poster", locale=locale),
+            t("Scan to claim your friend-only offer", context="share:poster", locale=locale))
+
+
+def card_texts(masked_name: str, locale: str) -> list[tuple[str, int]]:
+    """The card's three lines with their font sizes: the masked name cut with "…" to what the
+    invitation leaves of the card's width, and each line shrunk (to 20 px at least) to fit it, so a
+    longer translation never runs off the card."""
+    suffix = text.font(34).getlength(fixed_texts("", locale)[0])
+    budget = max(60, min(ADVOCATE_WIDTH, int(TEXT_WIDTH - suffix)))
+    # A long Latin name masks to a long run of stars: one line, cut with "…"
+    advocate = text.wrap(text.drawable(masked_name, missing="*") or "*", 34, budget, 1)[0]
+    lines = zip(fixed_texts(advocate, locale), (34, 32, 24))
+    return [(line, _fitting(line, size)) for line, size in lines]
+
+
+def _fitting(line: str, size: int, smallest: int = 20) -> int:
+    while size > smallest and text.font(size).getlength(line) > TEXT_WIDTH:
+        size -= 2
+    return size
+
+
 def inputs_for(link_id: str) -> PosterInputs:
-    """What the link's poster shows (404 `link_not_found` for an unknown link). Reads: the link,
-    the member (GetItem each) and the campaign (through the per-instance campaign cache)."""
+    """What the link's poster shows, in the request's locale (404 `link_not_found` for an unknown
+    link). Reads: the link, the member (GetItem each) and the campaign (through the per-instance
+    campaign cache)."""
+    locale = current_locale()
     link = links.get(link_id)
     campaign = campaigns.current(link.campaign_id)
     try:
@@ -63,10 +93,12 @@ def inputs_for(link_id: str) -> PosterInputs:
         name = ""
     rules = campaigns.usable_rules(campaign) if campaign is not None else None
     return PosterInputs(
-        url=link.url, campaign_name=campaign.name if campaign else "", offer=campaign.offer if campaign else "",
+        url=link.url, campaign_name=campaign.name if campaign else "",
+        offer=campaigns.offer_in(campaign, locale) if campaign else "",
         advocate=mask_name(name), background_url=rules.poster_background_url if rules else None,
         landing_url=campaign.landing_url if campaign else "",
-        version_key=f"{link.campaign_id}#{int(campaign.version) if campaign else 0}")
+        version_key=f"{link.campaign_id}#{int(campaign.version) if campaign else 0}",
+        locale=locale if locale in LOCALES else DEFAULT_LOCALE)
 
 
 def png_for(inputs: PosterInputs) -> bytes:
@@ -105,13 +137,13 @@ def render(inputs: PosterInputs) -> bytes:
         y += 86
     draw.rounded_rectangle(CARD, radius=32, fill=WHITE)
     top = CARD[1]
-    # A long Latin name masks to a long run of stars: one line, cut with "…"
-    advocate = text.wrap(text.drawable(inputs.advocate, missing="*") or "*", 34, 300, 1)[0]
-    _centred(draw, f"{advocate} {INVITES}", 34, top + 36, INK)
+    (invites, invites_size), (scan_hint, hint_size), (scan_reason, reason_size) = card_texts(
+        inputs.advocate, inputs.locale)
+    _centred(draw, invites, invites_size, top + 36 + (34 - invites_size) // 2, INK)
     qr = _qr(inputs.url)
     image.paste(qr, ((WIDTH - qr.width) // 2, top + 96 + (QR_BOX - qr.height) // 2))
-    _centred(draw, SCAN_HINT, 32, top + 96 + QR_BOX + 12, ACCENT)
-    _centred(draw, SCAN_REASON, 24, top + 96 + QR_BOX + 60, MUTED)
+    _centred(draw, scan_hint, hint_size, top + 96 + QR_BOX + 12 + (32 - hint_size) // 2, ACCENT)
+    _centred(draw, scan_reason, reason_size, top + 96 + QR_BOX + 60 + (24 - reason_size) // 2, MUTED)
     return _png(image, photo=branded)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..core.errors import NotFound
 from ..core.http import Req, Routes
+from ..i18n import t
 from . import pages
 
 routes = Routes(__name__)
@@ -16,5 +17,5 @@ routes = Routes(__name__)
 def static_file(req: Req) -> Any:
     response = pages.static_response(req.params["name"])
     if response is None:
-        raise NotFound("no such file", code="not_found")
+        raise NotFound(t("no such file"), code="not_found")
     return response
