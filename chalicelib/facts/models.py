@@ -24,6 +24,10 @@ class Order(MainItem, discriminator="order"):
     refunded_fen = NumberAttribute(default=0)
     created_at = UnicodeAttribute()
     counted = BooleanAttribute(null=True)  # set once the member's counters include this order
+    # Imported history (imports/purchases.py) without `apply_rewards`: it counts for the member's
+    # orders, spend, stage and tier, but never converts a referral nor earns any ledger entry.
+    history = BooleanAttribute(null=True)
+    import_id = UnicodeAttribute(null=True)
 
     @classmethod
     def key(cls, order_id: str) -> tuple[str, str]:
