@@ -15,6 +15,8 @@ def welcome_new_member(change: Change) -> None:
     if change.event != "INSERT":
         return
     member = change.new
+    if member.quiet_import:
+        return  # a brand's existing customer, moved here by an import: not new to the brand
     outbox.post(member.member_id, "welcome", member.member_id, member.created_at,
                 {"display_name": member.display_name})
 
