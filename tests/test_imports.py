@@ -254,3 +254,45 @@ def test_more_than_a_thousand_rows_is_refused_whole(client):
 def test_an_unknown_kind_is_422(client):
     response = send(client, "referrals", [{"member_id": "x"}])
     assert response.status_code == 422 and response.json_body["error"]["code"] == "validation_failed"
+
+
+# -- the command-line wrapper -----------------------------------------------------------------
+
+def test_the_csv_tool_resumes_after_a_failure_and_reports_each_bad_row_once(client, tmp_path):
+    from tools import import_csv
+
+    lines = ["member_id,display_name,joined_at,referrer_id"]
+    lines.append("early,Early,2025-05-01T00:00:00Z,late")  # its referrer comes in the last chunk
+    for i in range(117):
+        referrer = f"c{i // 2:03d}" if i else ""
+        lines.append(f"c{i:03d},Name {i},2025-04-01T00:00:00Z,{referrer}")
+    lines.insert(10, "bad-date,X,2025-02-30T00:00:00Z,")
+    lines.insert(60, "selfish,Y,2025-03-01T00:00:00Z,selfish")
+    lines.append("late,Late,2025-04-01T00:00:00Z,")
+    file = tmp_path / "members.csv"
+    file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    calls = []
+
+    def post(url, bearer, body, lose_answers_from=None):
+        calls.append(len(body["rows"]))
+        response = client.post("/v1/ops/imports", body, token=bearer)
+        if lose_answers_from and len(calls) >= lose_answers_from:
+            raise OSError("connection reset")  # written, but the answer never came back
+        return response.status_code, response.json_body
+
+    with pytest.raises(import_csv.Stopped):
+        import_csv.run("members", file, "http://api", ADMIN, chunk=40, sleep=lambda s: None,
+                       post=lambda *a: post(*a, lose_answers_from=2))
+    assert '"done": 40' in (tmp_path / "members.csv.progress.json").read_text()
+
+    calls.clear()
+    outcome = import_csv.run("members", file, "http://api", ADMIN, chunk=40, sleep=lambda s: None, post=post)
+    assert calls == [40, 40, 1, 1]  # rows 41-121 (chunk 2 again: its answer was lost), then the early referee
+    assert outcome == {"rows": 121, "accepted": 119, "rejected": 2}
+    with open(f"{file}.rejected.csv", encoding="utf-8") as handle:
+        import csv
+
+        rejected = [(r["line"], r["member_id"], r["error_code"]) for r in csv.DictReader(handle)]
+    assert rejected == [("11", "bad-date", "validation_failed"), ("61", "selfish", "self_referral")]
+    assert len(items_of("member")) == 119 and member("early").referrer_id == "late"
+    assert import_csv.run("members", file, "http://api", ADMIN, chunk=40, post=post) == outcome  # done: nothing sent
