@@ -6,20 +6,22 @@ written with `attribute_not_exists`. The member's first code in a campaign becom
 they share; a vanity code becomes their vanity code — one active vanity code per member and
 campaign, so a second one is rejected (`vanity_already_set`). Earlier codes keep resolving.
 
-Cost: BatchGetItems for the codes, members and the members' code pointers; one
-TransactWriteItems per row (the code, and the pointer when it changes). A member's rows run in
-turn (they share the pointer); different members' side by side.
+Cost: BatchGetItems for the codes, members and the members' code pointers; one conditional
+PutItem for the code and, when the member's pointer changes, one for the pointer (≈ 2 WRU).
+Not one transaction: each step is conditional and a re-sent row finishes what a failed call
+left half done (the code is there, its pointer not yet), so the end state is the same. A
+member's rows run in turn (they share the pointer); different members' side by side.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError
 
 from ..members.models import Member
 from ..referrals import reserved, rules as code_rules
 from ..referrals.models import Code, MemberCode
-from ..store.base import MainItem, cancelled_by_condition, transaction
+from ..store.base import MainItem, condition_failed
 from . import parallel, rows
 from .context import Context
 from .schemas import CodeRow
@@ -62,9 +64,10 @@ def import_codes(parsed: dict[int, CodeRow], ctx: Context) -> dict[int, dict[str
     by_member: dict[str, list[int]] = {}
     for index, code in codes.items():
         row = parsed[index]
-        if code in stored:
-            if stored[code].import_hash != _digest(row, code, ctx):
-                errors[index] = rows.rejection("code_taken", f"the code {code} is taken (or was imported with other values)")
+        if code in stored and stored[code].import_hash != _digest(row, code, ctx):
+            errors[index] = rows.rejection("code_taken", f"the code {code} is taken (or was imported with other values)")
+        elif code in stored and _pointed(pointers.get((row.member_id, _campaign(row, ctx))), row, code):
+            continue  # imported before, pointer included: nothing to do
         elif row.member_id not in members:
             errors[index] = rows.rejection("member_not_found", f"member {row.member_id!r} does not exist")
         else:
@@ -91,11 +94,18 @@ def _digest(row: CodeRow, code: str, ctx: Context) -> str:
     return rows.digest(row, code=code, campaign_id=_campaign(row, ctx))
 
 
+def _pointed(pointer: MemberCode | None, row: CodeRow, code: str) -> bool:
+    """Whether the member's pointer already says what this row made it say."""
+    if pointer is None:
+        return False
+    return not row.vanity or pointer.vanity_code == code
+
+
 def _write(row: CodeRow, code: str, pointers: dict, ctx: Context) -> dict[str, Any] | None:
     campaign_id = _campaign(row, ctx)
     at = row.created_at or ctx.now
     pointer = pointers.get((row.member_id, campaign_id))
-    if row.vanity and pointer is not None and pointer.vanity_code:
+    if row.vanity and pointer is not None and pointer.vanity_code and pointer.vanity_code != code:
         return rows.rejection("vanity_already_set", "this member already has a vanity code in this campaign",
                               vanity_code=pointer.vanity_code)
     item = Code(*Code.key(code), code=code, member_id=row.member_id, campaign_id=campaign_id,
@@ -106,15 +116,21 @@ def _write(row: CodeRow, code: str, pointers: dict, ctx: Context) -> dict[str, A
                                  campaign_id=campaign_id, code=code, updated_at=at,
                                  vanity_code=code if row.vanity else None)
     try:
-        with transaction() as tx:
-            tx.save(item, condition=Code.pk.does_not_exist())
-            if new_pointer is not None:
-                tx.save(new_pointer, condition=(MemberCode.updated_at == pointer.updated_at) if pointer
-                        else MemberCode.pk.does_not_exist())
-    except TransactWriteError as exc:
-        if not cancelled_by_condition(exc):
+        item.save(condition=Code.pk.does_not_exist())
+    except PutError as exc:
+        if not condition_failed(exc):
             raise
-        return rows.rejection("code_taken", f"the code {code} was taken (or the member's code changed) meanwhile")
+        stored = Code.get(*Code.key(code), consistent_read=True)
+        if stored.import_hash != item.import_hash:  # else: this row, imported before (a resumed call)
+            return rows.rejection("code_taken", f"the code {code} was taken meanwhile")
+    if new_pointer is not None:
+        try:
+            new_pointer.save(condition=(MemberCode.updated_at == pointer.updated_at) if pointer
+                             else MemberCode.pk.does_not_exist())
+        except PutError as exc:
+            if not condition_failed(exc):
+                raise
+            return rows.rejection("code_changed", "the member's code changed meanwhile; send the row again")
     if new_pointer is not None:
         pointers[(row.member_id, campaign_id)] = new_pointer
     return None

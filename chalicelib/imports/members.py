@@ -1,8 +1,8 @@
 """Importing members with their referrer.
 
 A member keeps the brand's id as `member_id` (backend sign-ups and purchases name members by
-it) and gets the identities that find it again: `backend:<member_id>` and, with an `openid`,
-the login identity, so the member's first login lands on this member.
+it; a backend sign-up of that id finds the imported member, see members/service.py) and, with
+an `openid`, gets the login identity, so the member's first login lands on this member.
 
 Graph rules are the live ones, kept the live way: a member is bound to their referrer only in
 the transaction that creates them, with the referrer existing — so one referrer, no self
@@ -12,8 +12,8 @@ creatable in the call is rejected (`referrer_unknown`; re-send it once the refer
 rows that refer round in a circle are rejected (`would_create_cycle`).
 
 Cost: reads are BatchGetItems (members, identities); writes are one TransactWriteItems per
-group of rows (≤ 100 items: member + 1-2 identities per row, one counter update per distinct
-referrer). A cancelled group is retried row by row, so one bad row costs only itself.
+group of rows (≤ 100 items: member + its login identity per row, one counter update per
+distinct referrer). A cancelled group is retried row by row, so one bad row costs only itself.
 """
 from __future__ import annotations
 
@@ -121,9 +121,7 @@ def _new_member(index: int, row: MemberRow, referrer: Member | None, ctx: Contex
                         source="import", import_hash=_digest(row, ctx), import_rewards=ctx.apply_rewards or None)
     if referrer is not None:
         _bind(member, row, referrer, ctx)
-    identities = [Identity.new("backend", row.member_id, row.member_id, at)]
-    if row.openid:
-        identities.append(Identity.new(row.provider, row.openid, row.member_id, at))
+    identities = [Identity.new(row.provider, row.openid, row.member_id, at)] if row.openid else []
     return NewMember(index, member, identities)
 
 
