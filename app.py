@@ -28,6 +28,7 @@ from chalicelib.facts import routes as facts
 from chalicelib.funnel import handlers as _funnel_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.funnel import tallies as _funnel_tallies  # noqa: F401  (registers stream handlers)
 from chalicelib.funnel import routes as funnel
+from chalicelib.imports import routes as imports
 from chalicelib.fraud import routes as fraud
 from chalicelib.campaigns import routes as campaigns
 from chalicelib.engagement import red_packets, routes as engagement  # also registers its stream handlers
@@ -47,7 +48,8 @@ app = Chalice(app_name="referral-service")
 bind()
 
 for capability in (health, members, program, facts, fraud, campaigns, rewards, referrals, access, stream_failures, engagement,
-                   webhooks, leaderboards, exports, member360, quality, funnel, dryrun, privacy, share, openapi):
+                   webhooks, leaderboards, exports, member360, quality, funnel, dryrun, privacy, share, imports,
+                   openapi):
     app.register_blueprint(capability.routes.blueprint)
 refuse_other_methods(app)  # after every route: the methods each path lacks answer 405
 

@@ -145,9 +145,11 @@ class Routes:
     def route(self, path: str, method: str, *, roles: tuple[str, ...] = PUBLIC, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, summary: str = "", idempotent: bool | None = None,
               rate_limit: str | None = None, produces: str = "application/json", status: int = 200,
-              moves_money: bool = False, headers: dict[str, str] | None = None) -> Callable:
+              moves_money: bool = False, headers: dict[str, str] | None = None,
+              max_body_bytes: int | None = None) -> Callable:
         """`moves_money=True`: the call spends or pays (redemptions, claims), so it needs an
-        `Idempotency-Key` (428 without one) — a blind retry must never pay twice."""
+        `Idempotency-Key` (428 without one) — a blind retry must never pay twice.
+        `max_body_bytes`: a larger body than the stage's default (bulk imports)."""
         idempotent = (method == "POST") if idempotent is None else idempotent
         idempotent = idempotent or moves_money
         ROUTE_DOCS.append(RouteDoc(path, method, roles, summary, body, query, idempotent, rate_limit, produces, status,
@@ -157,7 +159,7 @@ class Routes:
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             def view(**params: str) -> Response:
                 return handle(blueprint.current_request, fn, params, roles, body, query, idempotent, rate_limit,
-                              moves_money)
+                              moves_money, max_body_bytes)
 
             view.__name__ = fn.__name__
             view.__doc__ = fn.__doc__
@@ -200,13 +202,15 @@ def public_base_url() -> str:
 
 def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: tuple[str, ...],
            body_model: type[BaseModel] | None, query_model: type[BaseModel] | None,
-           idempotent: bool, rate_limit: str | None, key_required: bool = False) -> Response:
+           idempotent: bool, rate_limit: str | None, key_required: bool = False,
+           max_body_bytes: int | None = None) -> Response:
     request_id = ((request.context or {}).get("requestId")) or uuid.uuid4().hex
     token = request_id_var.set(request_id)
     base_token = base_url_var.set(request_base_url(request.context))
     locale_tokens = i18n.start_request(header_value(request, "accept-language"))
     try:
-        req = _build_request(request, params, roles, body_model, query_model, request_id, rate_limit)
+        req = _build_request(request, params, roles, body_model, query_model, request_id, rate_limit,
+                             max_body_bytes)
         if key_required and not req.headers.get("idempotency-key", "").strip():
             raise PreconditionRequired(
                 t("this call moves money: send an Idempotency-Key header (a fresh unique value per intended "
@@ -249,11 +253,12 @@ def with_language(response: Response) -> Response:
 
 def _build_request(request: Any, params: dict[str, str], roles: tuple[str, ...],
                    body_model: type[BaseModel] | None, query_model: type[BaseModel] | None,
-                   request_id: str, rate_limit: str | None) -> Req:
+                   request_id: str, rate_limit: str | None, max_body_bytes: int | None = None) -> Req:
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     raw = request.raw_body or b""
-    if len(raw) > settings().max_body_bytes:
-        raise PayloadTooLarge(t("body exceeds {limit} bytes", limit=settings().max_body_bytes))
+    limit = max(max_body_bytes or 0, settings().max_body_bytes)
+    if len(raw) > limit:
+        raise PayloadTooLarge(t("body exceeds {limit} bytes", limit=limit))
     principal = None
     if roles:
         principal = auth.authenticate(headers.get("authorization"))

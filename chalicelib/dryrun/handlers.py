@@ -16,6 +16,8 @@ def list_signup(change: Change) -> None:
     member = change.new
     if change.event != "INSERT" or not member.referrer_id or not member.referral_campaign_id or not member.bound_at:
         return
+    if member.quiet_import:
+        return  # imported without rewards: production pays its sign-up nothing, so a replay must not
     CampaignFact(*CampaignFact.key(member.referral_campaign_id, member.bound_at, member.member_id, "signup",
                                    member.member_id),
                  campaign_id=member.referral_campaign_id, kind="signup", member_id=member.member_id,
@@ -26,8 +28,8 @@ def list_signup(change: Change) -> None:
 @on_change("main", "order")
 def list_purchase(change: Change) -> None:
     order = change.new
-    if change.event != "INSERT" or not order.campaign_id:
-        return
+    if change.event != "INSERT" or not order.campaign_id or order.history:
+        return  # (imported history earns nothing, so a replay must not list it)
     CampaignFact(*CampaignFact.key(order.campaign_id, order.occurred_at, order.member_id, "purchase", order.order_id),
                  campaign_id=order.campaign_id, kind="purchase", member_id=order.member_id,
                  occurred_at=order.occurred_at, order_id=order.order_id, amount_fen=int(order.amount_fen)).save()

@@ -25,6 +25,10 @@ class Order(MainItem, discriminator="order"):
     created_at = UnicodeAttribute()
     counted = BooleanAttribute(null=True)  # set once the member's counters include this order
     campaign_id = UnicodeAttribute(null=True)  # the buyer's referral campaign (dry runs list its facts)
+    # Imported history (imports/purchases.py) without `apply_rewards`: it counts for the member's
+    # orders, spend, stage and tier, but never converts a referral nor earns any ledger entry.
+    history = BooleanAttribute(null=True)
+    import_id = UnicodeAttribute(null=True)
 
     @classmethod
     def key(cls, order_id: str) -> tuple[str, str]:

@@ -25,6 +25,9 @@ def _hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body.model_dump(exclude_none=True), sort_keys=True).encode()).hexdigest()
 
 
+request_hash = _hash  # the imports compare re-sent rows the live way
+
+
 def _when(occurred_at: str | None) -> str:
     return clock.iso(clock.parse(occurred_at)) if occurred_at else clock.now_iso()
 
@@ -42,13 +45,7 @@ def record_purchase(body: PurchaseIn) -> dict[str, Any]:
     member = Member.find(body.member_id)
     if member is None:
         raise NotFound(t("member {member_id!r} does not exist", member_id=body.member_id), code="member_not_found")
-    currency = _currency_of(member, body.currency)
-    at = _when(body.occurred_at)
-    order = Order(*Order.key(body.order_id), order_id=body.order_id, member_id=body.member_id,
-                  amount_fen=body.amount_fen, currency=currency, occurred_at=at, store_id=body.store_id,
-                  channel=body.channel, request_hash=digest, created_at=clock.now_iso(),
-                  campaign_id=member.referral_campaign_id,
-                  **Order.index_keys(body.member_id, at, body.order_id))
+    order = new_order(body, member, digest)
     try:
         order.save(condition=Order.pk.does_not_exist())
     except PutError as exc:
@@ -56,6 +53,17 @@ def record_purchase(body: PurchaseIn) -> dict[str, Any]:
             raise
         return _same_or_conflict(Order.get(*Order.key(body.order_id), consistent_read=True), digest, "order")
     return render_order(order)
+
+
+def new_order(body: PurchaseIn, member: Member, digest: str) -> Order:
+    """The order item for a purchase of this member (unsaved); 422 if its currency is not theirs."""
+    currency = _currency_of(member, body.currency)
+    at = _when(body.occurred_at)
+    return Order(*Order.key(body.order_id), order_id=body.order_id, member_id=body.member_id,
+                 amount_fen=body.amount_fen, currency=currency, occurred_at=at, store_id=body.store_id,
+                 channel=body.channel, request_hash=digest, created_at=clock.now_iso(),
+                 campaign_id=member.referral_campaign_id,
+                 **Order.index_keys(body.member_id, at, body.order_id))
 
 
 def _currency_of(member: Member, currency: str | None) -> str:

@@ -20,6 +20,7 @@ class Purchase:
     at: str
     amount_fen: int
     refunds: tuple[Refund, ...] = ()
+    earns: bool = True  # False for imported history: it counts for stage and tier, pays no points
 
     def refunded_by(self, moment: str) -> int:
         return min(self.amount_fen, sum(r.fen for r in self.refunds if r.at <= moment))

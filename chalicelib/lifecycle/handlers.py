@@ -15,6 +15,8 @@ def welcome_new_member(change: Change) -> None:
     if change.event != "INSERT":
         return
     member = change.new
+    if member.quiet_import:
+        return  # a brand's existing customer, moved here by an import: not new to the brand
     # No name in the payload: a sender renders the current one, and a record that lags behind an
     # erasure (privacy/erase.py) cannot write the erased name back.
     outbox.post(member.member_id, "welcome", member.member_id, member.created_at, {})

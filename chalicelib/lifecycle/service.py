@@ -68,7 +68,8 @@ def facts_of(member: Member) -> MemberFacts:
         if int(order.refunded_fen or 0):
             refunds = tuple(Refund(r.occurred_at, int(r.amount_fen)) for r in
                             RefundItem.query(order.pk, RefundItem.sk.startswith("REFUND#"), consistent_read=True))
-        purchases.append(Purchase(order.order_id, order.occurred_at, int(order.amount_fen), refunds))
+        purchases.append(Purchase(order.order_id, order.occurred_at, int(order.amount_fen), refunds,
+                                  earns=not order.history))
     conversions: tuple[str, ...] = ()
     if int(member.referrals_converted or 0):
         conversions = tuple(c.converted_at for c in Conversion.query(
@@ -99,7 +100,7 @@ def settle_purchase_points(member_id: str, facts: MemberFacts, state: tiers.Tier
         in_force = program.rules_at(purchase.at)
         rules = _ledger_rules(in_force.return_window_days)
         if entry is None:
-            if not gross:
+            if not gross or not purchase.earns:
                 continue
             multiplier = in_force.multiplier_at(purchase.at)
             reason = "points for your purchase" + (f" (×{multiplier} points period)" if multiplier > 1 else "")
@@ -209,6 +210,11 @@ def plan(member: Member, facts: MemberFacts, now: str) -> dict[str, Any]:
             "rules": rules}
 
 
+def only_history(facts: MemberFacts) -> bool:
+    """A member whose purchases are all imported history (imports without `apply_rewards`)."""
+    return bool(facts.purchases) and not any(p.earns for p in facts.purchases)
+
+
 def latest_fact(facts: MemberFacts) -> str:
     """A fact may be dated a little ahead of this clock (the brand's clock skew, up to
     FACT_MAX_FUTURE_SECONDS): judged at its own time, it is counted now, not left for later."""
@@ -236,6 +242,8 @@ def reconcile(member_id: str, now: str | None = None, new_facts: bool = True) ->
         facts = facts_of(member)
         now_at = max(now_at, latest_fact(facts))
         decided = plan(member, facts, now_at)
+        if only_history(facts):  # the imported past sets stage and tier quietly: no messages, no gifts
+            decided["moments"], decided["gifts"] = [], []
         if new_facts:
             settle_purchase_points(member_id, facts, decided["state"])
         if not decided["moments"] and not decided["timeline"] and not _changed(member, decided["fields"]):

@@ -26,7 +26,11 @@ class Member(MainItem, discriminator="member"):
     member_id = UnicodeAttribute()
     display_name = UnicodeAttribute(default="")
     created_at = UnicodeAttribute()
-    source = UnicodeAttribute(default="login")  # login | backend
+    source = UnicodeAttribute(default="login")  # login | backend | import
+    # bulk import (imports/members.py): the row's digest (a re-sent row is compared with it) and
+    # whether its history may earn rewards (`apply_rewards`); unset on members who signed up here
+    import_hash = UnicodeAttribute(null=True)
+    import_rewards = BooleanAttribute(null=True)
     # lifecycle (lifecycle/service.py: derived from the facts, written with the moments they cause)
     stage = UnicodeAttribute(default="new")
     stage_since = UnicodeAttribute(null=True)
@@ -77,6 +81,11 @@ class Member(MainItem, discriminator="member"):
     @classmethod
     def key(cls, member_id: str) -> tuple[str, str]:
         return member_pk(member_id), PROFILE
+
+    @property
+    def quiet_import(self) -> bool:
+        """Imported without `apply_rewards`: the sign-up pays no welcome rewards, sends no welcome."""
+        return self.source == "import" and not self.import_rewards
 
     @classmethod
     def new(cls, member_id: str, created_at: str, **fields) -> "Member":

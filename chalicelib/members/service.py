@@ -76,6 +76,10 @@ def find_or_create(provider: str, subject: str, display_name: str | None = None,
         try:
             winner = Identity.get(pk, sk, consistent_read=True)
         except Identity.DoesNotExist:
+            imported = Member.find(member_id, consistent=True) if provider == "backend" else None
+            if imported is not None and imported.source == "import" and subject == member_id:
+                # the brand's own id, imported (imports/members.py writes no backend identity)
+                return LoginResult(imported, False, attribution.refusal_for_existing(imported, referral))
             raise Conflict(t("member id {member_id!r} belongs to another identity", member_id=member_id),
                            code="member_id_taken") from None
         existing = _member(winner.member_id, consistent=True)

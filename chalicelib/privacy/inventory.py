@@ -49,7 +49,7 @@ INVENTORY: dict[str, Kind] = {
                    personal="display_name device_id phone_hash birthday locale channels marketing_opt_in "
                             "referral_click_id",
                    ids="member_id referrer_id grandparent_id referral_code converting_order_id nudged_for",
-                   plain="created_at source stage stage_since tier tier_since tier_warning lifecycle_due_at "
+                   plain="import_hash import_rewards created_at source stage stage_since tier tier_since tier_warning lifecycle_due_at "
                          "lifecycle_rev birthday_year referral_campaign_id referral_campaign_version referral_channel "
                          "bound_at window_ends_at referral_status referral_hold converted_at orders gmv_fen "
                          "first_purchase_at last_purchase_at points_available points_pending points_redeemed lot_debt "
@@ -60,7 +60,7 @@ INVENTORY: dict[str, Kind] = {
     # -- codes, links, clicks ------------------------------------------------------------------
     "code": kind("Query gsi1 CODES#<member> (added for this)", "delete (released: resolves to nobody, "
                  "claimable again); its click counter CNT#<code> and sign-up windows SIGNUPS#<code> too",
-                 personal="code", ids="member_id", plain="campaign_id kind status created_at released_after",
+                 personal="code", ids="member_id", plain="campaign_id kind status created_at released_after import_hash",
                  keys="pk C#<code>: a vanity code may spell a name"),
     "member_code": kind(MEMBER_PARTITION + " CODE#", "delete", personal="code vanity_code",
                         ids="member_id", plain="campaign_id updated_at vanity_cooling_until"),
@@ -86,7 +86,7 @@ INVENTORY: dict[str, Kind] = {
                            plain="signed_up converted rev"),
     # -- facts, ledger, points -----------------------------------------------------------------
     "order": kind("Query gsi1 ORDERS#<member>", "keep: amounts", ids="order_id member_id request_hash",
-                  plain="amount_fen currency occurred_at store_id channel refunded_fen created_at counted campaign_id"),
+                  plain="amount_fen currency occurred_at store_id channel refunded_fen created_at counted campaign_id history import_id"),
     "refund": kind("Query pk=O#<order> REFUND# of the member's orders", "keep: amounts",
                    ids="order_id refund_id member_id request_hash",
                    plain="amount_fen occurred_at created_at counted campaign_id"),

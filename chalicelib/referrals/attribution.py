@@ -206,6 +206,8 @@ def apply_purchase(order_id: str) -> None:
 
 def _converts(member: Member, order: Order, already_converted: bool = False) -> bool:
     expected = "converted" if already_converted else "signed_up"
+    if order.history:  # imported history never converts a referral (imports: no rewards unless asked)
+        return False
     if not member.referrer_id or member.referral_status != expected:
         return False
     rules = campaigns.rules_at(member.referral_campaign_id, member.referral_campaign_version)

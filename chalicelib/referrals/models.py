@@ -27,6 +27,7 @@ class Code(MainItem, discriminator="code"):
     # A vanity code its owner replaced: still theirs (it resolves to them) until this time, then
     # anyone may claim it.
     released_after = UnicodeAttribute(null=True)
+    import_hash = UnicodeAttribute(null=True)  # an imported code's row digest (imports/codes.py)
 
     @classmethod
     def key(cls, code: str) -> tuple[str, str]:

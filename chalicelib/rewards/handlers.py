@@ -31,7 +31,7 @@ def on_member(change: Change) -> None:
     new, old = change.new, change.old
     if new is None:
         return
-    if change.event == "INSERT" and new.referrer_id:
+    if change.event == "INSERT" and new.referrer_id and not new.quiet_import:
         if _held(new) and _voided(new.member_id):  # flagged at sign-up and already rejected
             return
         for grant in rules.signup_awards(_referral_rules(new), new.member_id):
@@ -86,6 +86,8 @@ def on_order_counted(change: Change) -> None:
     if change.event != "MODIFY" or not change.new.counted or (change.old and change.old.counted):
         return
     order = Order.get(*Order.key(change.new.order_id), consistent_read=True)
+    if order.history:
+        return  # imported history earns nothing (unless imported with apply_rewards)
     referee = Member.get(*Member.key(order.member_id), consistent_read=True)
     if not referee.referrer_id or referee.referral_status != "converted":
         return
