@@ -1,7 +1,7 @@
 """The dry run's replay: facts in time order through the reward rules, state in memory.
 
 Every amount is decided by the functions production pays with (rewards/rules.py: which awards a
-fact earns, the rate of a conversion's rank, milestones, refund reversals, the cap and budget
+fact earns, which orders earn commission, the rate of a conversion's rank, milestones, refund reversals, the cap and budget
 bound; referrals/graph.py: what converts, the attribution window). This module only plays the
 part of the stream handlers and the ledger, in the order the facts happened, keeping in dicts
 what production keeps in items: the binding, the conversions ranked per advocate, the entries,
@@ -282,16 +282,37 @@ class Replay:
         return len(marks)
 
     def _restate_commissions(self, mark: Mark, undone: bool = False) -> None:
-        if mark.rules is None:
+        """ranks.restate_commissions: every order of the referee in the window earns what
+        `earns_commission` says now, at the mark's rate (gained, restated or lost)."""
+        referee = self.referees.get(mark.referee_id)
+        if mark.rules is None or referee is None:
             return
-        table = self.levels_for(mark.rules)
-        for entry in [e for e in self.entries.values() if e.referee_id == mark.referee_id
-                      and e.rule in ("commission", "second_level") and e.order_id]:
-            order = self.orders[entry.order_id]
-            bps = (mark.level or (None, 0))[1] if entry.rule == "commission" else table.second_level_bps
-            amount = 0 if undone else reward_rules.commission(order.amount_fen, bps)
-            reversed_amount = reward_rules.reversal_target(amount, order.refunded_fen, order.amount_fen)
-            self._restate(entry, amount, reversed_amount, mark.rules)
+        converting = None if undone else self._converting(referee)
+        for order in sorted(self.member_orders.get(referee.member_id, []), key=lambda o: (o.at, o.order_id)):
+            if not graph.in_window(order.at, referee.bound_at, referee.window_ends_at):
+                continue
+            due = {}
+            if reward_rules.earns_commission(order.at, order.order_id, converting, referee.bound_at,
+                                             referee.window_ends_at):
+                due = {grant.rule: grant for grant in reward_rules.purchase_awards(
+                    referee.rules, order.order_id, order.amount_fen, referee.member_id, referee.referrer_id,
+                    mark.level or (None, 0), referee.grandparent_id)}
+            for member_id, rule in ((referee.referrer_id, "commission"), (referee.grandparent_id, "second_level")):
+                entry, grant = self.entries.get((member_id or "", f"{rule}.{order.order_id}")), due.get(rule)
+                if entry is None and grant is not None:
+                    entry = self._award(grant, referee.rules, self.now)
+                    self._reverse_to(entry, reward_rules.reversal_target(entry.amount, order.refunded_fen,
+                                                                         order.amount_fen))
+                elif entry is not None:
+                    amount = grant.amount if grant is not None else 0
+                    self._restate(entry, amount, reward_rules.reversal_target(amount, order.refunded_fen,
+                                                                              order.amount_fen), mark.rules)
+
+    @staticmethod
+    def _converting(referee: Referee) -> tuple[str, str] | None:
+        if referee.status != "converted" or not referee.converted_at:
+            return None
+        return referee.converted_at, referee.converting_order or ""
 
     def _settle_milestones(self, referrer_id: str, converted: int) -> None:
         rules = self.milestone_rules
@@ -317,7 +338,8 @@ class Replay:
                 self._reverse_to(entry, entry.amount)
 
     def _commission(self, referee: Referee, order: Order) -> None:
-        if referee.status != "converted" or not graph.in_window(order.at, referee.bound_at, referee.window_ends_at):
+        if not reward_rules.earns_commission(order.at, order.order_id, self._converting(referee), referee.bound_at,
+                                             referee.window_ends_at):
             return
         mark = self._mark_of(referee)
         if mark is None:

@@ -1,7 +1,8 @@
 """Stream handlers that turn facts into ledger entries.
 
-Commission rates come from the conversion's rank in time (ranks.py); fraud flags hold, release
-or void every entry of their referral. Each handler reads the current state it needs (not only the record's image: items of one
+Commission rates come from the conversion's rank in time (ranks.py), and which orders earn one
+from the facts alone (`rules.earns_commission`); fraud flags hold, release or void every entry
+of their referral. Each handler reads the current state it needs (not only the record's image: items of one
 transaction arrive as separate records, in any order across keys) and pays through
 `ledger.award`, whose deterministic entry ids make every replay a no-op.
 """
@@ -11,7 +12,6 @@ from ..campaigns import service as campaigns
 from ..facts.models import Order
 from ..fraud.models import FraudFlag
 from ..members.models import Member
-from ..referrals import graph
 from ..referrals.models import Conversion
 from ..streams import Change, on_change
 from . import ledger, ranks, rules
@@ -81,35 +81,36 @@ def _conversion_changed(referee_id: str, old_order: str | None, new_order: str |
 
 @on_change("main", "order")
 def on_order_counted(change: Change) -> None:
-    """Commission once the purchase is attributed (`counted` set by the attribution step), at
-    the rate of the referee's conversion rank; written only while that rate still holds."""
+    """Commission once the purchase is attributed (`counted` set by the attribution step), if it
+    earns one (`rules.earns_commission`: at or after the converting order in fact order, in the
+    window), at the rate of the referee's conversion rank; written only while the conversion it
+    was decided on (its order and rate) still stands."""
     if change.event != "MODIFY" or not change.new.counted or (change.old and change.old.counted):
         return
     order = Order.get(*Order.key(change.new.order_id), consistent_read=True)
     if order.history:
         return  # imported history earns nothing (unless imported with apply_rewards)
-    referee = Member.get(*Member.key(order.member_id), consistent_read=True)
-    if not referee.referrer_id or referee.referral_status != "converted":
-        return
-    if not graph.in_window(order.occurred_at, referee.bound_at, referee.window_ends_at):
-        return
-    rule_set = _referral_rules(referee)
-    key = Conversion.key(referee.referrer_id, referee.converted_at, referee.member_id)
     for _ in range(ledger.MAX_RETRIES):
-        mark = ranks.settle(key)
+        referee = Member.get(*Member.key(order.member_id), consistent_read=True)
+        if not referee.referrer_id or referee.referral_status != "converted":
+            return
+        mark = ranks.settle(Conversion.key(referee.referrer_id, referee.converted_at, referee.member_id))
         if mark is None:
-            return  # the conversion was undone meanwhile
+            continue  # the conversion moved or was undone after the read: read the referral again
+        if not rules.earns_commission(order.occurred_at, order.order_id, ranks.converting(mark), referee.bound_at,
+                                      referee.window_ends_at):
+            return  # dated before the conversion (or outside the window): a later move restates it
+        rule_set = _referral_rules(referee)
         level = (mark.level, int(mark.commission_bps or 0))
-        guard = (Conversion, key, {"commission_bps": int(mark.commission_bps or 0)})
         try:
             for grant in rules.purchase_awards(rule_set, order.order_id, int(order.amount_fen), referee.member_id,
                                                referee.referrer_id, level, referee.grandparent_id):
                 entry = ledger.award(grant, referee.referral_campaign_id, rule_set, held=_held(referee),
-                                     guard=guard if grant.rule == "commission" else None)
+                                     guard=ranks.guard_of(mark))
                 _catch_up_reversal(entry, order)
             return
         except ledger.Stale:
-            continue  # re-ranked while paying: pay at the new rate
+            continue  # re-ranked or moved while paying: decide again
     raise RuntimeError(f"commission on {order.order_id} kept being re-ranked; the stream will redeliver")
 
 

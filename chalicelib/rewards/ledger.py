@@ -296,13 +296,17 @@ def follow_referral_hold(entry: LedgerEntry | None) -> None:
 
 
 def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, rules: Rules,
-            referee_id: str | None = None, held: bool = False) -> LedgerEntry | None:
+            referee_id: str | None = None, held: bool = False, entry: LedgerEntry | None = None,
+            guard: Any = None) -> LedgerEntry | None:
     """Make an entry say what the facts now earn: `amount`, of which `reversed_amount` stands
     reversed (a re-ranked commission, a milestone lost or reached again). The balance moves by
     the difference in the same transaction; an increase stays inside the cap and the budget. An
-    entry voided by a fraud rejection is never restated. Returns the entry as it stands."""
-    for _ in range(MAX_RETRIES):
-        entry = find(member_id, entry_id)
+    entry voided by a fraud rejection is never restated. Returns the entry as it stands.
+    `entry`: just read consistently (saves the first read); `guard`: as for `award` (raises
+    `Stale` when the state the amount was computed from changed)."""
+    for attempt in range(MAX_RETRIES):
+        if attempt or entry is None:
+            entry = find(member_id, entry_id)
         if entry is None or entry.unit != "points" or entry.voided or entry.bucket is None:
             return entry
         old_net = int(entry.amount) - int(entry.reversed_amount or 0)
@@ -311,10 +315,12 @@ def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, ru
         if delta == 0 and not retie:
             return entry
         try:
-            _restate_once(entry, amount, reversed_amount, delta, rules, referee_id if retie else None, held)
+            _restate_once(entry, amount, reversed_amount, delta, rules, referee_id if retie else None, held, guard)
         except TransactWriteError as exc:
             if not cancelled_by_condition(exc):
                 raise
+            if guard is not None and not _guard_holds(guard):
+                raise Stale(entry_id) from None
             continue
         entry = find(member_id, entry_id)
         follow_referral_hold(entry)
@@ -323,7 +329,7 @@ def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, ru
 
 
 def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: int, rules: Rules,
-                  referee_id: str | None, held: bool) -> None:
+                  referee_id: str | None, held: bool, guard: Any = None) -> None:
     campaign_id = entry.campaign_id
     cap = budget = None
     if delta > 0:  # the increase is an award: bounded like one
@@ -373,6 +379,8 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
                   condition=(LedgerEntry.amount == int(entry.amount))
                   & (LedgerEntry.reversed_amount == int(entry.reversed_amount or 0))
                   & (LedgerEntry.bucket == entry.bucket))
+        if guard is not None:
+            tx.condition_check(guard[0], *guard[1], condition=_guard_condition(guard))
         if moved:
             tx.update(member, actions=member_actions, condition=member_condition)
             if entry.bucket == "available" and moved > 0:

@@ -88,23 +88,76 @@ def rerank_after(mark: Conversion) -> int:
     return position
 
 
+def converting(mark: Conversion) -> tuple[str, str]:
+    """The converting order of the mark's referral, as `rules.earns_commission` takes it."""
+    return mark.converted_at, mark.order_id or ""
+
+
+def guard_of(mark: Conversion) -> tuple:
+    """A commission computed from this mark is written only while the mark still says the same:
+    the same converting order (a moved or undone conversion deletes or rewrites it) and rate."""
+    return Conversion, (mark.pk, mark.sk), {"commission_bps": int(mark.commission_bps or 0), "order_id": mark.order_id}
+
+
 def restate_commissions(mark: Conversion, undone: bool = False) -> None:
-    """Commission on every order of the mark's referee at the mark's rate, and the grandparent's
-    share (refunds still apply); `undone`: the referee converts no more, so their orders earn
-    neither."""
+    """Make the commission and second-level share of every order of the mark's referee in the
+    attribution window what the facts earn now (`rules.earns_commission`: from the converting
+    order on, at the mark's rate; refunds still apply): when the conversion moves, the orders it
+    passes gain or lose theirs. `undone`: the referee converts no more, so no order earns any.
+    Every write is guarded by the state it was computed from; when that changed meanwhile, the
+    change's own stream record restates again, so this one stops."""
+    referee = Member.get(*Member.key(mark.referee_id), consistent_read=True)
+    if not referee.referrer_id:
+        return
+    if undone:
+        conversion = None
+        guard = (Member, Member.key(referee.member_id), {"referral_status": referee.referral_status})
+    else:
+        conversion, guard = converting(mark), guard_of(mark)
     rule_set = campaigns.rules_at(mark.campaign_id, mark.campaign_version)
-    table = levels_for(mark)
-    orders: dict[str, Order] = {}  # commission and second-level share of one order: one read
-    for hit in LedgerEntry.by_gsi1.query(f"REFEREE#{mark.referee_id}"):
-        if hit.rule not in ("commission", "second_level") or not hit.order_id:
-            continue
-        if hit.order_id not in orders:
-            orders[hit.order_id] = Order.get(*Order.key(hit.order_id), consistent_read=True)
-        order = orders[hit.order_id]
-        bps = int(mark.commission_bps or 0) if hit.rule == "commission" else table.second_level_bps
-        amount = 0 if undone else rules.commission(int(order.amount_fen), bps)
-        reversed_amount = rules.reversal_target(amount, int(order.refunded_fen or 0), int(order.amount_fen))
-        ledger.restate(hit.member_id, hit.entry_id, amount, reversed_amount, rule_set)
+    level = (mark.level, int(mark.commission_bps or 0))
+    beneficiaries = [(m, rule) for m, rule in ((referee.referrer_id, "commission"),
+                                               (referee.grandparent_id, "second_level")) if m]
+    orders = _orders_in_window(referee)
+    keys = [LedgerEntry.key(m, f"{rule}.{order.order_id}") for order in orders for m, rule in beneficiaries]
+    paid = {(e.member_id, e.entry_id): e for e in LedgerEntry.batch_get(keys, consistent_read=True)} if keys else {}
+    try:
+        for order in orders:
+            due = {}
+            if not order.history and rules.earns_commission(order.occurred_at, order.order_id, conversion,
+                                                            referee.bound_at, referee.window_ends_at):
+                due = {grant.rule: grant for grant in rules.purchase_awards(
+                    rule_set, order.order_id, int(order.amount_fen), referee.member_id, referee.referrer_id, level,
+                    referee.grandparent_id)}
+            for member_id, rule in beneficiaries:
+                entry, grant = paid.get((member_id, f"{rule}.{order.order_id}")), due.get(rule)
+                refunded, amount_fen = int(order.refunded_fen or 0), int(order.amount_fen)
+                if entry is None and grant is not None:  # gained: the conversion moved to an earlier order
+                    entry = ledger.award(grant, referee.referral_campaign_id, rule_set,
+                                         held=referee.referral_hold == "fraud_review", guard=guard)
+                    if refunded:
+                        ledger.reverse_to(member_id, entry.entry_id,
+                                          rules.reversal_target(int(entry.amount), refunded, amount_fen), entry=entry)
+                elif entry is not None:
+                    amount = grant.amount if grant is not None else 0
+                    reversed_amount = rules.reversal_target(amount, refunded, amount_fen)
+                    ledger.restate(member_id, entry.entry_id, amount, reversed_amount, rule_set, entry=entry,
+                                   guard=guard)
+    except ledger.Stale:
+        return  # the conversion changed meanwhile: its own record restates with what stands then
+
+
+def _orders_in_window(referee: Member) -> list[Order]:
+    """The referee's orders dated inside the attribution window (only those ever earn), read
+    from the items: the index copy may lag."""
+    low = f"{referee.bound_at or ''}#"
+    high = f"{referee.window_ends_at}#~" if referee.window_ends_at else "~"
+    hits = Order.by_gsi1.query(f"ORDERS#{referee.member_id}", Order.gsi1sk.between(low, high),
+                               attributes_to_get=["pk", "sk"])
+    keys = [(hit.pk, hit.sk) for hit in hits]
+    if not keys:
+        return []
+    return sorted(Order.batch_get(keys, consistent_read=True), key=lambda o: (o.occurred_at, o.order_id))
 
 
 def settle_milestones(referrer_id: str, converted: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..campaigns.rules import Rules
+from ..referrals import graph
 
 ADVOCATE_RULES = {"conversion", "commission", "second_level", "milestone"}  # capped per month
 
@@ -66,6 +67,28 @@ def rate_at_rank(levels: Rules, rank: int) -> tuple[str | None, int]:
     """
     level = levels.level_for(rank)
     return (level.name, level.commission_bps) if level else (None, 0)
+
+
+def earns_commission(order_at: str, order_id: str, converting: tuple[str, str] | None,
+                     bound_at: str | None, window_ends_at: str | None) -> bool:
+    """Whether an order earns its referrer's commission and the grandparent's share: only once
+    the referral has converted (`converting`: the converting order's (occurred_at, order_id),
+    None if it has not), for that order and those after it in fact order (by occurred_at, ties
+    by order id, as the earliest qualifying order is chosen), inside the attribution window.
+    A function of the facts: an order dated before the conversion earns nothing, whenever its
+    stream record is handled; when the conversion moves, the orders it passes gain or lose.
+
+    >>> conversion = ("2026-03-01T10:00:00Z", "o1")
+    >>> earns_commission("2026-03-01T09:00:00Z", "small", conversion, None, None)
+    False
+    >>> [earns_commission("2026-03-01T10:00:00Z", o, conversion, None, None) for o in ("o0", "o1", "o2")]
+    [False, True, True]
+    >>> earns_commission("2026-04-01T00:00:00Z", "o3", conversion, None, "2026-03-31T10:00:00Z")
+    False
+    """
+    if converting is None:
+        return False
+    return (order_at, order_id) >= converting and graph.in_window(order_at, bound_at, window_ends_at)
 
 
 def purchase_awards(rules: Rules, order_id: str, amount_fen: int, referee_id: str, referrer_id: str,
@@ -127,7 +150,7 @@ def bounded_award(grant: Award, rules: Rules, cap_used: int, points_spent: int, 
     (ledger.award) and the dry run both decide amounts here.
 
     >>> from ..campaigns.rules import DEFAULT_CAMPAIGN
-    >>> bounded_award(Award("a", "conversion", "o1", 500), DEFAULT_CAMPAIGN.rules, 49_800, 0, 0)
+    >>> bounded_award(Award("a", "conversion", "o1", 500, "x"), DEFAULT_CAMPAIGN.rules, 49_800, 0, 0)
     200
     """
     amount = grant.amount
