@@ -75,9 +75,11 @@ def backend(ddb_endpoint, monkeypatch):
     moto is not thread-safe: on moto, work the service would spread over threads runs in turn."""
     from chalicelib.core import aws, clock, ratelimit, revocation
     from chalicelib.core.config import settings
+    from chalicelib.members import service as member_service
     from chalicelib.rewards import sweeps
     from chalicelib.webhooks import delivery
 
+    monkeypatch.setattr(member_service, "new_member_id", _reproducible_member_ids())
     if BACKEND == "moto":
         monkeypatch.setattr(sweeps, "run_shards", sweeps.in_turn)
         monkeypatch.setattr(delivery, "run_senders", delivery.in_turn)
@@ -101,7 +103,37 @@ def backend(ddb_endpoint, monkeypatch):
     else:
         _prepare(prefix)
         yield prefix
+        _drop_tables(prefix)
     clock.reset()
+
+
+def _drop_tables(prefix: str) -> None:
+    """DynamoDB Local keeps every table (and its stream) of the session in one engine: a test
+    that wrote 10,000 rows would slow every later one. A test's tables go when it ends."""
+    from chalicelib.core import aws
+
+    client = aws.dynamodb()
+    for page in client.get_paginator("list_tables").paginate():
+        for name in page["TableNames"]:
+            if name.startswith(prefix):
+                client.delete_table(TableName=name)
+
+
+def _reproducible_member_ids():
+    """Member ids are random in the service; in tests they are derived from the identity (a second
+    member of the same identity, after an erasure, gets the next one), so that whatever depends on
+    id order — ties on a board, shards — is the same on every run and a failure reproduces."""
+    import hashlib
+
+    made: dict[str, int] = {}
+
+    def new_member_id(provider: str, subject: str) -> str:
+        identity = f"{provider}:{subject}"
+        made[identity] = made.get(identity, -1) + 1
+        seed = identity if made[identity] == 0 else f"{identity}#{made[identity]}"
+        return "m_" + hashlib.sha256(seed.encode()).hexdigest()[:20]
+
+    return new_member_id
 
 
 def _prepare(prefix: str) -> None:

@@ -25,10 +25,11 @@ class LoginResult:
     attribution: dict[str, Any] | None = None
 
 
-def new_member_id() -> str:
+def new_member_id(provider: str, subject: str) -> str:
     """A random id, never derived from the identity: once a member's personal data is erased, the
     id kept with their amounts leads back to no openid (an id hashed from it would). Two concurrent
-    first logins still make one member: the identity item is written only if absent."""
+    first logins still make one member: the identity item is written only if absent. (The
+    arguments let the test suite make ids reproducible: tests/conftest.py.)"""
     return "m_" + secrets.token_hex(10)
 
 
@@ -59,7 +60,7 @@ def find_or_create(provider: str, subject: str, display_name: str | None = None,
         # An erasure deleted the identity with the tombstone, in one transaction: a consistent
         # read of the identity now finds it gone, and this login makes a new, unlinked member.
     at = at or clock.now_iso()
-    member_id = member_id or new_member_id()
+    member_id = member_id or new_member_id(provider, subject)
     binding = attribution.plan(member_id, referral, at, device_id, phone_hash) if referral else None
     member = Member.new(member_id, at, display_name=display_name or "", device_id=device_id,
                         phone_hash=phone_hash, source=source)
