@@ -17,6 +17,8 @@ distinct referrer). A cancelled group is retried row by row, so one bad row cost
 """
 from __future__ import annotations
 
+import random
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +35,7 @@ from .schemas import MemberRow
 from ..i18n import t
 
 MAX_ITEMS = 100  # one transaction
-MAX_CONFLICTS = 5
+MAX_CONFLICTS = 8  # tries of a group whose referrer counter another thread moved meanwhile
 
 
 @dataclass
@@ -161,13 +163,16 @@ def _groups(new: list[NewMember]) -> list[list[NewMember]]:
 
 def _write_group(group: list[NewMember]) -> dict[int, dict[str, Any]]:
     """Write the group at once; if a condition fails, row by row, each with its own reason."""
-    for _ in range(MAX_CONFLICTS):
+    for attempt in range(MAX_CONFLICTS):
         try:
             _transact(group)
             return {}
         except TransactWriteError as exc:
             if cancelled_by_conflict(exc):
-                continue  # another group moved the same referrer's counter: nothing was written
+                # another group moved the same referrer's counter: nothing was written. Wait a
+                # random while (growing) so the threads that collided do not collide again.
+                time.sleep(random.uniform(0, 0.02 * 2 ** attempt))
+                continue
             if not cancelled_by_condition(exc):
                 raise
             break
