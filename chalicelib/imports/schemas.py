@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ..core.validation import AmountFen, Body, Currency, FactTime, Id, ShortText
+from ..facts.schemas import PurchaseIn
 
 MAX_ROWS = 1000
 
@@ -51,16 +52,10 @@ class CodeRow(Body):
     created_at: FactTime | None = None
 
 
-class PurchaseRow(Body):
+class PurchaseRow(PurchaseIn):
     """Key: order_id. The live purchase fact, with its date required (history has one)."""
 
-    order_id: Id
-    member_id: Id
-    amount_fen: AmountFen
-    currency: Currency | None = None
     occurred_at: FactTime
-    store_id: Id | None = None
-    channel: Id | None = None
 
 
 ROW_MODELS = {"members": MemberRow, "codes": CodeRow, "purchases": PurchaseRow}
