@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..core.validation import AmountFen, Body, Currency, FactTime, Id, ShortText
+from ..core.validation import Body, FactTime, Id, ShortText
 from ..facts.schemas import PurchaseIn
 
 MAX_ROWS = 1000
