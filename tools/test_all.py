@@ -25,7 +25,8 @@ PROGRESS_EVERY_SECONDS = 60
 def _start(backend: str, extra: list[str]) -> tuple[subprocess.Popen, Path]:
     log_path = LOGS / f"test-{backend}.log"
     log = open(log_path, "wb")
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", *extra]
+    # The slowest tests are listed at the end of each log: the suite's time is a CI budget.
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=25", "tests", *extra]
     process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, env={**os.environ, "BACKEND": backend})
     return process, log_path
