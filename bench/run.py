@@ -201,7 +201,7 @@ def steady_section(s: dict | None, rc: int | None, seconds: float | None) -> lis
         "## Steady-state stream lag",
         "",
         f"`python -m bench.steady --rate {s['rate']:g} --seconds {s['seconds']:g}` ({fmt(seconds or 0, 0)} s; "
-        "`make bench` sends for 15 s (`--steady-seconds`), run alone it defaults to 300 s: until the stream keeps up "
+        "`make bench` sends for 10 s (`--steady-seconds`), run alone it defaults to 300 s: until the stream keeps up "
         "with 20/s, the backlog of a longer run would take `make bench` far past 10 minutes to drain). "
         f"{s['members']:,} members seeded first, not timed (referrers, referees signed up through a click on "
         f"their link, {s['setup_purchases']:,} of them converted beforehand); then {s['purchases']:,} purchases "
@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--n-model", type=int, default=30)
     parser.add_argument("--steady-rate", type=float, default=20.0, help="purchases/s of the steady-traffic run")
-    parser.add_argument("--steady-seconds", type=float, default=15.0,
+    parser.add_argument("--steady-seconds", type=float, default=10.0,
                         help="its length (bench.steady alone: 300 s). Short here: the local stream does not yet "
                              "keep up with 20/s, and draining the backlog of a longer run would take make bench "
                              "far past 10 minutes")
