@@ -51,14 +51,14 @@ def test_a_sender_that_is_never_held_up_hands_each_request_over_when_it_is_due()
 def test_the_plan_converts_each_waiting_referee_once_and_repeats_only_after_a_conversion():
     world, setup, timed = plan(400, 3)
     assert len(timed) == 400
-    kinds = {o.order_id: o for o in world.orders}
+    orders = world.orders
     first_of = {o.member: o for o in setup}
     for o in timed:
         buyer = world.members[o.member]
         if buyer.referrer is None:
             continue
         if o.kind == "first":  # a waiting referee: this is its only order
-            assert [x for x in kinds.values() if x.member == o.member] == [o]
+            assert [x for x in orders if x.member == o.member] == [o]
         else:  # a converted referee: its conversion was dated (and sent) before
             assert first_of[o.member].offset_minutes < o.offset_minutes
     assert any(world.members[m.referrer].referrer is not None for m in world.members if m.referrer is not None)
