@@ -42,6 +42,8 @@ class Control:
         self.errors: list[str] = []
         self.waiters = 0
         self.calls: dict[str, list[float]] = {}  # "<service>.<operation>" → [count, seconds]
+        self.handlers: dict[str, list[float]] = {}  # "<table>:<item type>:<handler>" → [calls, seconds]
+        self.record_types: dict[str, int] = {}  # "<function>:<item type>:<event>" → stream records delivered
 
 
 def time_aws_calls(control: Control) -> None:
@@ -63,6 +65,29 @@ def time_aws_calls(control: Control) -> None:
                 entry[1] += time.perf_counter() - started
 
     BaseClient._make_api_call = timed
+
+
+def time_stream_handlers(control: Control) -> None:
+    """Time every registered stream handler (per record, and per batch for batch handlers), by
+    name: which capability the stream's time goes to."""
+    from chalicelib import streams
+
+    def timed(name, fn):
+        def run(*args):
+            started = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                with control.lock:
+                    entry = control.handlers.setdefault(name, [0, 0.0])
+                    entry[0] += 1
+                    entry[1] += time.perf_counter() - started
+        return run
+
+    for registry in (streams._handlers, streams._batch_handlers):
+        for (table, item_type), handlers in registry.items():
+            handlers[:] = [timed(f"{table}:{item_type}:{fn.__module__.removeprefix('chalicelib.')}.{fn.__name__}", fn)
+                           for fn in handlers]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     control = Control()
     time_aws_calls(control)
+    time_stream_handlers(control)
 
     def invoke(name: str, event: dict):
         from infra.local.stream_poller import LambdaContext
@@ -101,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                 control.handler_seconds += time.perf_counter() - started
                 control.batches += 1
                 control.records += len(event.get("Records", []))
+                for record in event.get("Records", []):
+                    data = record.get("dynamodb", {})
+                    image = data.get("NewImage") or data.get("OldImage") or {}
+                    key = f"{name}:{image.get('type', {}).get('S', '?')}:{record.get('eventName')}"
+                    control.record_types[key] = control.record_types.get(key, 0) + 1
         if isinstance(result, dict) and result.get("batchItemFailures"):
             with control.lock:
                 control.failed_batches += 1
@@ -219,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             return {"rounds": control.round, "records": control.records, "batches": control.batches,
                     "failed_batches": control.failed_batches, "handler_seconds": round(control.handler_seconds, 3),
                     "sweeps": len(control.sweeps), "errors": control.errors[-5:],
+                    "handlers": {k: {"count": n, "seconds": round(t, 3)} for k, (n, t) in
+                                 sorted(control.handlers.items(), key=lambda kv: -kv[1][1])},
+                    "record_types": dict(sorted(control.record_types.items(), key=lambda kv: -kv[1])),
                     "calls": {k: {"count": n, "seconds": round(s, 3)} for k, (n, s) in sorted(control.calls.items())}}
 
     control_server = ThreadingHTTPServer(("127.0.0.1", args.control_port), ControlHandler)
