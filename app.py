@@ -1,6 +1,8 @@
 """Wiring only: blueprints for routes, and the stream and scheduled handlers.
 
-Each capability lives in chalicelib/<capability>; this file registers what it exposes.
+Each capability lives in chalicelib/<capability>; this file registers what it exposes. Every
+function (API, streams, schedules) imports this file at its cold start, so what only a schedule
+runs is imported inside it.
 """
 from chalice import Chalice
 
@@ -18,10 +20,8 @@ from chalicelib.leaderboards import handlers as _leaderboards  # noqa: F401  (re
 from chalicelib.leaderboards import routes as leaderboards
 from chalicelib.quality import handlers as _quality  # noqa: F401  (registers stream handlers)
 from chalicelib.quality import routes as quality
-from chalicelib.lifecycle import sweep as lifecycle_sweep
 from chalicelib.members import routes as members
 from chalicelib.member360 import routes as member360
-from chalicelib.points import expiry as points_expiry
 from chalicelib.privacy import routes as privacy
 from chalicelib.program import routes as program
 from chalicelib.facts import routes as facts
@@ -32,7 +32,7 @@ from chalicelib.imports import routes as imports
 from chalicelib.fraud import routes as fraud
 from chalicelib.campaigns import routes as campaigns
 from chalicelib.engagement import red_packets, routes as engagement  # also registers its stream handlers
-from chalicelib.rewards import routes as rewards, sweeps
+from chalicelib.rewards import routes as rewards
 from chalicelib.rewards import handlers as _reward_handlers  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import attribution as _attribution  # noqa: F401  (registers stream handlers)
 from chalicelib.referrals import counters as _click_counters  # noqa: F401  (registers stream handlers)
@@ -41,7 +41,7 @@ from chalicelib.referrals import routes as referrals
 from chalicelib.share import routes as share
 from chalicelib.store.base import ClickItem, MainItem, bind
 from chalicelib.stream_failures import routes as stream_failures, service as stream_failure_store
-from chalicelib.webhooks import delivery as webhook_delivery, routes as webhooks
+from chalicelib.webhooks import routes as webhooks
 from chalicelib.webhooks import events as _outbound_events  # noqa: F401  (registers stream handlers)
 
 app = Chalice(app_name="referral-service")
@@ -72,6 +72,8 @@ def on_stream_failure(event):
 
 @app.schedule("rate(5 minutes)")
 def release_matured_rewards(event):
+    from chalicelib.rewards import sweeps  # schedule-only (cold start: see the top of this file)
+
     return {"released": sweeps.release_due()}
 
 
@@ -83,16 +85,22 @@ def settle_expired_red_packets(event):
 @app.schedule("rate(15 minutes)")
 def move_members_with_the_clock(event):
     """At-risk, churned, end of reactivation, tier reviews and downgrades, nudges, birthdays."""
+    from chalicelib.lifecycle import sweep as lifecycle_sweep  # schedule-only
+
     return {"moved": lifecycle_sweep.run_due()}
 
 
 @app.schedule("rate(15 minutes)")
 def expire_points(event):
     """The `points_expiring` notice N days ahead, then the expiry of points past their day."""
+    from chalicelib.points import expiry as points_expiry  # schedule-only
+
     return points_expiry.run_due()
 
 
 @app.schedule("rate(1 minute)")
 def deliver_webhooks(event):
     """Signed POSTs of due deliveries, each receiver on its own senders (webhooks/delivery.py)."""
+    from chalicelib.webhooks import delivery as webhook_delivery  # schedule-only
+
     return {"delivered": webhook_delivery.send_due()}

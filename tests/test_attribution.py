@@ -204,11 +204,11 @@ def test_rejected_referral_stops_counting(client, streams):
 
 
 def test_signup_velocity_and_quick_refund_are_flagged(client, streams):
-    from chalicelib.campaigns.rules import DEFAULT_CAMPAIGN
+    from chalicelib.campaigns.rules import default_campaign
 
     signup(client, "koc")
     code = code_of("koc")
-    limit = DEFAULT_CAMPAIGN.rules.signups_per_hour_alert
+    limit = default_campaign().rules.signups_per_hour_alert
     answers = [signup(client, f"f{i}", code)["attribution"] for i in range(limit + 1)]
     assert not any(a["held_for_review"] for a in answers[:limit])
     assert answers[limit]["held_for_review"] is True

@@ -6,7 +6,7 @@ import itertools
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from chalicelib.campaigns.rules import DEFAULT_CAMPAIGN
+from chalicelib.campaigns.rules import default_campaign
 from chalicelib.facts import service as facts
 from chalicelib.facts.models import Order
 from chalicelib.facts.schemas import PurchaseIn, RefundIn
@@ -16,7 +16,7 @@ from chalicelib.members.schemas import ReferralIn
 from chalicelib.referrals import attribution, codes
 from tests.conftest import BACKEND
 
-MIN_FEN = DEFAULT_CAMPAIGN.rules.min_purchase_fen
+MIN_FEN = default_campaign().rules.min_purchase_fen
 EXAMPLES = 25 if BACKEND == "moto" else 8
 _runs = itertools.count()
 

@@ -12,7 +12,7 @@ from chalicelib.members.models import Member
 from chalicelib.points import expiry, lots as lot_store
 from chalicelib.points.models import PointsLot
 from chalicelib.points.rules import lot_dates, spread_debt
-from chalicelib.program.rules import DEFAULT_PROGRAM
+from chalicelib.program.rules import default_program
 from chalicelib.rewards import ledger, sweeps
 from tests.flows import purchase, signup
 from tests.helpers import token
@@ -49,12 +49,12 @@ def me(client, member_id: str) -> dict:
 
 def test_lot_dates_end_of_the_day_in_the_program_time_zone():
     # 00:30 on 2 March in Shanghai is still 1 March in UTC: the program's day counts
-    dates = lot_dates("2026-03-01T16:30:00.000000Z", DEFAULT_PROGRAM)
+    dates = lot_dates("2026-03-01T16:30:00.000000Z", default_program())
     assert dates.day == "2027-03-02"
     assert dates.expiry_at == "2027-03-02T16:00:00.000000Z"  # midnight ending the day, Shanghai
     assert dates.notice_at == "2027-01-31T16:00:00.000000Z"  # 30 days before
     assert dates.first_phase == "notice"
-    no_notice = DEFAULT_PROGRAM.model_copy(update={"points_expiring_notice_days": 0, "points_expire_days": 10})
+    no_notice = default_program().model_copy(update={"points_expiring_notice_days": 0, "points_expire_days": 10})
     short = lot_dates("2026-03-01T16:30:00.000000Z", no_notice)
     assert (short.day, short.first_phase) == ("2026-03-12", "expire")
 
@@ -76,7 +76,7 @@ def test_earned_points_expire_once_with_a_notice_before(client, streams):
     streams.drain()
     assert points("ann") == {"available": 100, "pending": 0}
     [lot] = lots("ann")
-    released_on = DEFAULT_PROGRAM.local(clock.now()).date()
+    released_on = default_program().local(clock.now()).date()
     assert lot.day == (released_on + timedelta(days=365)).isoformat() and int(lot.remaining) == 100
     assert me(client, "ann")["points"]["expiring"] == {"points": 100, "at": lot.expiry_at}
 
@@ -177,7 +177,7 @@ def test_the_version_in_force_when_points_became_available_sets_their_day(client
     adjust("ed", 40, "before")  # the new version is in force only a minute after the put
     clock.advance(timedelta(minutes=2))
     adjust("ed", 60, "after")
-    today = DEFAULT_PROGRAM.local(clock.now()).date()
+    today = default_program().local(clock.now()).date()
     by_day = {lot.day: (int(lot.remaining), lot.phase) for lot in lots("ed")}
     assert by_day == {(today + timedelta(days=10)).isoformat(): (60, "expire"),
                       (today + timedelta(days=365)).isoformat(): (40, "notice")}

@@ -21,7 +21,7 @@ from chalicelib.points import expiry
 from chalicelib.points.models import EXPIRE_SHARDS, PointsLot
 from chalicelib.points.rules import lot_dates, spread_debt
 from chalicelib.program import service as program
-from chalicelib.program.rules import DEFAULT_PROGRAM
+from chalicelib.program.rules import default_program
 from chalicelib.rewards import ledger, sweeps
 from chalicelib.rewards.rules import Award
 from tests.conftest import BACKEND
@@ -89,7 +89,7 @@ class ExpiryMachine(RuleBasedStateMachine):
     def members_at_noon(self):
         self.change_program(20, 5)  # short periods: lots expire within a run
         # Whole-day clock moves from local noon: a credit's day never depends on test run time.
-        local = DEFAULT_PROGRAM.local(clock.now())
+        local = default_program().local(clock.now())
         noon = datetime.combine(local.date() + timedelta(days=1), time(12), tzinfo=local.tzinfo)
         clock.advance(noon - clock.now())
         for member_id in MEMBERS:
@@ -155,8 +155,8 @@ class ExpiryMachine(RuleBasedStateMachine):
 
     @rule(expire_days=st.sampled_from([10, 20, 45]), notice_days=st.sampled_from([0, 7]))
     def change_program(self, expire_days, notice_days):
-        rules = DEFAULT_PROGRAM.model_copy(update={"points_expire_days": expire_days,
-                                                   "points_expiring_notice_days": notice_days})
+        rules = default_program().model_copy(update={"points_expire_days": expire_days,
+                                                     "points_expiring_notice_days": notice_days})
         program.put(rules, "prop")
         self.fifo_exact &= expire_days >= self.longest
         self.longest = max(self.longest, expire_days)

@@ -13,7 +13,7 @@ import pytest
 import zxingcpp
 from PIL import Image, ImageDraw
 
-from chalicelib.campaigns.rules import DEFAULT_CAMPAIGN
+from chalicelib.campaigns.rules import default_campaign
 from chalicelib.core.masking import mask_name
 from chalicelib.share import background, poster, text
 from tests.flows import OPS, login
@@ -275,7 +275,7 @@ def _catalogue_poster_texts(locale: str = "zh_CN") -> str:
 def test_font_covers_the_default_texts_and_typical_masked_names():
     drawn_texts = "".join(poster.fixed_texts("", "zh-CN"))
     assert drawn_texts and set(drawn_texts) <= set(_catalogue_poster_texts())  # the zh texts come from there
-    texts = _catalogue_poster_texts() + DEFAULT_CAMPAIGN.name + DEFAULT_CAMPAIGN.offer + "¥￥元折券，。！"
+    texts = _catalogue_poster_texts() + default_campaign().name + default_campaign().offer + "¥￥元折券，。！"
     names = [mask_name(name) for name in ("张三", "欧阳娜娜", "司马懿", "Lily", "Al", "佘太君", "覃海")]
     names += [mask_name(surname + "某") for surname in SURNAMES]
     assert _font_has(texts + "".join(names)) == []

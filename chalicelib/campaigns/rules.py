@@ -5,6 +5,7 @@ new version; facts are judged by the version in force when they happened.
 """
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -67,7 +68,7 @@ def points_at_service(url: str, own_base_url: str) -> bool:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use (cold start: core/validation.py)
 
 
 class AdvocateLevel(Strict):
@@ -168,33 +169,35 @@ class CampaignIn(Strict):
         return self
 
 
-DEFAULT_CAMPAIGN = CampaignIn(
-    campaign_id="default",
-    name="Invite friends",
-    offer="¥20 off your first order",
-    landing_url="https://shop.example.com/welcome",
-    rules=Rules(
-        attribution_window_days=30,
-        min_purchase_fen=50_00,
-        referee_signup_points=100,
-        referee_coupon_fen=20_00,
-        referrer_conversion_points=500,
-        advocate_levels=[
-            AdvocateLevel(name="friend", min_conversions=0, commission_bps=300),
-            AdvocateLevel(name="advocate", min_conversions=5, commission_bps=500),
-            AdvocateLevel(name="ambassador", min_conversions=20, commission_bps=800),
-        ],
-        milestones=[Milestone(conversions=3, bonus_points=300), Milestone(conversions=10, bonus_points=1500),
-                    Milestone(conversions=25, bonus_points=5000)],
-        second_level_bps=100,
-        monthly_cap_points=50_000,
-        budget_points=10_000_000,
-        budget_fen=2_000_000_00,
-        hold_days=7,
-        assist_target=5,
-        assist_reward_points=200,
-        checkin_points=10,
-        checkin_streak_bonus={"7": 50, "30": 300},
-        signups_per_hour_alert=30,
-    ),
-)
+@cache  # built on first use: validating it builds every rules validator, which import should not pay
+def default_campaign() -> CampaignIn:
+    return CampaignIn(
+        campaign_id="default",
+        name="Invite friends",
+        offer="¥20 off your first order",
+        landing_url="https://shop.example.com/welcome",
+        rules=Rules(
+            attribution_window_days=30,
+            min_purchase_fen=50_00,
+            referee_signup_points=100,
+            referee_coupon_fen=20_00,
+            referrer_conversion_points=500,
+            advocate_levels=[
+                AdvocateLevel(name="friend", min_conversions=0, commission_bps=300),
+                AdvocateLevel(name="advocate", min_conversions=5, commission_bps=500),
+                AdvocateLevel(name="ambassador", min_conversions=20, commission_bps=800),
+            ],
+            milestones=[Milestone(conversions=3, bonus_points=300), Milestone(conversions=10, bonus_points=1500),
+                        Milestone(conversions=25, bonus_points=5000)],
+            second_level_bps=100,
+            monthly_cap_points=50_000,
+            budget_points=10_000_000,
+            budget_fen=2_000_000_00,
+            hold_days=7,
+            assist_target=5,
+            assist_reward_points=200,
+            checkin_points=10,
+            checkin_streak_bonus={"7": 50, "30": 300},
+            signups_per_hour_alert=30,
+        ),
+    )

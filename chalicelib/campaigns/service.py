@@ -20,7 +20,7 @@ from ..insight import audit
 from ..share.background import url_problem as background_problem
 from ..store.base import cancelled_by_condition, transaction
 from .models import Campaign, CampaignVersion
-from .rules import DEFAULT_CAMPAIGN, CampaignIn, Rules, image_url_problem, landing_url_problem
+from .rules import CampaignIn, Rules, default_campaign, image_url_problem, landing_url_problem
 
 DEFAULT_ID = "default"
 log = get_logger("campaigns")
@@ -112,7 +112,7 @@ def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
 def seed_default() -> bool:
     """Create the `default` campaign if it is missing. Returns True when it was created."""
     try:
-        create(DEFAULT_CAMPAIGN)
+        create(default_campaign())
         return True
     except Conflict:
         return False

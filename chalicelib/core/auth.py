@@ -13,8 +13,6 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
-import jwt
-
 from ..i18n import t
 from . import clock, secrets
 from .config import settings
@@ -64,6 +62,8 @@ def issue_token(sub: str, role: str, ttl_seconds: int | None = None, **extra: ob
     lifetime = ttl_seconds or min(cfg.token_ttl_seconds, cap)
     if lifetime > cap:
         raise ValueError(f"a {role} token lives at most {cap} seconds")
+    import jwt  # here, not at import: stream and schedule functions never handle a token (cold start)
+
     issued = clock.epoch()
     claims = {
         "sub": sub,
@@ -79,6 +79,8 @@ def issue_token(sub: str, role: str, ttl_seconds: int | None = None, **extra: ob
 
 
 def _secret_for(token: str) -> str:
+    import jwt  # on the first token only (cold start)
+
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
@@ -101,6 +103,8 @@ def _known_secret(kid: str | None) -> str | None:
 
 
 def verify_token(token: str) -> Principal:
+    import jwt  # on the first token only (cold start)
+
     cfg = settings()
     try:
         claims = jwt.decode(

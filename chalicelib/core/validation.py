@@ -7,7 +7,7 @@ float or a string.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
@@ -84,14 +84,24 @@ def _known_zone(value: str) -> str:
     return value
 
 
+class _ZoneNames:
+    """The documented schema of a time zone: every IANA name, listed when a document is built
+    (listing them reads the whole tz database, which an import of the app should not pay)."""
+
+    @staticmethod
+    def __get_pydantic_json_schema__(core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "string", "maxLength": 64, "enum": sorted(available_timezones())}
+
+
 # A calendar's time zone (campaign days, program reviews and quiet hours).
-TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_zone),
-                     WithJsonSchema({"type": "string", "maxLength": 64, "enum": sorted(available_timezones())})]
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_zone), _ZoneNames]
 
 
+# defer_build: a model's validator is built when it first validates (or is documented), not at
+# import: every function imports every schema, and building them was the largest part of our import.
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=2000)
+    model_config = ConfigDict(extra="forbid", str_max_length=2000, defer_build=True)
 
 
 class Query(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_max_length=2048)
+    model_config = ConfigDict(extra="ignore", str_max_length=2048, defer_build=True)

@@ -5,7 +5,6 @@ from typing import Any
 
 from ..core.auth import OPS
 from ..core.http import Req, Routes
-from . import service
 from .schemas import DryRunIn
 
 routes = Routes(__name__)
@@ -16,4 +15,6 @@ routes = Routes(__name__)
              summary="The ledger entries and budget use that rules would produce over given facts, or over the "
                      "campaign's recorded facts of [from, to) compared with what was written; writes nothing")
 def dry_run(req: Req) -> Any:
+    from . import service  # the replay engine loads with the first dry run, not with every function (cold start)
+
     return service.dry_run(req.params["campaign_id"], req.body)

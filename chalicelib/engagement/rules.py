@@ -51,8 +51,8 @@ def checkin_pay(rules: Rules, streak: int) -> CheckinPay:
     """What a check-in earns on the `streak`-th day in a row: `checkin_points`, plus the bonus of
     `checkin_streak_bonus` whose length the streak reaches that day (once per streak).
 
-    >>> from ..campaigns.rules import DEFAULT_CAMPAIGN
-    >>> [checkin_pay(DEFAULT_CAMPAIGN.rules, s).total for s in (1, 6, 7, 8, 30)]
+    >>> from ..campaigns.rules import default_campaign
+    >>> [checkin_pay(default_campaign().rules, s).total for s in (1, 6, 7, 8, 30)]
     [10, 10, 60, 10, 310]
     """
     return CheckinPay(rules.checkin_points, rules.checkin_streak_bonus.get(str(streak), 0))

@@ -5,7 +5,6 @@ from typing import Any
 
 from ..core.auth import ADMIN
 from ..core.http import Req, Routes
-from . import service
 from .schemas import ImportIn
 
 routes = Routes(__name__)
@@ -16,4 +15,6 @@ MAX_BODY_BYTES = 2 * 1024 * 1024  # 1,000 rows of a few hundred bytes; far below
 @routes.post("/v1/ops/imports", roles=(ADMIN,), body=ImportIn, max_body_bytes=MAX_BODY_BYTES,
              summary="Bulk import of members, codes or purchase history; per-row errors, idempotent per row key")
 def import_rows(req: Req) -> Any:
+    from . import service  # the importers load with the first import, not with every function (cold start)
+
     return service.run(req.body, req.principal.sub)

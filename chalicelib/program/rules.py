@@ -7,6 +7,7 @@ in force when it happened (`service.rules_at`).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use (cold start: core/validation.py)
 
 
 class Tier(Strict):
@@ -151,11 +152,13 @@ class ProgramRules(Strict):
         return moment.astimezone(self.zone())
 
 
-DEFAULT_PROGRAM = ProgramRules(
-    tiers=[Tier(name="bronze", points_per_yuan=1, perks=["积分 1 倍 / 1 point per yuan"]),
-           Tier(name="silver", min_points_12m=2000, min_spend_fen_12m=2000_00, points_per_yuan=2,
-                perks=["积分 2 倍 / double points", "生日礼 / birthday gift"]),
-           Tier(name="gold", min_points_12m=8000, min_spend_fen_12m=8000_00, points_per_yuan=3,
-                perks=["积分 3 倍 / triple points", "专属客服 / priority service"])],
-    birthday_points=200, win_back_coupon_fen=20_00,
-)
+@cache  # built on first use: validating it builds every program validator, which import should not pay
+def default_program() -> ProgramRules:
+    return ProgramRules(
+        tiers=[Tier(name="bronze", points_per_yuan=1, perks=["积分 1 倍 / 1 point per yuan"]),
+               Tier(name="silver", min_points_12m=2000, min_spend_fen_12m=2000_00, points_per_yuan=2,
+                    perks=["积分 2 倍 / double points", "生日礼 / birthday gift"]),
+               Tier(name="gold", min_points_12m=8000, min_spend_fen_12m=8000_00, points_per_yuan=3,
+                    perks=["积分 3 倍 / triple points", "专属客服 / priority service"])],
+        birthday_points=200, win_back_coupon_fen=20_00,
+    )

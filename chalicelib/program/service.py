@@ -19,7 +19,7 @@ from ..i18n import t
 from ..insight import audit
 from ..store.base import cancelled_by_condition, transaction
 from .models import PK, Program, ProgramVersion
-from .rules import DEFAULT_PROGRAM, ProgramRules
+from .rules import ProgramRules, default_program
 
 EFFECTIVE_DELAY = timedelta(seconds=60)
 FIRST_EFFECTIVE = "2000-01-01T00:00:00.000000Z"  # the seeded program judges every fact
@@ -65,7 +65,7 @@ def put(spec: ProgramRules, actor: str, first: bool = False) -> Program:
 
 def seed_default() -> bool:
     try:
-        put(DEFAULT_PROGRAM, "system", first=True)
+        put(default_program(), "system", first=True)
         return True
     except Conflict:
         return False
@@ -88,7 +88,7 @@ def rules_at(at: str | None = None) -> ProgramRules:
         with _lock:
             _cache["program"] = cache
     in_force = [rules for effective, rules in cache["versions"] if effective <= at]
-    return in_force[-1] if in_force else DEFAULT_PROGRAM
+    return in_force[-1] if in_force else default_program()
 
 
 def clear_caches() -> None:
@@ -98,6 +98,6 @@ def clear_caches() -> None:
 
 def render(item: Program | None) -> dict[str, Any]:
     if item is None:
-        return {"version": 0, "effective_from": FIRST_EFFECTIVE, "rules": DEFAULT_PROGRAM.model_dump()}
+        return {"version": 0, "effective_from": FIRST_EFFECTIVE, "rules": default_program().model_dump()}
     return {"version": int(item.version), "effective_from": item.effective_from, "updated_at": item.updated_at,
             "updated_by": item.updated_by, "rules": ProgramRules.model_validate_json(item.rules).model_dump()}

@@ -61,8 +61,8 @@ def rate_at_rank(levels: Rules, rank: int) -> tuple[str | None, int]:
     count from 1 and include the conversion itself: with levels at 0/5/20 conversions the 5th
     converted friend already earns the 5-conversion rate).
 
-    >>> from ..campaigns.rules import DEFAULT_CAMPAIGN
-    >>> [rate_at_rank(DEFAULT_CAMPAIGN.rules, k)[1] for k in (1, 4, 5, 19, 20, 30)]
+    >>> from ..campaigns.rules import default_campaign
+    >>> [rate_at_rank(default_campaign().rules, k)[1] for k in (1, 4, 5, 19, 20, 30)]
     [300, 300, 500, 500, 800, 800]
     """
     level = levels.level_for(rank)
@@ -118,8 +118,8 @@ def milestones_standing(rules: Rules, converted: int) -> dict[int, bool]:
     """Which milestones stand with `converted` conversions: a refund or a rejection that takes the
     count back below one takes the milestone back; reaching it again restores it.
 
-    >>> from ..campaigns.rules import DEFAULT_CAMPAIGN
-    >>> milestones_standing(DEFAULT_CAMPAIGN.rules, 3)
+    >>> from ..campaigns.rules import default_campaign
+    >>> milestones_standing(default_campaign().rules, 3)
     {3: True, 10: False, 25: False}
     """
     return {m.conversions: converted >= m.conversions for m in rules.milestones if m.bonus_points}
@@ -149,8 +149,8 @@ def bounded_award(grant: Award, rules: Rules, cap_used: int, points_spent: int, 
     budget, and, for a coupon, its money budget (a coupon issues whole or not at all). Production
     (ledger.award) and the dry run both decide amounts here.
 
-    >>> from ..campaigns.rules import DEFAULT_CAMPAIGN
-    >>> bounded_award(Award("a", "conversion", "o1", 500, "x"), DEFAULT_CAMPAIGN.rules, 49_800, 0, 0)
+    >>> from ..campaigns.rules import default_campaign
+    >>> bounded_award(Award("a", "conversion", "o1", 500, "x"), default_campaign().rules, 49_800, 0, 0)
     200
     """
     amount = grant.amount

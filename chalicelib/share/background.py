@@ -113,7 +113,11 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is then an error: a redirect could lead off the allowed hosts
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+@lru_cache(maxsize=1)
+def _opener() -> urllib.request.OpenerDirector:
+    """Built on the first fetch: its HTTPS handler loads the system's CA certificates (~50 ms),
+    which an import of the app (every function's cold start) should not pay."""
+    return urllib.request.build_opener(_NoRedirects)
 
 
 def _check_address(host: str) -> None:
@@ -128,7 +132,7 @@ def fetch(url: str) -> bytes:
     """The image's bytes, at most MAX_BYTES, within TIMEOUT_SECONDS per read; raises otherwise."""
     _check_address(urlsplit(url).hostname or "")
     request = urllib.request.Request(url, headers={"User-Agent": "referral-poster/1", "Accept": "image/*"})
-    with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+    with _opener().open(request, timeout=TIMEOUT_SECONDS) as response:
         if response.status != 200:
             raise ValueError(f"HTTP {response.status}")
         if int(response.headers.get("Content-Length") or 0) > MAX_BYTES:

@@ -1,0 +1,35 @@
+"""Cold start: every Lambda function (API, streams, schedules) imports app.py, so what only some
+routes or one schedule need must not load with it (BENCHMARKS.md, "Cold start")."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Each is imported where it is used: posters (Pillow), hosted pages (Jinja2), QR codes (segno),
+# tokens (PyJWT, which loads `cryptography` when installed), boto3 clients, the dry-run replay,
+# the bulk importers, and what only a schedule runs.
+LAZY = ("PIL", "jinja2", "segno", "jwt", "cryptography", "boto3", "chalicelib.dryrun.simulate",
+        "chalicelib.imports.service", "chalicelib.lifecycle.sweep", "chalicelib.points.expiry",
+        "chalicelib.rewards.sweeps", "chalicelib.webhooks.delivery")
+
+
+def test_import_app_leaves_what_only_some_routes_or_schedules_need():
+    script = f"import sys, app; print(' '.join(m for m in {LAZY!r} if m in sys.modules))"
+    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
+    loaded = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert loaded == []
+
+
+def test_import_app_builds_no_request_validator():
+    """Schemas are built on first use (pydantic `defer_build`), not by importing the app."""
+    script = ("import app\nfrom pydantic import BaseModel\n"
+              "def every(cls):\n    for sub in cls.__subclasses__():\n        yield sub\n        yield from every(sub)\n"
+              "print(' '.join(sorted({m.__module__ + '.' + m.__qualname__ for m in every(BaseModel)\n"
+              "                       if m.__module__.startswith('chalicelib') and m.__pydantic_complete__})))")
+    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
+    built = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert built == []
