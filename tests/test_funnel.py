@@ -365,3 +365,21 @@ def test_the_sketch_is_within_its_error_and_merges_idempotently():
     a, b = (bytes(rng.randint(0, 54) for _ in range(hll.M)) for _ in range(2))
     assert hll.merge(a, b) == bytes(map(max, a, b))  # the big-integer merge is the register-wise max
     assert rules.k_factor(0, 0, 3)["k_factor"] is None
+
+
+def test_a_batch_of_entries_adds_each_cost_once_and_exactly(backend):
+    """A batch's ledger entries are applied together: the day's cost is their sum, a batch too
+    large for one transaction is split, and applying it again, or an entry's reversal, moves the
+    cost by exactly what changed."""
+    from chalicelib.funnel import facts
+
+    cell = ("spring", "2026-11-30", rules.ALL_CHANNELS)
+
+    def cost() -> int:
+        return report.cells("spring", "2026-11-30", "2026-11-30")[("2026-11-30", rules.ALL_CHANNELS)].figures["points"]
+
+    entries = {f"entry.m{n}.e": {cell: {"points": 10}} for n in range(150)}
+    assert facts.apply_many(entries) == 150 and cost() == 1500
+    assert facts.apply_many(entries) == 0 and cost() == 1500
+    assert facts.apply_many({"entry.m0.e": {cell: {"points": 4}}, "entry.m1.e": {cell: {"points": 0}}}) == 2
+    assert cost() == 1500 - 6 - 10

@@ -175,3 +175,21 @@ def test_a_redriven_old_record_moves_no_score_back(client, streams, monkeypatch)
     assert board(client) == [] and board(client, "gmv") == []
     redrive_main(before_refund)
     assert board(client) == [] and board(client, "gmv") == []
+
+
+def test_a_batch_of_facts_moves_each_score_once_and_exactly(client):
+    """A stream batch's facts are applied together: a member's score moved by several facts is the
+    sum of what they contribute; a batch too large for one transaction is split; applying the
+    batch again, or a fact's later contribution, changes exactly what it should."""
+    from chalicelib.leaderboards import rules, scores
+
+    spring_campaign(client)
+    b = rules.board("spring", "points", "all")
+    facts = {f"e.{n}": {b: (f"m{n % 40}", 10)} for n in range(120)}  # 40 members, 3 facts each
+    assert scores.apply_many(facts) == 120
+    assert scores.apply_many(facts) == 0  # redelivered: nothing changes
+    top = ranking.top(b, 100)
+    assert len(top) == 40 and {row["score"] for row in top} == {30}
+    assert scores.apply_many({"e.0": {b: ("m0", 5)}, "e.40": {}, "e.999": {b: ("m1", 1)}}) == 3
+    rows = {row["member_id"]: row["score"] for row in ranking.top(b, 100)}
+    assert (rows["m0"], rows["m1"], rows["m2"]) == (30 - 5 - 10, 31, 30)

@@ -19,7 +19,7 @@ from ..campaigns import service as campaigns
 from ..facts.models import Order
 from ..members.models import Member
 from ..referrals import graph
-from ..streams import Change, latest, on_change
+from ..streams import Batch, Change, latest, on_batch, on_change
 from . import facts, rules
 
 NOT_COST = ("redemption", "adjustment", "expiry")
@@ -81,19 +81,31 @@ def _count_order(order: Order, referee: Member | None, counted_before: bool) -> 
     facts.apply(f"order.{order.order_id}", {cell: {"gmv_fen": net}})
 
 
-@on_change("main", "ledger_entry")
-def count_reward_cost(change: Change) -> None:
+def reward_cost(change: Change) -> tuple[str, facts.Desired] | None:
+    """What a campaign ledger entry costs now; None when that did not change (no read)."""
     entry, old = latest(change), change.old
     if entry is None or not entry.campaign_id or entry.unit not in COST_UNITS or entry.rule in NOT_COST:
-        return
+        return None
     if not change.replayed and old is not None and (int(old.amount), int(old.reversed_amount or 0), old.voided) == (
             int(entry.amount), int(entry.reversed_amount or 0), entry.voided):
-        return  # released or held: what it costs is unchanged
+        return None  # released or held: what it costs is unchanged
     net = 0 if entry.voided else max(0, int(entry.amount) - int(entry.reversed_amount or 0))
     if old is None and not change.replayed and not net:
-        return  # capped to nothing: no cost, and none counted before (no read)
+        return None  # capped to nothing: no cost, and none counted before (no read)
     cell = (entry.campaign_id, _day(entry.campaign_id, entry.created_at), rules.ALL_CHANNELS)
-    facts.apply(f"entry.{entry.member_id}.{entry.entry_id}", {cell: {COST_UNITS[entry.unit]: net}})
+    return f"entry.{entry.member_id}.{entry.entry_id}", {cell: {COST_UNITS[entry.unit]: net}}
+
+
+@on_batch("main", "ledger_entry")
+def count_reward_cost(changes: list[Change], batch: Batch) -> None:
+    """A batch's entries together (a purchase pays several into one cell): facts.apply_many."""
+    wanted: dict[str, facts.Desired] = {}
+    for change in changes:  # in stream order: an entry's last change is its latest image
+        fact = reward_cost(change)
+        if fact is not None:
+            wanted.pop(fact[0], None)
+            wanted[fact[0]] = fact[1]
+    facts.apply_many(wanted)
 
 
 @on_change("main", "link")
