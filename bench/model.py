@@ -478,8 +478,16 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
             refund_set(by_id[order_id], parts)
 
     ranks = {x: {y: k for k, y in enumerate(ranked(x), start=1)} for x in {c[0] for c in commissions}}
+
+    def before_conversion(y: int, o: SimOrder) -> bool:
+        """rules.earns_commission: only the converting order and those after it in fact order earn
+        (a refund that hands the conversion to a later order takes back the orders it passes)."""
+        mark = by_id[converting[y]]
+        return (occurred(o), o.order_id) < (occurred(mark), mark.order_id)
+
     for x, y, o, entry in commissions:
-        if status[y] != "converted":  # undone: its orders earn no commission, nor a second-level share
+        if status[y] != "converted" or before_conversion(y, o):
+            # undone, or passed by a moved conversion: no commission, nor a second-level share
             entry.amount = entry.reversed = 0
             grandparent = members[x].referrer
             share = entries[member_ids[grandparent]].get(f"second_level.{o.order_id}") if grandparent is not None else None
