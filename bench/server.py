@@ -216,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
 
         @staticmethod
         def _stats() -> dict:
-            return {"rounds": control.round, "records": control.records, "batches": control.batches,
+            from chalicelib.store import faults  # FAULTS in the environment (simulate --faults)
+
+            plan = faults.active()
+            return {"faults": dict(plan.injected) if plan else {},
+                    "rounds": control.round, "records": control.records, "batches": control.batches,
                     "failed_batches": control.failed_batches, "handler_seconds": round(control.handler_seconds, 3),
                     "sweeps": len(control.sweeps), "errors": control.errors[-5:],
                     "calls": {k: {"count": n, "seconds": round(s, 3)} for k, (n, s) in sorted(control.calls.items())}}
