@@ -226,7 +226,8 @@ class Simulation:
                           settle=False)
         missing = [m.idx for m in members if m.idx not in self.member_ids]
         if missing:
-            raise Failure(f"{len(missing)} members never signed up (first: {missing[:5]})")
+            raise Failure(f"{len(missing)} members never signed up (first: {missing[:5]}); "
+                          f"first request errors: {self.errors[:3]}")
         self.run_step("sign-ups settle", [])
         self.engagement()
         self.red_packets()
