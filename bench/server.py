@@ -247,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
 
         @staticmethod
         def _stats() -> dict:
-            return {"rounds": control.round, "records": control.records, "batches": control.batches,
+            from chalicelib.store import faults  # FAULTS in the environment (simulate --faults)
+
+            plan = faults.active()
+            return {"faults": dict(plan.injected) if plan else {},
+                    "rounds": control.round, "records": control.records, "batches": control.batches,
                     "failed_batches": control.failed_batches, "handler_seconds": round(control.handler_seconds, 3),
                     "sweeps": len(control.sweeps), "errors": control.errors[-5:],
                     "handlers": {k: {"count": n, "seconds": round(t, 3)} for k, (n, t) in

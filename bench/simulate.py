@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import model  # noqa: E402
 from bench.stack import DynamoDBLocal, HttpClient, Service, batch_get_all, percentile  # noqa: E402
+from chalicelib.rewards.budget import SHARDS as BUDGET_SHARDS  # noqa: E402
 
 DAY = 86400
 RELEASE_JUMP = 8 * DAY  # > hold_days (7)
@@ -225,7 +226,8 @@ class Simulation:
                           settle=False)
         missing = [m.idx for m in members if m.idx not in self.member_ids]
         if missing:
-            raise Failure(f"{len(missing)} members never signed up (first: {missing[:5]})")
+            raise Failure(f"{len(missing)} members never signed up (first: {missing[:5]}); "
+                          f"first request errors: {self.errors[:3]}")
         self.run_step("sign-ups settle", [])
         self.engagement()
         self.red_packets()
@@ -412,12 +414,13 @@ class Simulation:
                 got_attr = {k: a.get(k) for k in want_attr}
                 if got_attr != want_attr:
                     diffs.append(f"{member_id} (#{m.idx}) sign-up attribution: expected {want_attr}, got {got_attr}")
-        # Budgets (no endpoint shows them: read the usage items directly).
+        # Budgets (no endpoint shows them: read the usage items directly, every shard).
         budgets = {}
         for campaign_id in [*w.campaigns, "default"]:
-            item = self.raw.get_item(TableName=self.prefix + "main", ConsistentRead=True,
-                                     Key={"pk": {"S": f"BUDGET#{campaign_id}"}, "sk": {"S": "BUDGET"}}).get("Item")
-            budgets[campaign_id] = int(item["spent"]["N"]) if item and "spent" in item else 0
+            keys = [{"pk": {"S": f"BUDGET#{campaign_id}"}, "sk": {"S": "BUDGET"}}] + [
+                {"pk": {"S": f"BUDGET#{campaign_id}#{n}"}, "sk": {"S": "BUDGET"}} for n in range(BUDGET_SHARDS)]
+            items = batch_get_all(self.raw, self.prefix + "main", keys, consistent=True)
+            budgets[campaign_id] = sum(int(item["spent"]["N"]) for item in items if "spent" in item)
             want = expected.budgets.get(campaign_id, 0)
             if budgets[campaign_id] != want:
                 diffs.append(f"budget {campaign_id}: expected spent {want}, got {budgets[campaign_id]}")
@@ -543,7 +546,8 @@ class Simulation:
             "throughput_overall_rps": drive_requests / self.drive_seconds,
             "stream": {"records": stats["records"], "batches": stats["batches"], "failed_batches": stats["failed_batches"],
                        "handler_seconds": stats["handler_seconds"], "errors": stats["errors"]},
-            "server_aws_calls": stats["calls"],
+            "server_aws_calls": stats["calls"], "faults": stats.get("faults", {}),
+            "busy_retries": self.http.busy_retries,
             "stream_lag": lag, "ops": ops, "steps": self.steps,
             "board_rows": self.board_rows,
             "mismatches": len(verification["diffs"]), "request_errors": self.errors,
@@ -565,6 +569,17 @@ class Simulation:
             self.stop()
 
 
+def fault_spec(text: str, seed: int) -> str:
+    """>>> fault_spec("0.05", 7)
+    'conflict=0.05,throttle=0.025,timeout=0.025,seed=7,backoff=0.01'
+    """
+    try:
+        rate = float(text)
+    except ValueError:
+        return text
+    return f"conflict={rate:g},throttle={rate / 2:g},timeout={rate / 2:g},seed={seed},backoff=0.01"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.simulate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=2000)
@@ -576,7 +591,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="read GET /v1/members/me for every n-th member (the rest: stored member items)")
     parser.add_argument("--json-out", default=None)
     parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--faults", default=None, metavar="RATE|SPEC",
+                        help="inject DynamoDB faults in the service (chalicelib/store/faults.py): a rate R means "
+                             "conflict=R, throttle=R/2, timeout=R/2; or a FAULTS spec such as conflict=0.05,timeout=0.01")
     args = parser.parse_args(argv)
+    if args.faults:
+        import os
+
+        os.environ["FAULTS"] = fault_spec(args.faults, args.seed)
     print(f"simulating {args.members} members (seed {args.seed}, concurrency {args.concurrency}) …", flush=True)
     sim = Simulation(args)
     result = sim.run()
@@ -589,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['orders']} orders, {result['refunds']} refunds, {result['conversions']} conversions, "
           f"{result['ledger_entries']} ledger entries; {result['drive_requests']} requests, "
           f"{result['throughput_rps']:.0f} req/s while sending; wall {result['wall_seconds']:.0f}s")
+    if result["faults"]:
+        print(f"faults injected in the service: {result['faults']}; busy (503) answers retried by the clients: "
+              f"{result['busy_retries']}")
     for error in result["request_errors"][:20]:
         print("REQUEST ERROR", error)
     if result["diff"]:

@@ -142,6 +142,7 @@ class HttpClient:
         self.lock = threading.Lock()
         self.latencies: dict[str, list[float]] = {}
         self.requests = 0
+        self.busy_retries = 0  # 503 answers (storage busy) sent again, as a real client would
 
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -151,6 +152,18 @@ class HttpClient:
 
     def request(self, op: str, method: str, path: str, body: Any = None, token: str | None = None,
                 extra_headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+        """One request; a 503 with Retry-After (the service's "busy, try again") is sent again."""
+        for _ in range(10):
+            status, headers, data = self._request(op, method, path, body, token, extra_headers)
+            if status != 503 or "retry-after" not in headers:
+                break
+            with self.lock:
+                self.busy_retries += 1
+            time.sleep(0.05)
+        return status, headers, data
+
+    def _request(self, op: str, method: str, path: str, body: Any = None, token: str | None = None,
+                 extra_headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
         headers = {"Content-Type": "application/json", **(extra_headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"

@@ -129,7 +129,8 @@ def plain(stored: dict | None):
 def totals(client, ids: list[str]) -> dict:
     """What erasure must not change: every balance and ledger entry, the boards, the funnel."""
     from chalicelib.members.models import member_pk
-    from chalicelib.rewards.models import BudgetUsage, LedgerEntry
+    from chalicelib.rewards import budget
+    from chalicelib.rewards.models import LedgerEntry
 
     members = {m: Member.get(*Member.key(m), consistent_read=True) for m in ids}
     boards = {metric: [(row["member"]["member_id"], row["score"]) for row in
@@ -143,7 +144,7 @@ def totals(client, ids: list[str]) -> dict:
                      for m, v in members.items()},
         "ledger": sorted((e.member_id, e.entry_id, int(e.amount), e.status, int(e.reversed_amount or 0))
                          for m in ids for e in LedgerEntry.query(member_pk(m), LedgerEntry.sk.startswith("LEDGER#"))),
-        "budget": int(BudgetUsage.get(*BudgetUsage.key("spring")).spent or 0),
+        "budget": budget.totals("spring")["points"],
         "boards": boards, "funnel": funnel,
     }
 

@@ -9,17 +9,14 @@ import pytest
 
 from chalicelib.core import clock
 from chalicelib.engagement import red_packets
-from chalicelib.rewards.models import BudgetUsage
+from chalicelib.rewards import budget
 from tests.flows import OPS, login, member, spring_campaign
 from tests.ledger_checks import entries
 from tests.test_engagement import assert_error, concurrently
 
 
 def _spent_fen(campaign_id: str = "spring") -> int:
-    try:
-        return int(BudgetUsage.get(*BudgetUsage.key(campaign_id), consistent_read=True).spent_fen or 0)
-    except BudgetUsage.DoesNotExist:
-        return 0
+    return budget.totals(campaign_id)["fen"]
 
 
 def _in(hours: int) -> str:

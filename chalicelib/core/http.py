@@ -226,7 +226,15 @@ def handle(request: Any, fn: Callable[..., Any], params: dict[str, str], roles: 
         return with_language(response)
     except ApiError as err:
         return with_language(error_response(err, request_id))
-    except Exception:  # the one place an unexpected failure becomes a 500
+    except Exception as exc:  # the one place an unexpected failure becomes a 5xx
+        from ..store.base import transient
+
+        if transient(exc):  # throttled, a conflict or a timeout that outlasted the retries
+            log.warning("storage busy", extra={"error": type(exc).__name__})
+            return with_language(json_response(
+                error_body("service_busy", t("the service is busy; retry the same request in a moment"),
+                           {"request_id": request_id}),
+                503, {"X-Request-Id": request_id, "Retry-After": "1"}))
         log.exception("unhandled error", extra={"path": request.context.get("resourcePath") if request.context else None})
         return with_language(json_response(
             error_body("internal_error", t("something went wrong on our side; quote the request id"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from typing import Callable
 
 from chalice import Response
@@ -33,6 +34,7 @@ class IdempotencyRecord(ControlItem, discriminator="idempotency"):
     response_status = NumberAttribute(null=True)
     response_body = UnicodeAttribute(null=True)
     response_headers = UnicodeAttribute(null=True)
+    claim_id = UnicodeAttribute(null=True)  # who claimed it: a retried claim whose answer was lost is still ours
 
 
 def run(req, call: Callable[[], Response]) -> Response:
@@ -43,7 +45,8 @@ def run(req, call: Callable[[], Response]) -> Response:
     digest = hashlib.sha256(req.route_key.encode() + b"\0" + req.raw_body).hexdigest()
     now = clock.epoch()
     record = IdempotencyRecord(pk=record_key(req, key), sk="IDEM", status="in_progress", request_hash=digest,
-                               lock_until=now + LOCK_SECONDS, expires_at=now + TTL_SECONDS)
+                               lock_until=now + LOCK_SECONDS, expires_at=now + TTL_SECONDS,
+                               claim_id=secrets.token_hex(8))
     if not _claim(record, now):
         return _replay(record.pk, digest)
     try:
@@ -79,6 +82,11 @@ def _claim(record: IdempotencyRecord, now: int) -> bool:
     except PutError as exc:
         if not condition_failed(exc):
             raise
+    # The put may have been applied and its answer lost (a timeout the client retried): then the
+    # stored claim is this one.
+    try:
+        return IdempotencyRecord.get(record.pk, "IDEM", consistent_read=True).claim_id == record.claim_id
+    except IdempotencyRecord.DoesNotExist:
         return False
 
 

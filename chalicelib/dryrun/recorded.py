@@ -23,7 +23,8 @@ from ..exports.models import partition as export_partition
 from ..i18n import t
 from ..members.models import Member
 from ..referrals.models import Conversion
-from ..rewards.models import BudgetUsage, CapUsage
+from ..rewards import budget
+from ..rewards.models import CapUsage
 from ..rewards.rules import ADVOCATE_RULES
 from ..store.base import MainItem
 from .models import FACT_SHARDS, CampaignFact, partition
@@ -122,12 +123,14 @@ def _usage_before(period: Period, campaigns: set[str]) -> None:
         if row["unit"] == "points" and row["rule"] in ADVOCATE_RULES:
             cap_key = (member_id, row["campaign_id"], row["created_at"][:7])
             used_by[cap_key] = used_by.get(cap_key, 0) + row["amount"]
-    for budget in _batch_get([BudgetUsage.key(c) for c in sorted(campaigns)], BudgetUsage):
-        campaign = budget.pk[len("BUDGET#"):]
+    for campaign in sorted(campaigns):
+        spent = budget.totals(campaign)  # every shard and the legacy item
+        if not any(spent.values()):
+            continue
         rows = [r for r in period.written.values() if r["campaign_id"] == campaign]
-        period.before.points_spent[campaign] = int(budget.spent or 0) - sum(
+        period.before.points_spent[campaign] = spent["points"] - sum(
             r["amount"] - r["reversed_amount"] for r in rows if r["unit"] == "points")
-        period.before.fen_spent[campaign] = int(budget.spent_fen or 0) - sum(
+        period.before.fen_spent[campaign] = spent["fen"] - sum(
             r["amount"] - r["reversed_amount"] for r in rows if r["unit"] != "points")
     for cap in _batch_get([CapUsage.key(*k) for k in sorted(used_by)], CapUsage):
         member_id, (campaign, month) = cap.pk[len("CAP#"):], cap.sk.split("#", 1)

@@ -37,7 +37,8 @@ from ..i18n import t
 from ..members.models import member_pk
 from ..referrals import codes
 from ..referrals.links import landing
-from ..rewards.models import BudgetUsage, LedgerEntry
+from ..rewards import budget
+from ..rewards.models import LedgerEntry
 from ..store.base import MainItem, cancelled_by_condition, transaction
 from .rules import local_day
 from .running import member_or_401, running_campaign
@@ -115,12 +116,17 @@ def render(packet: RedPacket, claims: list[PacketClaim] | None = None) -> dict[s
     return answer
 
 
-def _budget_reservation(campaign_id: str, budget_fen: int | None, total: int) -> tuple[Any, list[Any], Any]:
-    usage = BudgetUsage(*BudgetUsage.key(campaign_id))
-    condition = None
-    if budget_fen is not None:
-        condition = BudgetUsage.spent_fen.does_not_exist() | (BudgetUsage.spent_fen <= budget_fen - total)
-    return usage, [BudgetUsage.spent_fen.add(total), BudgetUsage.type.set(BudgetUsage)], condition
+def _reserve(tx: Any, campaign_id: str, packet_id: str, budget_fen: int | None, total: int) -> None:
+    """Take the packet's whole total from the campaign's money budget (sharded, rewards/budget.py):
+    read the shards, place it, each shard conditioned on its slice. Raises Conflict when it does
+    not fit; a shard taken meanwhile cancels the transaction instead (also `budget_exhausted`)."""
+    if budget_fen is None:
+        budget.adjust(tx, campaign_id, packet_id, total, budget.FEN)
+        return
+    spent = budget.usage(campaign_id, budget.FEN)
+    if total > budget_fen - spent.total or not budget.charge(tx, campaign_id, packet_id, total, budget.FEN,
+                                                             budget_fen, spent):
+        raise Conflict(t("the campaign's budget cannot fund this packet"), code="budget_exhausted")
 
 
 def create(campaign_id: str | None, total_fen: int, count: int, expires_at: str, sender_id: str | None,
@@ -140,20 +146,19 @@ def create(campaign_id: str | None, total_fen: int, count: int, expires_at: str,
                        gsi2pk=DUE_PK, gsi2sk=f"{expires_at}#{packet_id}")
     if rule_set.money_budget_fen is not None and total_fen > rule_set.money_budget_fen:
         raise Conflict(t("the campaign's budget cannot fund this packet"), code="budget_exhausted")
-    usage, actions, condition = _budget_reservation(campaign.campaign_id, rule_set.money_budget_fen, total_fen)
     try:
         with transaction() as tx:
             tx.save(packet, condition=RedPacket.pk.does_not_exist())
-            tx.update(usage, actions=actions, condition=condition)
-            if allowance is not None:
+            if allowance is not None:  # before the budget's shards: its reason is the second
                 tx.update(allowance, actions=[PacketAllowance.sent.add(1), PacketAllowance.type.set(PacketAllowance),
                                               PacketAllowance.expires_at.set(clock.epoch() + 3 * 86400)],
                           condition=PacketAllowance.sent.does_not_exist() | (PacketAllowance.sent < per_day))
+            _reserve(tx, campaign.campaign_id, packet_id, rule_set.money_budget_fen, total_fen)
     except TransactWriteError as exc:
         if not cancelled_by_condition(exc):
             raise
         reasons = getattr(exc, "cancellation_reasons", None) or []
-        if allowance is not None and len(reasons) > 2 and getattr(reasons[2], "code", None) == "ConditionalCheckFailed":
+        if allowance is not None and len(reasons) > 1 and getattr(reasons[1], "code", None) == "ConditionalCheckFailed":
             raise RateLimited(t("{per_day} red packet(s) a day", per_day=per_day),
                               code="red_packet_limit_reached") from None
         raise Conflict(t("the campaign's budget cannot fund this packet"), code="budget_exhausted") from None
@@ -251,9 +256,7 @@ def settle_due(limit: int = SWEEP_PAGE) -> int:
                 tx.update(packet, actions=[RedPacket.status.set("settled"), RedPacket.returned_fen.set(rest),
                                            RedPacket.gsi2pk.remove(), RedPacket.gsi2sk.remove()],
                           condition=(RedPacket.status == "open") & (RedPacket.claimed_fen == int(packet.claimed_fen)))
-                if rest:
-                    tx.update(BudgetUsage(*BudgetUsage.key(packet.campaign_id)),
-                              actions=[BudgetUsage.spent_fen.add(-rest)])
+                budget.adjust(tx, packet.campaign_id, packet.packet_id, -rest, budget.FEN)
         except TransactWriteError as exc:
             if not cancelled_by_condition(exc):
                 raise

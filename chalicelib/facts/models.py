@@ -4,8 +4,11 @@ Access patterns:
 - an order: GetItem pk=O#<order_id>, sk=ORDER
 - a member's orders by time (re-attribution after a refund): Query gsi1 gsi1pk=ORDERS#<member_id>
 - a refund: GetItem pk=O#<order_id>, sk=REFUND#<refund_id>; an order's refunds: Query pk=O#<order_id>
+- sign-ups through a code in an hour: Query pk=SIGNUPS#<code>, sk begins_with H#<hour> (sharded)
 """
 from __future__ import annotations
+
+import zlib
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 
@@ -55,11 +58,26 @@ class Refund(MainItem, discriminator="refund"):
         return f"O#{order_id}", f"REFUND#{refund_id}"
 
 
+WINDOW_SHARDS = 4
+
+
 class SignupWindow(MainItem, discriminator="signup_window"):
-    """Sign-ups through one code in one hour (fraud signal: scripted bulk sign-ups)."""
+    """Sign-ups through one code in one hour (fraud signal: scripted bulk sign-ups), in
+    `WINDOW_SHARDS` items so that a viral code's sign-ups do not all update one item (each
+    transaction would conflict with the others). The hour's count is one Query of
+    `SIGNUPS#<code>`, sk begins_with `H#<hour>`: the shards and the unsharded item written
+    before sharding (`H#<hour>`) alike."""
 
     signups = NumberAttribute(default=0)
 
     @classmethod
-    def key(cls, code: str, hour: str) -> tuple[str, str]:
-        return f"SIGNUPS#{code}", f"H#{hour}"
+    def key(cls, code: str, hour: str, shard: int | None = None) -> tuple[str, str]:
+        return f"SIGNUPS#{code}", f"H#{hour}" if shard is None else f"H#{hour}#{shard}"
+
+    @staticmethod
+    def shard_of(member_id: str) -> int:
+        return zlib.crc32(member_id.encode()) % WINDOW_SHARDS
+
+    @classmethod
+    def count(cls, code: str, hour: str) -> int:
+        return sum(int(w.signups or 0) for w in cls.query(f"SIGNUPS#{code}", cls.sk.startswith(f"H#{hour}")))

@@ -24,7 +24,7 @@ from ..core.masking import mask_name
 from ..facts.models import Order, Refund, SignupWindow
 from ..fraud.models import FraudFlag
 from ..members.models import Member
-from ..store.base import MainItem, cancelled_by_condition, transaction
+from ..store.base import cancelled_by_condition, transaction
 from ..streams import Change, on_change
 from . import codes, graph
 from .models import Click, Code, Conversion
@@ -72,7 +72,7 @@ class Binding:
         # The referee condition (does not exist yet) is on the member put; the referrer must
         # still exist. Counters move only together with that conditional put.
         tx.update(self.referrer, actions=[Member.referrals_signed_up.add(1)], condition=Member.pk.exists())
-        window = SignupWindow(*SignupWindow.key(self.code.code, self.hour))
+        window = SignupWindow(*SignupWindow.key(self.code.code, self.hour, SignupWindow.shard_of(member.member_id)))
         # The update may create the item: it names its type, or a batch read could not tell it.
         tx.update(window, actions=[SignupWindow.signups.add(1), SignupWindow.type.set(SignupWindow),
                                    SignupWindow.expires_at.set(clock.epoch() + 7 * 86400)])
@@ -95,8 +95,8 @@ def new_flag(referee_id: str, referrer_id: str, code: str | None, reasons: list[
 def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
          phone_hash: str | None = None) -> Binding | dict[str, Any]:
     """Everything a binding needs, read up front; or the refusal to show the caller.
-    Reads: the code; the referrer and this hour's sign-up window in one BatchGetItem; the click
-    (clicks table) if one is named. The campaign comes from the short cache."""
+    Reads: the code; the referrer (GetItem) and this hour's sign-up window (one Query over its
+    shards); the click (clicks table) if one is named. The campaign comes from the short cache."""
     code = codes.resolve(referral.code)
     if code is None or code.status != "active":
         return not_bound("unknown_code")
@@ -104,9 +104,7 @@ def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
     if campaign is None or not campaigns.is_running(campaign, at):
         return not_bound("campaign_not_running")
     hour = at[:13]
-    found = {type(item): item for item in MainItem.batch_get([Member.key(code.member_id),
-                                                               SignupWindow.key(code.code, hour)])}
-    referrer, window = found.get(Member), found.get(SignupWindow)
+    referrer = Member.find(code.member_id)
     if referrer is None:
         return not_bound("unknown_code")
     refusal = graph.refusal(graph.Person(referee_id), person(referrer), is_new=True)
@@ -120,7 +118,7 @@ def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
                 click_id, channel = click.click_id, click.channel or "other"
         except Click.DoesNotExist:
             pass
-    seen = int(window.signups or 0) if window is not None else 0
+    seen = SignupWindow.count(code.code, hour)
     rules = campaigns.rules_of(campaign)
     fraud = graph.fraud_reasons(device_id, phone_hash, person(referrer), seen + 1, rules.signups_per_hour_alert)
     return Binding(referrer, code, campaign, click_id, fraud, hour, channel)

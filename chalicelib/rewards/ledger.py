@@ -27,7 +27,8 @@ from ..i18n import t
 from ..points import lots
 from ..store.base import cancelled_by_condition, condition_failed, transaction
 from . import labels
-from .models import BudgetUsage, CapUsage, LedgerEntry
+from . import budget
+from .models import CapUsage, LedgerEntry
 from .rules import ADVOCATE_RULES, Award, bounded_award, bounded_increase, first_status
 
 MAX_RETRIES = 8
@@ -73,6 +74,8 @@ def _award(grant: Award, campaign_id: str, rules: Rules, held: bool, at: str | N
     except TransactWriteError as exc:
         if not cancelled_by_condition(exc):
             raise
+    except _BudgetMoved:
+        pass
     for _ in range(MAX_RETRIES):
         existing = find(grant.member_id, grant.entry_id)
         if existing is not None:
@@ -84,6 +87,8 @@ def _award(grant: Award, campaign_id: str, rules: Rules, held: bool, at: str | N
         except TransactWriteError as exc:
             if not cancelled_by_condition(exc):
                 raise
+        except _BudgetMoved:
+            continue
     raise RuntimeError(f"could not award {grant.entry_id} to {grant.member_id}: kept conflicting")
 
 
@@ -107,19 +112,17 @@ def _guard_condition(guard: Any) -> Any:
 def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: str, read_usage: bool,
                 guard: Any = None) -> LedgerEntry:
     points = grant.unit == "points"
-    cap = budget = None
-    cap_used = spent = spent_fen = 0
+    cap = None
+    cap_used = 0
     if points and grant.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
         cap = CapUsage(*CapUsage.key(grant.member_id, campaign_id, _month(at)))
         cap_used = _read(CapUsage, cap, "points") if read_usage else 0
-    if points and rules.budget_points is not None:
-        budget = BudgetUsage(*BudgetUsage.key(campaign_id))
-        spent = _read(BudgetUsage, budget, "spent") if read_usage else 0
-    money_budget = None if points else rules.money_budget_fen
-    if money_budget is not None:
-        budget = BudgetUsage(*BudgetUsage.key(campaign_id))
-        spent_fen = _read(BudgetUsage, budget, "spent_fen") if read_usage else 0
-    amount = bounded_award(grant, rules, cap_used, spent, spent_fen)
+    # the budget that bounds this award: points, or a coupon's money (sharded, budget.py)
+    limit = rules.budget_points if points else rules.money_budget_fen
+    attribute = budget.POINTS if points else budget.FEN
+    spent = budget.usage(campaign_id, attribute) if read_usage and limit is not None else None
+    used = spent.total if spent is not None else 0
+    amount = bounded_award(grant, rules, cap_used, used if points else 0, 0 if points else used)
     available_at = clock.iso(clock.parse(at) + timedelta(days=rules.hold_days))
     entry = LedgerEntry(*LedgerEntry.key(grant.member_id, grant.entry_id), entry_id=grant.entry_id,
                         member_id=grant.member_id, rule=grant.rule, unit=grant.unit, amount=amount,
@@ -147,13 +150,15 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
                 tx.update(cap, actions=[CapUsage.points.add(amount), CapUsage.expires_at.set(clock.epoch() + 400 * 86400)],
                           condition=CapUsage.points.does_not_exist()
                           | (CapUsage.points <= rules.monthly_cap_points - amount))
-            if budget is not None:
-                tx.update(budget, actions=[BudgetUsage.spent.add(amount)],
-                          condition=BudgetUsage.spent.does_not_exist() | (BudgetUsage.spent <= rules.budget_points - amount))
-        if money_budget is not None and amount:
-            tx.update(budget, actions=[BudgetUsage.spent_fen.add(amount), BudgetUsage.type.set(BudgetUsage)],
-                      condition=BudgetUsage.spent_fen.does_not_exist() | (BudgetUsage.spent_fen <= money_budget - amount))
+        if limit is not None and amount and not budget.charge(tx, campaign_id, grant.entry_id, amount, attribute,
+                                                              limit, spent):
+            raise _BudgetMoved()  # the shards as read cannot hold what the total allows: read again
     return entry
+
+
+class _BudgetMoved(Exception):
+    """Between reading the shards and placing the award, nothing fits any more (a race): the
+    award is computed again from fresh reads, like a refused condition."""
 
 
 def _read(model: Any, item: Any, attribute: str) -> int:
@@ -213,9 +218,8 @@ def _void_money(entry: LedgerEntry) -> None:
         tx.update(entry, actions=[LedgerEntry.reversed_amount.set(int(entry.amount)), LedgerEntry.status.set("reversed"),
                                   LedgerEntry.voided.set("fraud_rejected")],
                   condition=LedgerEntry.reversed_amount == int(entry.reversed_amount or 0))
-        if entry.campaign_id and int(entry.amount):
-            tx.update(BudgetUsage(*BudgetUsage.key(entry.campaign_id)),
-                      actions=[BudgetUsage.spent_fen.add(-int(entry.amount))])
+        if entry.campaign_id:
+            budget.adjust(tx, entry.campaign_id, entry.entry_id, -int(entry.amount), budget.FEN)
 
 
 def _reverse_once(entry: LedgerEntry, target: int, voided: str | None = None) -> None:
@@ -245,7 +249,7 @@ def _reverse_once(entry: LedgerEntry, target: int, voided: str | None = None) ->
         if take:
             tx.update(member, actions=member_actions, condition=member_condition)
             if entry.campaign_id:
-                tx.update(BudgetUsage(*BudgetUsage.key(entry.campaign_id)), actions=[BudgetUsage.spent.add(-take)])
+                budget.adjust(tx, entry.campaign_id, entry.entry_id, -take, budget.POINTS)
 
 
 def set_hold(entry: LedgerEntry, held: bool) -> None:
@@ -316,6 +320,8 @@ def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, ru
             return entry
         try:
             _restate_once(entry, amount, reversed_amount, delta, rules, referee_id if retie else None, held, guard)
+        except _BudgetMoved:
+            continue
         except TransactWriteError as exc:
             if not cancelled_by_condition(exc):
                 raise
@@ -331,16 +337,15 @@ def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, ru
 def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: int, rules: Rules,
                   referee_id: str | None, held: bool, guard: Any = None) -> None:
     campaign_id = entry.campaign_id
-    cap = budget = None
+    cap = spent = None
     if delta > 0:  # the increase is an award: bounded like one
-        cap_used = spent = 0
+        cap_used = 0
         if entry.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
             cap = CapUsage(*CapUsage.key(entry.member_id, campaign_id, _month(entry.created_at)))
             cap_used = _read(CapUsage, cap, "points")
-        if rules.budget_points is not None:
-            budget = BudgetUsage(*BudgetUsage.key(campaign_id))
-            spent = _read(BudgetUsage, budget, "spent")
-        allowed = bounded_increase(delta, entry.rule, rules, cap_used, spent)
+        if rules.budget_points is not None and campaign_id:
+            spent = budget.usage(campaign_id, budget.POINTS)
+        allowed = bounded_increase(delta, entry.rule, rules, cap_used, spent.total if spent else 0)
         if allowed < delta:
             amount -= delta - allowed
             delta = allowed
@@ -385,10 +390,12 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
             tx.update(member, actions=member_actions, condition=member_condition)
             if entry.bucket == "available" and moved > 0:
                 lots.credit(tx, entry.member_id, moved, clock.now_iso())
-            if campaign_id:
-                tx.update(BudgetUsage(*BudgetUsage.key(campaign_id)), actions=[BudgetUsage.spent.add(moved)],
-                          condition=None if budget is None or rules.budget_points is None
-                          else BudgetUsage.spent.does_not_exist() | (BudgetUsage.spent <= rules.budget_points - moved))
+            if spent is not None and moved > 0:  # an increase inside the budget, each shard conditioned
+                if not budget.charge(tx, campaign_id, entry.entry_id, moved, budget.POINTS, rules.budget_points,
+                                     spent):
+                    raise _BudgetMoved()
+            elif campaign_id:
+                budget.adjust(tx, campaign_id, entry.entry_id, moved, budget.POINTS)
             if cap is not None and moved > 0:
                 tx.update(cap, actions=[CapUsage.points.add(moved)],
                           condition=CapUsage.points.does_not_exist()

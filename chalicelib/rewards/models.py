@@ -8,7 +8,8 @@ Access patterns:
   milestone its conversion reached): Query gsi1 gsi1pk=REFEREE#<referee> — what a fraud flag holds,
   releases or voids, and what a re-ranked conversion restates
 - a member's monthly cap usage in a campaign: GetItem pk=CAP#<member>, sk=<campaign>#<yyyy-mm>
-- a campaign's budget usage: GetItem pk=BUDGET#<campaign>, sk=BUDGET
+- a campaign's budget usage: BatchGetItem pk=BUDGET#<campaign>#<shard>, sk=BUDGET (budget.py), plus
+  pk=BUDGET#<campaign>, sk=BUDGET, the unsharded item written before sharding (read, never written)
 """
 from __future__ import annotations
 
@@ -71,9 +72,11 @@ class CapUsage(MainItem, discriminator="cap_usage"):
 
 
 class BudgetUsage(MainItem, discriminator="budget_usage"):
+    """One shard of a campaign's budget usage (budget.py); shard None: the legacy unsharded item."""
+
     spent = NumberAttribute(default=0)  # points
     spent_fen = NumberAttribute(null=True)  # coupons and red packets, in the campaign currency's minor unit
 
     @classmethod
-    def key(cls, campaign_id: str) -> tuple[str, str]:
-        return f"BUDGET#{campaign_id}", "BUDGET"
+    def key(cls, campaign_id: str, shard: int | None = None) -> tuple[str, str]:
+        return (f"BUDGET#{campaign_id}" if shard is None else f"BUDGET#{campaign_id}#{shard}"), "BUDGET"

@@ -7,9 +7,12 @@ can switch tables without re-importing the app.
 """
 from __future__ import annotations
 
-from typing import Iterator
+import random
+import time
+from typing import Any, Iterator
 
 from pynamodb.connection import Connection
+from pynamodb.exceptions import VerboseClientError
 from pynamodb.attributes import DiscriminatorAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
@@ -50,6 +53,43 @@ class Lsi1(LocalSecondaryIndex):
     lsi1sk = UnicodeAttribute(range_key=True)
 
 
+CONFLICT_TRIES = 4  # a conflict lasts as long as the other transaction: milliseconds
+
+
+class RetryingConnection(Connection):
+    """Tries a call again when DynamoDB refused it only because another transaction held one of
+    its items (`TransactionConflict`): nothing was written, so sending the same request again is
+    safe, and this is the one layer every call passes. botocore does not retry it (it retries
+    throttling and timeouts itself); conditions that failed are the caller's to judge."""
+
+    def _make_api_call(self, operation_name: str, operation_kwargs: dict) -> dict:
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                return super()._make_api_call(operation_name, operation_kwargs)
+            except VerboseClientError as exc:
+                if attempt == CONFLICT_TRIES - 1 or not _conflict_only(exc):
+                    raise
+            time.sleep(_conflict_pause(attempt))
+        raise AssertionError("unreachable")
+
+
+def _conflict_only(exc: VerboseClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code")
+    if code == "TransactionConflictException":
+        return True
+    reasons = [r for r in exc.cancellation_reasons if r is not None]
+    return code == "TransactionCanceledException" and bool(reasons) and all(
+        r.code == "TransactionConflict" for r in reasons)
+
+
+def _conflict_pause(attempt: int) -> float:
+    """Full jitter, 10, 20, 40 ms ceilings (scaled down while faults are injected in tests)."""
+    from . import faults
+
+    plan = faults.active()
+    return random.random() * 0.01 * 2 ** attempt * (plan.backoff if plan else 1.0)
+
+
 _shared: dict[tuple[str | None, str | None], Connection] = {}
 
 
@@ -58,7 +98,10 @@ def shared_connection() -> Connection:
     PynamoDB would otherwise build a client per model class and per transaction: ~100 ms each."""
     key = (MainItem.Meta.region, MainItem.Meta.host)
     if key not in _shared:
-        _shared[key] = Connection(region=key[0], host=key[1], max_retry_attempts=5)
+        from . import faults
+
+        faults.install_from_env()  # FAULTS (tests, simulator): off unless set
+        _shared[key] = RetryingConnection(region=key[0], host=key[1], max_retry_attempts=5)
     return _shared[key]
 
 
@@ -166,6 +209,36 @@ def cancelled_by_conflict(exc: Exception) -> bool:
     engines never raise it; DynamoDB does under contention."""
     reasons = getattr(exc, "cancellation_reasons", None) or []
     return any(r is not None and getattr(r, "code", None) == "TransactionConflict" for r in reasons)
+
+
+TRANSIENT_CODES = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+                   "TransactionConflictException", "TransactionInProgressException", "InternalServerError",
+                   "ServiceUnavailable"}
+
+
+def transient(exc: BaseException) -> bool:
+    """True when DynamoDB failed for a passing reason (throttled, a conflict that outlasted the
+    retries, a timeout or a lost connection): the same request may succeed in a moment. Follows
+    the causes PynamoDB wraps around botocore's errors."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    seen: Any = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, (HTTPClientError, ConnectionError)):
+            return True
+        if isinstance(seen, ClientError):
+            code = seen.response.get("Error", {}).get("Code")
+            if code in TRANSIENT_CODES:
+                return True
+            reasons = [getattr(r, "code", None) for r in getattr(seen, "cancellation_reasons", None) or []]
+            reasons += [r.get("Code") for r in seen.response.get("CancellationReasons") or []]
+            reasons = [r for r in reasons if r not in (None, "None")]
+            return code == "TransactionCanceledException" and bool(reasons) and all(
+                r in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded") for r in reasons)
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return False
 
 
 def transaction():
