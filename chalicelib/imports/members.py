@@ -28,14 +28,14 @@ from pynamodb.exceptions import TransactWriteError
 from ..campaigns import service as campaigns
 from ..members.models import Identity, Member
 from ..referrals import graph
-from ..store.base import MainItem, cancelled_by_condition, cancelled_by_conflict, transaction
+from ..store.base import MainItem, cancelled_by_condition, cancelled_by_conflict, transaction, transient
 from . import parallel, rows
 from .context import Context
 from .schemas import MemberRow
 from ..i18n import t
 
 MAX_ITEMS = 100  # one transaction
-MAX_CONFLICTS = 8  # tries of a group whose referrer counter another thread moved meanwhile
+MAX_CONFLICTS = 8  # tries of a group that another thread's counter update or a busy engine refused
 
 
 @dataclass
@@ -168,9 +168,12 @@ def _write_group(group: list[NewMember]) -> dict[int, dict[str, Any]]:
             _transact(group)
             return {}
         except TransactWriteError as exc:
-            if cancelled_by_conflict(exc):
-                # another group moved the same referrer's counter: nothing was written. Wait a
-                # random while (growing) so the threads that collided do not collide again.
+            if cancelled_by_conflict(exc) or transient(exc):
+                # another group moved the same referrer's counter, or the engine stayed busy past
+                # botocore's retries (throttled; DynamoDB Local's lock wait under 8 threads of
+                # 100-item transactions): nothing was written, or — an answer lost — the row-by-row
+                # pass recognises its own rows. Wait a random while (growing) so the threads that
+                # collided do not collide again.
                 time.sleep(random.uniform(0, 0.02 * 2 ** attempt))
                 continue
             if not cancelled_by_condition(exc):
