@@ -113,6 +113,42 @@ def test_concurrent_taps_check_in_once(client, streams):
     assert_balances_match_entries([lily])
 
 
+def resent_after_a_lost_answer(monkeypatch, model) -> None:
+    """Every put of `model` is applied, its answer lost, and resent (as botocore does after a
+    timeout): the resent put's condition meets the item the first one wrote."""
+    real = model.save
+
+    def save(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(model, "save", save)
+
+
+def test_a_checkin_resent_after_its_answer_was_lost_is_still_this_taps(client, streams, monkeypatch):
+    from chalicelib.engagement.models import CheckIn
+
+    spring_campaign(client, checkin_points=10)
+    _, lily, _ = login(client, "lily")
+    resent_after_a_lost_answer(monkeypatch, CheckIn)
+    first = check_in(client, lily)
+    assert first.status_code == 200, first.body
+    assert (first.json_body["already_checked_in"], first.json_body["points_awarded"]) == (False, 10)
+    assert check_in(client, lily).json_body["already_checked_in"] is True  # a second tap is one
+    streams.drain()
+    assert by_rule(lily) == {"checkin": 10}
+
+
+def test_a_share_whose_answer_was_lost_opens_once(client, monkeypatch):
+    from chalicelib.engagement.models import Share
+
+    spring_campaign(client)
+    _, sam, _ = login(client, "sam")
+    resent_after_a_lost_answer(monkeypatch, Share)
+    opened = open_share(client, sam)  # 201, not a 500
+    assert (opened["assists"], opened["completed"]) == (0, False)
+
+
 def concurrently(count: int, call):
     """Run `call(i)` on `count` threads released together; their answers."""
     barrier = threading.Barrier(count)

@@ -8,6 +8,7 @@ recorded (its streak and the campaign version in force), through the ledger: exa
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pynamodb.exceptions import PutError
@@ -39,14 +40,15 @@ def check_in(member_id: str, campaign_id: str | None) -> dict[str, Any]:
     streak = rules.streak_after(int(yesterday.streak) if yesterday else None)
     item = CheckIn(*CheckIn.key(member_id, campaign.campaign_id, day), member_id=member_id,
                    campaign_id=campaign.campaign_id, campaign_version=int(campaign.version), day=day,
-                   streak=streak, at=clock.iso(now))
+                   streak=streak, at=clock.iso(now), tap_id=uuid.uuid4().hex)
     try:
         item.save(condition=CheckIn.pk.does_not_exist())
     except PutError as exc:
         if not condition_failed(exc):
             raise
         first = _find(member_id, campaign.campaign_id, day)
-        return render(first, rule_set, already=True)
+        # botocore resends a put whose answer was lost: the condition then meets this call's own item
+        return render(first, rule_set, already=first.tap_id != item.tap_id)
     return render(item, rule_set, already=False)
 
 

@@ -30,6 +30,7 @@ class CheckIn(MainItem, discriminator="checkin"):
     day = UnicodeAttribute()
     streak = NumberAttribute()
     at = UnicodeAttribute()
+    tap_id = UnicodeAttribute(null=True)  # the call that wrote it: a retry whose answer was lost knows its own
 
     @classmethod
     def key(cls, member_id: str, campaign_id: str, day: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError
 
 from ..campaigns import service as campaigns
 from ..core import clock
@@ -31,7 +31,7 @@ from ..members.models import Member
 from ..referrals import codes
 from ..referrals.links import landing
 from ..rewards import ledger
-from ..store.base import transaction
+from ..store.base import condition_failed, transaction
 from ..streams import Change, on_change
 from . import rules
 from .models import DAY_COUNTER_DAYS, Assist, AssisterDay, DeviceDay, Share
@@ -46,7 +46,12 @@ def open_share(member_id: str, campaign_id: str | None, channel: str, content_id
     share = Share(*Share.key(share_id), share_id=share_id, sharer_id=member_id, campaign_id=campaign.campaign_id,
                   campaign_version=int(campaign.version), code=code, channel=channel, content_id=content_id,
                   target=campaigns.rules_of(campaign).assist_target, assists=0, created_at=clock.now_iso())
-    share.save(condition=Share.pk.does_not_exist())
+    try:
+        share.save(condition=Share.pk.does_not_exist())
+    except PutError as exc:
+        # a fresh random id: only this call's own write, resent by botocore after its answer was lost
+        if not condition_failed(exc):
+            raise
     return {**progress(share, campaign.landing_url), "channel": channel, "content_id": content_id}
 
 

@@ -108,7 +108,7 @@ INVENTORY: dict[str, Kind] = {
                           plain="campaign_id campaign_version kind amount_fen occurred_at window_ends_at",
                           exported=False),
     # -- engagement ----------------------------------------------------------------------------
-    "checkin": kind(MEMBER_PARTITION + " CHECKIN#", "keep: days and streaks", ids="member_id",
+    "checkin": kind(MEMBER_PARTITION + " CHECKIN#", "keep: days and streaks", ids="member_id tap_id",
                     plain="campaign_id campaign_version day streak at"),
     "share": kind("GetItem SHARE#<source_id> of the member's share-goal entries", "keep: ids and counts",
                   ids="share_id sharer_id code content_id",
