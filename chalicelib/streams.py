@@ -73,6 +73,18 @@ def latest(change: Change) -> Any:
         return None
 
 
+def latest_facts(changes: list[Change], fact_of: Callable[[Change], tuple[str, Any] | None]) -> dict[str, Any]:
+    """A batch's facts by id, each from the last of its changes (one key's records arrive in
+    stream order), for mirrors that apply a whole batch at once."""
+    facts: dict[str, Any] = {}
+    for change in changes:
+        fact = fact_of(change)
+        if fact is not None:
+            facts.pop(fact[0], None)
+            facts[fact[0]] = fact[1]
+    return facts
+
+
 @dataclass(frozen=True)
 class Batch:
     """Where a batch came from. `lane` names the stream shard: Lambda (and the local poller)

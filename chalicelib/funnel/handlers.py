@@ -19,7 +19,7 @@ from ..campaigns import service as campaigns
 from ..facts.models import Order
 from ..members.models import Member
 from ..referrals import graph
-from ..streams import Batch, Change, latest, on_batch, on_change
+from ..streams import Batch, Change, latest, latest_facts, on_batch, on_change
 from . import facts, rules
 
 NOT_COST = ("redemption", "adjustment", "expiry")
@@ -99,13 +99,7 @@ def reward_cost(change: Change) -> tuple[str, facts.Desired] | None:
 @on_batch("main", "ledger_entry")
 def count_reward_cost(changes: list[Change], batch: Batch) -> None:
     """A batch's entries together (a purchase pays several into one cell): facts.apply_many."""
-    wanted: dict[str, facts.Desired] = {}
-    for change in changes:  # in stream order: an entry's last change is its latest image
-        fact = reward_cost(change)
-        if fact is not None:
-            wanted.pop(fact[0], None)
-            wanted[fact[0]] = fact[1]
-    facts.apply_many(wanted)
+    facts.apply_many(latest_facts(changes, reward_cost))
 
 
 @on_change("main", "link")

@@ -15,7 +15,7 @@ from ..campaigns import service as campaigns
 from ..core import clock
 from ..members.models import Member
 from ..referrals import graph
-from ..streams import Batch, Change, latest, on_batch
+from ..streams import Batch, Change, latest, latest_facts, on_batch
 from . import rules, scores
 
 NOT_EARNED = ("redemption", "adjustment", "expiry")
@@ -67,13 +67,7 @@ def points(change: Change) -> Fact:
 
 
 def _apply(changes: list[Change], fact_of: Callable[[Change], Fact]) -> None:
-    facts: dict[str, scores.Desired] = {}
-    for change in changes:  # in stream order: a fact's last change is its latest image
-        fact = fact_of(change)
-        if fact is not None:
-            facts.pop(fact[0], None)
-            facts[fact[0]] = fact[1]
-    scores.apply_many(facts)
+    scores.apply_many(latest_facts(changes, fact_of))
 
 
 @on_batch("main", "member")
