@@ -78,9 +78,14 @@ def shard_item(campaign_id: str, shard: int) -> BudgetUsage:
     return BudgetUsage(*BudgetUsage.key(campaign_id, shard))
 
 
+def _keys(campaign_id: str) -> list[tuple[str, str]]:
+    """The legacy item's key, then every shard's."""
+    return [BudgetUsage.key(campaign_id)] + [BudgetUsage.key(campaign_id, n) for n in range(SHARDS)]
+
+
 def usage(campaign_id: str, attribute: str) -> Usage:
     """Every shard's spend and the legacy item's (one consistent BatchGetItem)."""
-    keys = [BudgetUsage.key(campaign_id)] + [BudgetUsage.key(campaign_id, n) for n in range(SHARDS)]
+    keys = _keys(campaign_id)
     found = {(item.pk, item.sk): item for item in BudgetUsage.batch_get(keys, consistent_read=True)}
 
     def spent(key: tuple[str, str]) -> int:
@@ -92,7 +97,7 @@ def usage(campaign_id: str, attribute: str) -> Usage:
 
 def totals(campaign_id: str) -> dict[str, int]:
     """What the campaign has spent, in points and in money (budget reports, the dry run)."""
-    keys = [BudgetUsage.key(campaign_id)] + [BudgetUsage.key(campaign_id, n) for n in range(SHARDS)]
+    keys = _keys(campaign_id)
     items = list(BudgetUsage.batch_get(keys, consistent_read=True))
     return {"points": sum(int(i.spent or 0) for i in items), "fen": sum(int(i.spent_fen or 0) for i in items)}
 
