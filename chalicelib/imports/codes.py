@@ -21,7 +21,7 @@ from pynamodb.exceptions import PutError
 from ..members.models import Member
 from ..referrals import reserved, rules as code_rules
 from ..referrals.models import Code, MemberCode
-from ..store.base import MainItem, condition_failed
+from ..store.base import MainItem, condition_failed, patiently
 from . import parallel, rows
 from .context import Context
 from .schemas import CodeRow
@@ -117,7 +117,7 @@ def _write(row: CodeRow, code: str, pointers: dict, ctx: Context) -> dict[str, A
                                  campaign_id=campaign_id, code=code, updated_at=at,
                                  vanity_code=code if row.vanity else None)
     try:
-        item.save(condition=Code.pk.does_not_exist())
+        patiently(lambda: item.save(condition=Code.pk.does_not_exist()))
     except PutError as exc:
         if not condition_failed(exc):
             raise
@@ -126,12 +126,23 @@ def _write(row: CodeRow, code: str, pointers: dict, ctx: Context) -> dict[str, A
             return rows.rejection("code_taken", t("the code {code} was taken meanwhile", code=code))
     if new_pointer is not None:
         try:
-            new_pointer.save(condition=(MemberCode.updated_at == pointer.updated_at) if pointer
-                             else MemberCode.pk.does_not_exist())
+            patiently(lambda: new_pointer.save(condition=(MemberCode.updated_at == pointer.updated_at) if pointer
+                                               else MemberCode.pk.does_not_exist()))
         except PutError as exc:
             if not condition_failed(exc):
                 raise
-            return rows.rejection("code_changed", t("the member's code changed meanwhile; send the row again"))
+            if not _own_pointer(new_pointer):
+                return rows.rejection("code_changed", t("the member's code changed meanwhile; send the row again"))
     if new_pointer is not None:
         pointers[(row.member_id, campaign_id)] = new_pointer
     return None
+
+
+def _own_pointer(written: MemberCode) -> bool:
+    """A pointer put refused by its condition may have met its own earlier try (an answer lost
+    after the write, the put re-sent): then the stored pointer says exactly what this row wrote."""
+    try:
+        stored = MemberCode.get(written.pk, written.sk, consistent_read=True)
+    except MemberCode.DoesNotExist:
+        return False
+    return (stored.code, stored.vanity_code, stored.updated_at) == (written.code, written.vanity_code, written.updated_at)

@@ -21,7 +21,7 @@ from ..facts import service as facts
 from ..facts.models import Order
 from ..facts.schemas import PurchaseIn
 from ..members.models import Member
-from ..store.base import MainItem, condition_failed
+from ..store.base import MainItem, condition_failed, patiently
 from . import parallel, rows
 from .context import Context
 from .schemas import PurchaseRow
@@ -61,11 +61,12 @@ def import_purchases(parsed: dict[int, PurchaseRow], ctx: Context) -> dict[int, 
 
 def _write_part(part: list[tuple[int, Order]]) -> dict[int, dict[str, Any]]:
     """Each order on its own conditional put: orders are independent, so no transaction (1 WRU,
-    not 2); a put refused because the order exists is a replay or a conflict."""
+    not 2); a put refused because the order exists is a replay (a re-sent call, or this put
+    re-sent after its answer was lost) or a conflict."""
     failed = {}
     for index, order in part:
         try:
-            order.save(condition=Order.pk.does_not_exist())
+            patiently(lambda: order.save(condition=Order.pk.does_not_exist()))
         except PutError as exc:
             if not condition_failed(exc):
                 raise

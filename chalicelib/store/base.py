@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import VerboseClientError
@@ -239,6 +239,28 @@ def transient(exc: BaseException) -> bool:
                 r in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded") for r in reasons)
         seen = getattr(seen, "cause", None) or seen.__cause__
     return False
+
+
+BUSY_TRIES = 5
+T = TypeVar("T")
+
+
+def patiently(work: Callable[[], T], tries: int = BUSY_TRIES) -> T:
+    """`work()`, tried again while DynamoDB refuses it for a passing reason (`transient`), with a
+    growing random pause so threads that collided do not collide again. For bulk writes that are
+    safe to repeat — each recognises its own earlier write — where a busy engine can outlast
+    botocore's retries (throttling; DynamoDB Local's lock wait under many concurrent writers)."""
+    from . import faults
+
+    plan = faults.active()
+    for attempt in range(tries):
+        try:
+            return work()
+        except Exception as exc:
+            if attempt == tries - 1 or not transient(exc):
+                raise
+        time.sleep(random.uniform(0, 0.05 * 2 ** attempt) * (plan.backoff if plan else 1.0))
+    raise AssertionError("unreachable")
 
 
 def transaction():
