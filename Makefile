@@ -46,19 +46,23 @@ package: $(STAMP)
 	$(PY) -m infra.aws.package $(STAGE)
 
 # Upload and deploy the package (AWS CLI v2 and credentials; see docs/deploy.md). A brand sets:
-#   BUCKET (artifacts), PUBLIC_BASE_URL (https://ref.brand.cn, or empty), WECHAT_APP_ID,
+#   BUCKET (artifacts), DEFAULT_LANDING_URL (where unknown or ended codes go), PUBLIC_BASE_URL
+#   (https://ref.brand.cn, or empty), WECHAT_APP_ID, MINI_PROGRAM_LINK, POSTER_IMAGE_HOSTS,
 #   JWT_SECRET_NAME / WECHAT_SECRET_NAME (default referral/$(STAGE)/jwt and .../wechat).
 STACK ?= referral-$(STAGE)
 JWT_SECRET_NAME ?= referral/$(STAGE)/jwt
 WECHAT_SECRET_NAME ?= referral/$(STAGE)/wechat
 deploy: package
 	@test -n "$(BUCKET)" || { echo "set BUCKET=<an S3 bucket for the code>"; exit 1; }
+	@test -n "$(DEFAULT_LANDING_URL)" || { echo "set DEFAULT_LANDING_URL=<https://... where unknown or ended codes go>"; exit 1; }
 	aws cloudformation package --template-file dist/$(STAGE)/sam.json --s3-bucket $(BUCKET) \
 	  --s3-prefix $(STACK) --output-template-file dist/$(STAGE)/packaged.yaml
 	aws cloudformation deploy --template-file dist/$(STAGE)/packaged.yaml --stack-name $(STACK) \
 	  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
 	  --parameter-overrides PublicBaseUrl=$(PUBLIC_BASE_URL) WechatAppId=$(WECHAT_APP_ID) \
-	  JwtSecretName=$(JWT_SECRET_NAME) WechatSecretName=$(WECHAT_SECRET_NAME)
+	  JwtSecretName=$(JWT_SECRET_NAME) WechatSecretName=$(WECHAT_SECRET_NAME) \
+	  DefaultLandingUrl=$(DEFAULT_LANDING_URL) "MiniProgramLink=$(MINI_PROGRAM_LINK)" \
+	  "PosterImageHosts=$(POSTER_IMAGE_HOSTS)"
 	aws cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
 	STAGE=$(STAGE) $(PY) -m infra.aws.seed
 

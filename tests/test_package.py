@@ -86,6 +86,27 @@ def test_package_runs_python_313_with_memory_tracing_and_log_retention(sam):
     assert sam["Parameters"]["JwtSecretName"]["Default"] == "referral/dev/jwt"
 
 
+def test_what_a_brand_must_say_is_a_parameter_checked_at_deploy(sam):
+    """Where unknown codes land, the mini-program and the poster hosts reach every function from
+    the stack's parameters; the landing URL has no default (a placeholder shop would be live)."""
+    import re
+
+    parameters = sam["Parameters"]
+    for name, variable in [("DefaultLandingUrl", "DEFAULT_LANDING_URL"), ("MiniProgramLink", "MINI_PROGRAM_LINK"),
+                           ("PosterImageHosts", "POSTER_IMAGE_HOSTS")]:
+        assert sam["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"][variable] == {"Ref": name}
+    assert "Default" not in parameters["DefaultLandingUrl"]
+
+    def accepts(name: str, value: str) -> bool:
+        return re.fullmatch(parameters[name]["AllowedPattern"], value) is not None
+
+    assert accepts("DefaultLandingUrl", "https://shop.brand.cn/welcome?from=ref")
+    assert not accepts("DefaultLandingUrl", "") and not accepts("DefaultLandingUrl", "http://shop.brand.cn")
+    assert accepts("MiniProgramLink", "") and accepts("MiniProgramLink", "weixin://dl/business/?appid=wx1&path=pages/i")
+    assert not accepts("MiniProgramLink", "javascript:alert(1)")
+    assert accepts("PosterImageHosts", "cdn.brand.cn, img.brand.cn") and not accepts("PosterImageHosts", "a/b")
+
+
 def test_stream_mappings_carry_every_setting_from_event_sources(sam):
     from chalicelib.event_sources import MAPPINGS
     from infra.aws.template import table_logical_id
@@ -351,7 +372,9 @@ def test_expanded_template_creates_tables_queues_and_mappings_on_moto(packaged, 
         s3.put_object(Bucket="code-bucket", Key="deployment.zip", Body=(packaged / "deployment.zip").read_bytes())
         cloudformation = boto3.client("cloudformation", region_name="us-east-1")
         cloudformation.create_stack(StackName="referral-dev", TemplateBody=json.dumps(expanded),
-                                    Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+                                    Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+                                    Parameters=[{"ParameterKey": "DefaultLandingUrl",
+                                                 "ParameterValue": "https://shop.brand.cn/welcome"}])
         stack = cloudformation.describe_stacks(StackName="referral-dev")["Stacks"][0]
         assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")

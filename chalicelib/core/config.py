@@ -102,7 +102,7 @@ def settings() -> Settings:
         wechat_source=SecretSource.from_env("WECHAT_APP_SECRET"),
         max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", str(64 * 1024))),
         public_base_url=(os.environ.get("PUBLIC_BASE_URL") or local_base).rstrip("/"),
-        default_landing_url=os.environ.get("DEFAULT_LANDING_URL", "https://shop.example.com/welcome"),
+        default_landing_url=os.environ.get("DEFAULT_LANDING_URL") or "https://shop.example.com/welcome",
         # The brand's mini-program: a weixin://dl/business/?appid=…&path=… scheme or an https URL
         # link (share/pages.py appends the referral). Used by the hosted landing page.
         mini_program_link=os.environ.get("MINI_PROGRAM_LINK", "").strip(),

@@ -151,6 +151,9 @@ def environment(stage: str) -> dict[str, Any]:
         "JWT_SECRET_NAME": {"Ref": "JwtSecretName"},
         "WECHAT_APP_ID": {"Ref": "WechatAppId"},
         "WECHAT_APP_SECRET_NAME": {"Ref": "WechatSecretName"},
+        "DEFAULT_LANDING_URL": {"Ref": "DefaultLandingUrl"},
+        "MINI_PROGRAM_LINK": {"Ref": "MiniProgramLink"},
+        "POSTER_IMAGE_HOSTS": {"Ref": "PosterImageHosts"},
     }
 
 
@@ -167,6 +170,17 @@ def parameters(stage: str) -> dict[str, Any]:
         "WechatAppId": {"Type": "String", "Default": "", "Description": "WeChat mini-program app id"},
         "WechatSecretName": {"Type": "String", "Default": f"{secrets}wechat", "AllowedPattern": secret_pattern,
                              "Description": f"Secrets Manager secret holding the WeChat app secret (under {secrets})"},
+        # No default: without it an unknown or ended code would send people to a placeholder shop.
+        "DefaultLandingUrl": {"Type": "String", "AllowedPattern": "^https://[^/\\s]+(/\\S*)?$",
+                              "Description": "Where a link with an unknown or ended code goes, e.g. "
+                                             "https://shop.brand.cn/welcome"},
+        "MiniProgramLink": {"Type": "String", "Default": "",
+                            "AllowedPattern": "^$|^weixin://dl/business/\\?\\S+$|^https://\\S+$",
+                            "Description": "The brand's mini-program (weixin://dl/business/?appid=...&path=... "
+                                           "or an https URL link) for the hosted landing page; empty: none"},
+        "PosterImageHosts": {"Type": "String", "Default": "", "AllowedPattern": "^[A-Za-z0-9.,\\s-]*$",
+                             "Description": "Hosts (comma-separated) poster background images may come "
+                                            "from besides each campaign's landing host, e.g. cdn.brand.cn"},
         "ApiThrottleRateLimit": {"Type": "Number", "Default": 500, "MinValue": 1,
                                  "Description": "Steady requests per second across the API"},
         "ApiThrottleBurstLimit": {"Type": "Number", "Default": 1000, "MinValue": 1,
