@@ -179,23 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
 
     def poll_loop() -> None:
-        # STREAM_PROFILE=<file>: cProfile the poller thread (reading, decoding, every handler),
-        # written when the server stops (`python -m pstats <file>`).
-        profile_path = os.environ.get("STREAM_PROFILE")
-        profiler = None
-        if profile_path:
-            import cProfile
-
-            profiler = cProfile.Profile(time.thread_time)
-            profiler.enable()
-        try:
-            poll_rounds()
-        finally:
-            if profiler:
-                profiler.disable()
-                profiler.dump_stats(profile_path)
-
-    def poll_rounds() -> None:
         while not stop.is_set():
             try:
                 delivered = poller.poll_once()
@@ -309,7 +292,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     stop.set()
-    threads[1].join(timeout=60)  # the profile, if asked for, is written when the poller ends
     server.server.shutdown()
     control_server.shutdown()
     return 0
