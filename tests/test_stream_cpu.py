@@ -122,3 +122,17 @@ def test_a_version_put_is_seen_by_this_instance_once_in_force(backend):
     program.put(changed, "ops")
     clock.advance(program.EFFECTIVE_DELAY + timedelta(seconds=1))
     assert program.rules_at().second_purchase_nudge_days == first.second_purchase_nudge_days + 1
+
+
+def test_a_running_poller_reads_the_shards_it_knows_without_describing_the_stream_again(app, client, streams,
+                                                                                         monkeypatch):
+    streams.drain()  # shards discovered
+    described = []
+    for api, name in ((streams.streams, "describe_stream"), (streams.ddb, "describe_table")):
+        real = getattr(api, name)
+        monkeypatch.setattr(api, name, lambda *a, _real=real, _name=name, **k: described.append(_name) or _real(*a, **k))
+    signup(client, "poll-friend")
+    assert streams.poll_once(discover=False) > 0  # the sign-up's records, from the known shard
+    assert described == []
+    streams.poll_once()  # a draining round looks for new shards, as before
+    assert "describe_stream" in described
