@@ -47,8 +47,14 @@ def process_cpu(pid: int | None) -> float:
 
 
 class StreamCpu(Bench):
-    def __init__(self, endpoint: str, engine_pid: int | None, purchases: int, group: int, seed: int):
+    def __init__(self, endpoint: str, engine_pid: int | None, purchases: int, group: int, seed: int,
+                 plain_parser: bool = False):
+        if plain_parser:  # botocore's own parser, for comparison (core/wire.py off)
+            from chalicelib.core import wire
+
+            wire.install = lambda client: client
         super().__init__(endpoint, n=0, n_model=0)
+        self.parse_seconds = 0.0
         self.engine_pid, self.purchases, self.group = engine_pid, purchases, group
         self.rng = random.Random(seed)
         self.handler_cpu: dict[str, list[float]] = {}  # name → [calls, CPU seconds, engine CPU seconds]
@@ -57,6 +63,7 @@ class StreamCpu(Bench):
         self.counting = False  # only during the measured drains
         self._time_handlers()
         self._count_calls()
+        self._time_parsing()
 
     def _time_handlers(self) -> None:
         from chalicelib import streams
@@ -93,6 +100,23 @@ class StreamCpu(Bench):
             return original(client, operation, params)
 
         BaseClient._make_api_call = counted
+
+    def _time_parsing(self) -> None:
+        """CPU spent turning DynamoDB's answers into Python (botocore's parser, or core/wire.py's)."""
+        from botocore import parsers
+
+        original = parsers.ResponseParser.parse
+
+        def timed(parser, response, shape):
+            if not self.counting:
+                return original(parser, response, shape)
+            cpu = time.thread_time()
+            try:
+                return original(parser, response, shape)
+            finally:
+                self.parse_seconds += time.thread_time() - cpu
+
+        parsers.ResponseParser.parse = timed
 
     # -- members, as steady.py plans them ----------------------------------------------------
     def members(self) -> dict[str, list[dict]]:
@@ -147,6 +171,7 @@ class StreamCpu(Bench):
             profiler = cProfile.Profile(time.thread_time)
         self.handler_cpu.clear()
         self.handler_ops.clear()
+        self.parse_seconds = 0.0
         h0, b0, r0 = self.handler_seconds, self.batches, self.records
         cpu = engine = wall = 0.0
         with self.meter.installed():
@@ -173,7 +198,7 @@ class StreamCpu(Bench):
         self.client_cm.__exit__(None, None, None)
         return {
             "purchases": n, "group": self.group, "mix": {k: kinds.count(k) for k in amounts},
-            "stream_cpu_ms": cpu / n * 1e3, "engine_cpu_ms": engine / n * 1e3, "drain_wall_ms": wall / n * 1e3,
+            "stream_cpu_ms": cpu / n * 1e3, "parse_cpu_ms": self.parse_seconds / n * 1e3, "engine_cpu_ms": engine / n * 1e3, "drain_wall_ms": wall / n * 1e3,
             "records": (self.records - r0) / n, "batches": (self.batches - b0) / n,
             "calls": tally.total_calls / n if tally else 0,
             "calls_by_op": {k: v / n for k, v in tally.calls.items()} if tally else {},
@@ -194,18 +219,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ddb-endpoint", default=None, help="reuse a DynamoDB Local (its CPU is then not read)")
     parser.add_argument("--profile", default=None, help="write a cProfile of the drains here")
     parser.add_argument("--json-out", default=None)
+    parser.add_argument("--plain-parser", action="store_true", help="botocore's parser (core/wire.py off)")
     args = parser.parse_args(argv)
     ddb = DynamoDBLocal() if not args.ddb_endpoint else None
     try:
         result = StreamCpu(args.ddb_endpoint or ddb.endpoint, ddb.process.pid if ddb else None, args.purchases,
-                           args.group, args.seed).run(args.profile)
+                           args.group, args.seed, args.plain_parser).run(args.profile)
     finally:
         if ddb:
             ddb.stop()
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1))
     print(f"{result['purchases']} purchases {result['mix']} in groups of {result['group']}: stream CPU "
-          f"{result['stream_cpu_ms']:.0f} ms per purchase (DynamoDB Local {result['engine_cpu_ms']:.0f} ms; drain wall "
+          f"{result['stream_cpu_ms']:.0f} ms per purchase (parsing answers {result['parse_cpu_ms']:.1f} ms; DynamoDB Local {result['engine_cpu_ms']:.0f} ms; drain wall "
           f"{result['drain_wall_ms']:.0f} ms); {result['records']:.1f} records in {result['batches']:.2f} batches, "
           f"{result['calls']:.1f} calls, {result['rru_reported']:.1f} RRU / {result['wru_reported']:.1f} WRU reported; "
           f"load {result['load']}")
