@@ -155,8 +155,8 @@ def item_type_of(record: dict[str, Any]) -> str:
 
 
 def handled(table: str, item_type: str) -> bool:
-    """Whether any handler reads this item type's records (most records of a purchase are
-    aggregates nobody follows: decoding their images was a tenth of the stream CPU)."""
+    """Whether any handler reads this item type's records (more than half of a purchase's
+    records are aggregates nobody follows, and decoding an image is a model built per attribute)."""
     return bool(_handlers.get((table, item_type)) or _batch_handlers.get((table, item_type)))
 
 
