@@ -207,13 +207,17 @@ class SteadyRun(Simulation):
             "hand_over_late_p99_ms": percentile(late, 0.99) * 1e3, "hand_over_late_max_ms": max(late) * 1e3,
             "sending_seconds": sent - started, "all_answered_seconds": answered - started,
             "drained_after_last_answer_seconds": drained - answered,
+            # purchases per second from the first hand-over until the streams were drained
+            "drain_rate": len(self.timed_orders) / (drained - started),
             "purchase_http_ms": {"p50": percentile(latencies, .5) * 1e3, "p95": percentile(latencies, .95) * 1e3,
                                  "p99": percentile(latencies, .99) * 1e3, "max": max(latencies, default=0) * 1e3},
-            "stream": {k: settled[k] - before[k] for k in ("records", "batches", "failed_batches", "handler_seconds")},
+            "stream": {k: settled.get(k, 0) - before.get(k, 0) for k in (
+                "records", "batches", "failed_batches", "handler_seconds", "handler_cpu_seconds",
+                "poller_cpu_seconds")},
             "stream_errors": settled["errors"],
-            "stream_handlers": {k: {"count": v["count"] - before.get("handlers", {}).get(k, {}).get("count", 0),
-                                    "seconds": round(v["seconds"] - before.get("handlers", {}).get(k, {}).get(
-                                        "seconds", 0.0), 3)} for k, v in settled.get("handlers", {}).items()},
+            "stream_handlers": {k: {f: round(v.get(f, 0) - before.get("handlers", {}).get(k, {}).get(f, 0), 3)
+                                    for f in ("count", "seconds", "cpu_seconds")}
+                                for k, v in settled.get("handlers", {}).items()},
             "stream_record_types": {k: n - before.get("record_types", {}).get(k, 0)
                                     for k, n in settled.get("record_types", {}).items()
                                     if n - before.get("record_types", {}).get(k, 0)},
@@ -330,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
           f"p95 {lag['p95_s']:.2f} s, p99 {lag['p99_s']:.2f} s, max {lag['max_s']:.2f} s; streams "
           f"{result['stream']['records']} records in {result['stream']['batches']} batches; load "
           f"{result['load_start']} → {result['load_end']}")
+    stream, n = result["stream"], max(1, result["purchases"])
+    print(f"stream CPU per purchase: poller thread {stream['poller_cpu_seconds'] / n * 1e3:.0f} ms, of which in "
+          f"the functions {stream['handler_cpu_seconds'] / n * 1e3:.0f} ms; drained "
+          f"{result['drain_rate']:.2f} purchases/s")
+    for name, h in sorted(result["stream_handlers"].items(), key=lambda kv: -kv[1]["cpu_seconds"])[:8]:
+        print(f"  {name}: {h['cpu_seconds'] / n * 1e3:.1f} ms CPU per purchase ({h['count'] / n:.1f} calls)")
     for line in result["diff"][:30]:
         print("  " + line)
     for error in result["errors"]:

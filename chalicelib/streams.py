@@ -148,13 +148,24 @@ def _image(root: type[Model], raw: dict[str, Any] | None) -> Any:
         return None
 
 
-def decode(root: type[Model], record: dict[str, Any]) -> Change:
+def item_type_of(record: dict[str, Any]) -> str:
     data = record["dynamodb"]
     raw = data.get("NewImage") or data.get("OldImage") or {}
+    return (raw.get("type") or {}).get("S", "")
+
+
+def handled(table: str, item_type: str) -> bool:
+    """Whether any handler reads this item type's records (more than half of a purchase's
+    records are aggregates nobody follows, and decoding an image is a model built per attribute)."""
+    return bool(_handlers.get((table, item_type)) or _batch_handlers.get((table, item_type)))
+
+
+def decode(root: type[Model], record: dict[str, Any]) -> Change:
+    data = record["dynamodb"]
     identity = record.get("userIdentity") or {}
     return Change(
         event=record["eventName"],
-        item_type=(raw.get("type") or {}).get("S", ""),
+        item_type=item_type_of(record),
         new=_image(root, data.get("NewImage")),
         old=_image(root, data.get("OldImage")),
         sequence=data["SequenceNumber"],
@@ -196,6 +207,8 @@ def run_records(table: str, root: type[Model], records: Iterable[dict[str, Any]]
     failed_at, error = len(records), None
     changes: list[Change] = []
     for position, record in enumerate(records):
+        if not handled(table, item_type_of(record)):
+            continue
         try:
             change = decode(root, record)
             change.replayed = bool(shard_id and shard_id.startswith(REDRIVE_LANE))

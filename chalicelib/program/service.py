@@ -3,7 +3,8 @@
 A put writes a new version that takes effect EFFECTIVE_DELAY later. That delay is what makes
 the per-instance cache exact: a cache loaded at L knows every version put before L, and any
 version in force at a moment before L + EFFECTIVE_DELAY was put before L. So `rules_at(at)` is
-served from the cache for such moments and reloads (one Query) only past them.
+served from the cache for such moments and reloads (one Query) only past them; a moment ahead
+of the clock is served from a cache that is exact for now (see `rules_at`).
 """
 from __future__ import annotations
 
@@ -79,11 +80,17 @@ def _load() -> dict[str, Any]:
 
 
 def rules_at(at: str | None = None) -> ProgramRules:
-    """The program version in force at `at` (default: now); the default program if none exists."""
-    at = at or clock.now_iso()
+    """The program version in force at `at` (default: now); the default program if none exists.
+
+    A moment ahead of the clock (a fact dated up to FACT_MAX_FUTURE_SECONDS ahead, a due date)
+    cannot be judged for good by any load: a version put later may take effect before it. It is
+    served from the cache while the cache is exact for now (less than EFFECTIVE_DELAY old);
+    before, every such call reloaded: a Query and a parse each, dozens per purchase."""
+    now = clock.now_iso()
+    at = at or now
     with _lock:
         cache = _cache.get("program")
-    if cache is None or at >= cache["valid_until"]:
+    if cache is None or min(at, now) >= cache["valid_until"]:
         cache = _load()
         with _lock:
             _cache["program"] = cache

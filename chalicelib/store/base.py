@@ -17,6 +17,7 @@ from pynamodb.attributes import DiscriminatorAttribute, NumberAttribute, Unicode
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
+from ..core import wire
 from ..core.config import settings
 
 
@@ -61,6 +62,10 @@ class RetryingConnection(Connection):
     its items (`TransactionConflict`): nothing was written, so sending the same request again is
     safe, and this is the one layer every call passes. botocore does not retry it (it retries
     throttling and timeouts itself); conditions that failed are the caller's to judge."""
+
+    @property
+    def client(self):  # PynamoDB builds it lazily (and again after lost credentials)
+        return wire.install(super().client)
 
     def _make_api_call(self, operation_name: str, operation_kwargs: dict) -> dict:
         for attempt in range(CONFLICT_TRIES):

@@ -4,8 +4,9 @@ registered with `@app.on_dynamodb_record`, checkpoint a shard only after its bat
 retry a failed batch with backoff. Every setting comes from `chalicelib.event_sources.MAPPINGS`,
 the declaration the AWS template is generated from:
 
-- Shards are discovered with DescribeStream on every round, so splits are followed; a child
-  shard is read only once its parent is finished (per-key order across a split).
+- Shards are discovered with DescribeStream (every round when draining, once a second when
+  running), so splits are followed; a child shard is read only once its parent is finished
+  (per-key order across a split).
 - `report_batch_item_failures`: a `{"batchItemFailures": [...]}` answer checkpoints the shard
   just before the lowest failed record, and everything after it is delivered again, successes
   included. Without the setting the answer is ignored (the batch counts as a success), as
@@ -143,11 +144,13 @@ class StreamPoller:
         return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
 
     # -- delivery ------------------------------------------------------------------------
-    def poll_once(self) -> int:
-        """One round over every ready shard. Returns how many records were delivered."""
+    def poll_once(self, discover: bool = True) -> int:
+        """One round over every ready shard. Returns how many records were delivered.
+        `discover` False: the shards known are read without describing the stream again."""
         delivered = 0
         for source in self.sources:
-            self._refresh(source)
+            if discover or not source.shards:
+                self._refresh(source)
             for shard in list(source.shards.values()):
                 if self._ready(source, shard):
                     delivered += self._poll_shard(source, shard)
@@ -354,10 +357,17 @@ class StreamPoller:
                 return total
         return total
 
-    def run(self, stop: threading.Event, idle_sleep: float = 0.25) -> None:
+    def run(self, stop: threading.Event, idle_sleep: float = 0.25, discover_every: float = 1.0) -> None:
+        """Poll until `stop`. New shards (splits, a recreated table) are looked for once every
+        `discover_every` seconds, not before every read: two Describe calls per table per round
+        were a call per purchase on top of the reads."""
+        discovered = 0.0
         while not stop.is_set():
+            discover = self.monotonic() - discovered >= discover_every
+            if discover:
+                discovered = self.monotonic()
             try:
-                delivered = self.poll_once()
+                delivered = self.poll_once(discover)
             except Exception:
                 log.exception("stream poll round failed")
                 delivered = 0
