@@ -7,7 +7,7 @@ DynamoDB calls and request units of the call; and, after each call, a drain of t
 that measures what the stream handlers spend on the fact (calls, units, records, batches,
 handler time). The default campaign is used, as seeded (7-day hold, monthly cap, budget).
 
-    python -m bench.micro [--n 200] [--ddb-endpoint URL] [--json-out F]
+    python -m bench.micro [--n 200] [--ddb-endpoint URL] [--json-out F] [--by-handler]
 """
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ class Bench:
                                       aws_access_key_id="bench", aws_secret_access_key="bench")
         main, clicks = self.prefix + "main", self.prefix + "clicks"
         self.main, self.clicks = main, clicks
-        self.meter = Meter(self.meter_raw, {main: INDEX_KEYS, clicks: {}})
+        self.meter = Meter(self.meter_raw, {main: INDEX_KEYS, clicks: {},
+                                            self.prefix + "boards": {"gsi1": INDEX_KEYS["gsi1"]}})
         self.results: dict[str, dict[str, Any]] = {}
         if by_handler:
             label_handlers(self.meter)
