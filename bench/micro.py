@@ -7,7 +7,7 @@ DynamoDB calls and request units of the call; and, after each call, a drain of t
 that measures what the stream handlers spend on the fact (calls, units, records, batches,
 handler time). The default campaign is used, as seeded (7-day hold, monthly cap, budget).
 
-    python -m bench.micro [--n 200] [--ddb-endpoint URL] [--json-out F]
+    python -m bench.micro [--n 200] [--ddb-endpoint URL] [--json-out F] [--by-handler]
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ FLOOR_CALLS = {
 
 
 class Bench:
-    def __init__(self, endpoint: str, n: int, n_model: int, drop: tuple[str, ...] = ()):
-        self.n, self.n_model, self.drop = n, n_model, drop
+    def __init__(self, endpoint: str, n: int, n_model: int, drop: tuple[str, ...] = (), by_handler: bool = False):
+        self.n, self.n_model, self.drop, self.by_handler = n, n_model, drop, by_handler
         self.prefix = f"micro-{int(time.time())}-"
         os.environ.update(base_env(endpoint, self.prefix, "bench-" + secrets.token_hex(24)))
         os.environ["PUBLIC_BASE_URL"] = "https://ref.example.com"
@@ -73,8 +73,14 @@ class Bench:
         self.batches = 0
         self.records = 0
 
+        self.records_by_type: dict[str, int] = {}
+
         def invoke(name: str, event: dict) -> Any:
             started = time.perf_counter()
+            for record in event.get("Records", []):
+                image = record["dynamodb"].get("NewImage") or record["dynamodb"].get("OldImage") or {}
+                kind = (image.get("type") or {}).get("S", "?")
+                self.records_by_type[kind] = self.records_by_type.get(kind, 0) + 1
             try:
                 return app.handler_map[name](event, LambdaContext(name))
             finally:
@@ -91,8 +97,11 @@ class Bench:
                                       aws_access_key_id="bench", aws_secret_access_key="bench")
         main, clicks = self.prefix + "main", self.prefix + "clicks"
         self.main, self.clicks = main, clicks
-        self.meter = Meter(self.meter_raw, {main: INDEX_KEYS, clicks: {}})
+        self.meter = Meter(self.meter_raw, {main: INDEX_KEYS, clicks: {},
+                                            self.prefix + "boards": {"gsi1": INDEX_KEYS["gsi1"]}})
         self.results: dict[str, dict[str, Any]] = {}
+        if by_handler:
+            label_handlers(self.meter)
 
     # -- HTTP helpers ------------------------------------------------------------------------
     def req(self, method: str, path: str, body: Any = None, token: str | None = None, expect: int = 200):
@@ -136,6 +145,7 @@ class Bench:
     def measure(self, op: str, call: Callable[[int], None], count: int, model: bool) -> dict[str, Any]:
         latencies, api, stream = [], Tally(), Tally()
         handler, batches, records = 0.0, 0, 0
+        self.records_by_type = {}
         self.meter.model = model
         for i in range(count):
             self.meter.label = f"{op}:api"
@@ -151,8 +161,14 @@ class Bench:
         self.meter.label = None
         api.add(self.meter.tallies.pop(f"{op}:api"))
         stream.add(self.meter.tallies.pop(f"{op}:stream", Tally()))
+        by_handler = {}
+        for label in [k for k in self.meter.tallies if k.startswith(f"{op}:stream:")]:
+            tally = self.meter.tallies.pop(label)
+            stream.add(tally)
+            by_handler[label.split(":", 2)[2]] = tally
         return {"latencies": latencies, "api": api, "stream": stream, "handler_seconds": handler,
-                "batches": batches, "records": records, "count": count}
+                "batches": batches, "records": records, "count": count, "by_handler": by_handler,
+                "records_by_type": dict(self.records_by_type)}
 
     def run(self) -> dict[str, Any]:
         self.setup()
@@ -238,7 +254,13 @@ class Bench:
                 "stream_rru": mod["stream"].model_rru / mod["count"], "stream_wru": mod["stream"].model_wru / mod["count"],
                 "stream_records": lat["records"] / n, "stream_batches": lat["batches"] / n,
                 "stream_handler_ms": lat["handler_seconds"] / n * 1e3, "n_model": mod["count"],
+                "stream_records_by_type": {k: v / n for k, v in sorted(lat["records_by_type"].items())},
             }
+            if self.by_handler:
+                m = mod["count"]
+                out[op]["stream_by_handler"] = {
+                    name: {"wru": t.model_wru / m, "rru": t.model_rru / m, "calls": t.total_calls / m}
+                    for name, t in sorted(mod["by_handler"].items(), key=lambda kv: -kv[1].model_wru)}
         return {"ops": out, "model_agreement": agreement}
 
     # -- the floor: minimal raw boto3 calls, same data ---------------------------------------
@@ -350,6 +372,31 @@ INSIGHT = ("chalicelib.leaderboards", "chalicelib.funnel", "chalicelib.quality",
            "chalicelib.referrals.downline")
 
 
+def label_handlers(meter: Meter) -> None:
+    """Bill each stream handler's calls under its own name (`<op>:stream:<module>.<handler>`)."""
+    from chalicelib import streams
+
+    def labelled(fn: Callable) -> Callable:
+        name = f"{fn.__module__.removeprefix('chalicelib.')}.{fn.__name__}"
+
+        def run(*args: Any) -> Any:
+            outer = meter.label
+            if outer is None or not outer.endswith(":stream"):
+                return fn(*args)
+            meter.label = f"{outer}:{name}"
+            try:
+                return fn(*args)
+            finally:
+                meter.label = outer
+
+        run.__module__ = fn.__module__
+        return run
+
+    for registry in (streams._handlers, streams._batch_handlers):
+        for key, handlers in registry.items():
+            registry[key] = [labelled(h) for h in handlers]
+
+
 def without_handlers(modules: tuple[str, ...]) -> None:
     """Drop the stream handlers registered by `modules` (once app has registered them all)."""
     from chalicelib import streams
@@ -367,11 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", default=None)
     parser.add_argument("--without-insight", action="store_true",
                         help="unregister the insight stream handlers (what they cost = the difference)")
+    parser.add_argument("--by-handler", action="store_true",
+                        help="also bill each stream handler's calls under its own name (billed-units model)")
     args = parser.parse_args(argv)
     ddb = DynamoDBLocal() if not args.ddb_endpoint else None
     try:
         result = Bench(args.ddb_endpoint or ddb.endpoint, args.n, args.n_model,
-                       drop=INSIGHT if args.without_insight else ()).run()
+                       drop=INSIGHT if args.without_insight else (), by_handler=args.by_handler).run()
     finally:
         if ddb:
             ddb.stop()
@@ -382,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{op:15s} p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f}  p99 {r['p99_ms']:6.1f}  floor {r['floor_p50_ms']:5.1f} "
               f"x{r['overhead']:.1f}  api calls {r['api_calls']:.2f} RRU {r['api_rru']:.2f} WRU {r['api_wru']:.2f}  "
               f"stream calls {r['stream_calls']:.2f} RRU {r['stream_rru']:.2f} WRU {r['stream_wru']:.2f}")
+        print(f"{'':15s} stream records {r['stream_records']:.1f}: " +
+              ", ".join(f"{k} {v:.1f}" for k, v in r["stream_records_by_type"].items()))
+        for name, h in r.get("stream_by_handler", {}).items():
+            if h["wru"] or h["rru"]:
+                print(f"{'':15s}   {name:45s} WRU {h['wru']:6.2f}  RRU {h['rru']:6.2f}  calls {h['calls']:.2f}")
     print("model agreement on non-transactional writes:", result["model_agreement"])
     return 0
 

@@ -83,7 +83,7 @@ def everything() -> list[tuple[str, dict]]:
     """Every item of every table, raw (a test-only Scan: the oracle the service never uses)."""
     ddb = aws.dynamodb()
     rows = []
-    for logical in ("main", "clicks", "control"):
+    for logical in ("main", "clicks", "control", "boards"):
         for page in ddb.get_paginator("scan").paginate(TableName=table_name(logical)):
             rows += [(logical, item) for item in page["Items"]]
     return rows

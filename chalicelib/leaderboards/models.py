@@ -1,4 +1,4 @@
-"""Leaderboard items (main table).
+"""Leaderboard items (`boards` table: it has no stream, so a score write wakes no handler).
 
 Access patterns:
 - what one fact contributes, to which boards and members: GetItem pk=LBF#<fact>, sk=LBF
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 
-from ..store.base import MainItem
+from ..store.base import BoardItem
 
 
-class Contribution(MainItem, discriminator="board_fact"):
+class Contribution(BoardItem, discriminator="board_fact"):
     fact_id = UnicodeAttribute()
     values = UnicodeAttribute(default="{}")  # JSON {"<board>": {"member": m, "score": n}}
     rev = NumberAttribute(default=0)
@@ -25,7 +25,7 @@ class Contribution(MainItem, discriminator="board_fact"):
         return f"LBF#{fact_id}", "LBF"
 
 
-class Score(MainItem, discriminator="board_score"):
+class Score(BoardItem, discriminator="board_score"):
     board = UnicodeAttribute()
     member_id = UnicodeAttribute()
     score = NumberAttribute(default=0)
@@ -35,7 +35,7 @@ class Score(MainItem, discriminator="board_score"):
         return f"LBS#{board}#{member_id}", "S"
 
 
-class BucketCount(MainItem, discriminator="board_bucket"):
+class BucketCount(BoardItem, discriminator="board_bucket"):
     count = NumberAttribute(default=0)
 
     @classmethod

@@ -102,11 +102,20 @@ def on_order_counted(change: Change) -> None:
             return  # dated before the conversion (or outside the window): a later move restates it
         rule_set = _referral_rules(referee)
         level = (mark.level, int(mark.commission_bps or 0))
+        grants = rules.purchase_awards(rule_set, order.order_id, int(order.amount_fen), referee.member_id,
+                                       referee.referrer_id, level, referee.grandparent_id)
+        # The conversion's restatement (ranks.restate_commissions) often paid them first: one
+        # consistent read of both entries is cheaper than a blind award transaction that the
+        # entry's condition refuses (billed in full, every item doubled).
+        paid = ledger.find_many([(grant.member_id, grant.entry_id) for grant in grants])
         try:
-            for grant in rules.purchase_awards(rule_set, order.order_id, int(order.amount_fen), referee.member_id,
-                                               referee.referrer_id, level, referee.grandparent_id):
-                entry = ledger.award(grant, referee.referral_campaign_id, rule_set, held=_held(referee),
-                                     guard=ranks.guard_of(mark))
+            for grant in grants:
+                entry = paid.get((grant.member_id, grant.entry_id))
+                if entry is None:
+                    entry = ledger.award(grant, referee.referral_campaign_id, rule_set, held=_held(referee),
+                                         guard=ranks.guard_of(mark))
+                else:
+                    ledger.follow_referral_hold(entry)  # as award does for an entry found written
                 _catch_up_reversal(entry, order)
             return
         except ledger.Stale:

@@ -41,6 +41,14 @@ def find(member_id: str, entry_id: str) -> LedgerEntry | None:
         return None
 
 
+def find_many(keys: list[tuple[str, str]]) -> dict[tuple[str, str], LedgerEntry]:
+    """(member, entry id) → the entry, for those that exist (one strongly consistent BatchGetItem)."""
+    if not keys:
+        return {}
+    found = LedgerEntry.batch_get([LedgerEntry.key(m, e) for m, e in keys], consistent_read=True)
+    return {(entry.member_id, entry.entry_id): entry for entry in found}
+
+
 def _month(at: str) -> str:
     return at[:7]
 

@@ -169,7 +169,23 @@ class ControlItem(SharedConnectionModel):
     expires_at = NumberAttribute(null=True)
 
 
-ROOTS: dict[str, type[Model]] = {"main": MainItem, "clicks": ClickItem, "control": ControlItem}
+class BoardItem(SharedConnectionModel):
+    """Root of the `boards` table (leaderboards; no stream): pk/sk plus the ranking index."""
+
+    class Meta:
+        table_name = "boards"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    type = DiscriminatorAttribute()
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
+    by_gsi1 = Gsi1()
+
+
+ROOTS: dict[str, type[Model]] = {"main": MainItem, "clicks": ClickItem, "control": ControlItem, "boards": BoardItem}
 
 
 def _subclasses(cls: type) -> Iterator[type]:

@@ -120,7 +120,19 @@ CONTROL = TableSpec(
            "revoked token ids, click counters (no stream: nothing downstream)",
 )
 
-TABLES: dict[str, TableSpec] = {spec.logical: spec for spec in (MAIN, CLICKS, CONTROL)}
+BOARDS = TableSpec(
+    logical="boards",
+    serves="leaderboards (leaderboards/models.py): what each fact contributes (pk=LBF#<fact>), a member's "
+           "score on a board (pk=LBS#<board>#<member>), members per score bucket (pk=LBH#<board>#<shard>). "
+           "No stream: a score write wakes no handler (in `main` these were 36 of a converting purchase's 64 "
+           "stream records)",
+    indexes=(
+        Index("gsi1", "gsi1pk", "gsi1sk",
+              serves="a board's ranking (sparse: LB#<board>#<shard>, members scoring above 0, by score then member)"),
+    ),
+)
+
+TABLES: dict[str, TableSpec] = {spec.logical: spec for spec in (MAIN, CLICKS, CONTROL, BOARDS)}
 
 
 def ensure_tables(client: Any, prefix: str | None = None) -> dict[str, str]:
@@ -133,7 +145,10 @@ def ensure_tables(client: Any, prefix: str | None = None) -> dict[str, str]:
     for spec in TABLES.values():
         name = prefix + spec.logical
         if name not in existing:
-            client.create_table(**spec.create_request(name))
+            try:
+                client.create_table(**spec.create_request(name))
+            except client.exceptions.ResourceInUseException:
+                pass  # created meanwhile: by a CreateTable botocore sent again after a timeout, or a peer
             client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
             if spec.ttl_attribute:
                 client.update_time_to_live(
