@@ -12,11 +12,9 @@ import uuid
 
 from chalice import Chalice, Response
 
-from .. import i18n
 from ..gateway_responses import ROUTABLE_METHODS
-from ..i18n import t
 from .errors import ApiError
-from .http import JSON_TYPES, error_response, header_value, with_language
+from .routing import JSON_TYPES
 
 
 class MethodNotAllowed(ApiError):
@@ -24,6 +22,8 @@ class MethodNotAllowed(ApiError):
 
 
 def method_not_allowed(method: str, allowed: list[str]) -> MethodNotAllowed:
+    from ..i18n import t
+
     return MethodNotAllowed(t("{method} is not supported here; use {allowed}",
                               method=method, allowed=', '.join(allowed)),
                             details={"allowed": allowed}, headers={"Allow": ", ".join(allowed)})
@@ -31,6 +31,9 @@ def method_not_allowed(method: str, allowed: list[str]) -> MethodNotAllowed:
 
 def _refusal(app: Chalice, allowed: list[str]):
     def refuse_method(**_params: str) -> Response:
+        from .. import i18n  # on the first refusal: every function imports this module (cold start)
+        from .http import error_response, header_value, with_language
+
         request = app.current_request
         request_id = (request.context or {}).get("requestId") or uuid.uuid4().hex
         with i18n.locale_scope(i18n.negotiate(header_value(request, "accept-language"))):
