@@ -84,6 +84,7 @@ def time_stream_handlers(control: Control) -> None:
                     entry[1] += time.perf_counter() - started
         return run
 
+    streams.load_handlers()  # registered by a first batch otherwise: after this
     for registry in (streams._handlers, streams._batch_handlers):
         for (table, item_type), handlers in registry.items():
             handlers[:] = [timed(f"{table}:{item_type}:{fn.__module__.removeprefix('chalicelib.')}.{fn.__name__}", fn)

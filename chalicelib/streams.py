@@ -18,16 +18,18 @@ referrals/counters.py: a per-lane high-water mark of sequence numbers).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import time
 from datetime import datetime, timezone
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
-
-from pynamodb.models import Model
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .core import clock
 from .core.logs import get_logger
 from .event_sources import mapping_for_table
+
+if TYPE_CHECKING:
+    from pynamodb.models import Model
 
 log = get_logger("streams")
 
@@ -135,6 +137,15 @@ def on_change(table: str, item_type: str) -> Callable[[ChangeHandler], ChangeHan
     return register
 
 
+def load_handlers() -> None:
+    """Import the handler modules (each registers its handlers): on a stream function's first
+    batch, not at `import app` (chalicelib/stream_handlers.py)."""
+    from .stream_handlers import MODULES
+
+    for module in MODULES:
+        importlib.import_module(module)
+
+
 def handlers_for(table: str, item_type: str) -> list[ChangeHandler]:
     return _handlers.get((table, item_type), [])
 
@@ -192,6 +203,7 @@ class Outcome:
 def run_records(table: str, root: type[Model], records: Iterable[dict[str, Any]],
                 shard_id: str | None = None) -> Outcome:
     """Run the handlers of every record, then the batch handlers."""
+    load_handlers()
     records = list(records)
     failed_at, error = len(records), None
     changes: list[Change] = []

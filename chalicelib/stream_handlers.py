@@ -1,0 +1,24 @@
+"""The modules whose `@on_change` / `@on_batch` handlers the stream functions run.
+
+Imported by a stream function's first batch (`streams.load_handlers`), not by `import app`:
+the API and the schedules never need them (cold start). Listed in the order their handlers
+ran when app.py imported them all; a new handler module goes here
+(tests/test_foundation.py fails when one is missing).
+"""
+MODULES = (
+    "chalicelib.dryrun.handlers",
+    "chalicelib.exports.handlers",
+    "chalicelib.lifecycle.handlers",
+    "chalicelib.leaderboards.handlers",
+    "chalicelib.quality.handlers",
+    "chalicelib.referrals.downline",
+    "chalicelib.funnel.handlers",
+    "chalicelib.funnel.tallies",
+    "chalicelib.engagement.checkins",
+    "chalicelib.engagement.quizzes",
+    "chalicelib.engagement.shares",
+    "chalicelib.rewards.handlers",
+    "chalicelib.referrals.attribution",
+    "chalicelib.referrals.counters",
+    "chalicelib.webhooks.events",
+)
