@@ -9,9 +9,8 @@ runs inside it.
 from chalice import Chalice
 
 from chalicelib.core import routing
-from chalicelib.core.config import stream_arn
 from chalicelib.core.methods import refuse_other_methods
-from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS
+from chalicelib.event_sources import FAILURE_QUEUE_PLACEHOLDER_ARN, MAPPINGS, stream_arn
 from chalicelib.route_table import ROUTES
 
 app = Chalice(app_name="referral-service")
