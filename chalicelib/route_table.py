@@ -7,8 +7,6 @@ hand (a new capability's routes module goes here, in the order the app serves th
 is generated from their decorators by `python -m tools.route_table`
 (tests/test_route_table.py fails when it is stale).
 """
-from __future__ import annotations
-
 CAPABILITIES = (
     "chalicelib.health",
     "chalicelib.members.routes",

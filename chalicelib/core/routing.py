@@ -8,9 +8,6 @@ is found by its path in the table or in its module's decorators, which stay as t
 The table is generated from those decorators (`python -m tools.route_table`) and
 tests/test_route_table.py fails when the two differ.
 """
-from __future__ import annotations
-
-import importlib
 from typing import Any, Callable
 
 JSON_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
@@ -25,7 +22,7 @@ def register(app: Any, table: tuple[tuple[str, str, str, str], ...]) -> None:
 
 def _thin_view(app: Any, method: str, path: str, module: str, function: str) -> Callable[..., Any]:
     def view(**params: str) -> Any:
-        routes = importlib.import_module(module).routes
+        routes = __import__(module, fromlist=("routes",)).routes  # the module itself, not its package
         return routes.dispatch(app, method, path, params)
 
     view.__name__ = function
@@ -43,4 +40,4 @@ def load_all() -> None:
     from ..route_table import ROUTES
 
     for module in modules(ROUTES):
-        importlib.import_module(module)
+        __import__(module)
