@@ -137,12 +137,12 @@ def on_change(table: str, item_type: str) -> Callable[[ChangeHandler], ChangeHan
     return register
 
 
-def load_handlers() -> None:
-    """Import the handler modules (each registers its handlers): on a stream function's first
-    batch, not at `import app` (chalicelib/stream_handlers.py)."""
-    from .stream_handlers import MODULES
+def load_handlers(table: str | None = None) -> None:
+    """Import the handler modules (each registers its handlers) of `table`'s stream, or all:
+    on a stream function's first batch, not at `import app` (chalicelib/stream_handlers.py)."""
+    from .stream_handlers import for_table
 
-    for module in MODULES:
+    for module in for_table(table):
         importlib.import_module(module)
 
 
@@ -203,7 +203,7 @@ class Outcome:
 def run_records(table: str, root: type[Model], records: Iterable[dict[str, Any]],
                 shard_id: str | None = None) -> Outcome:
     """Run the handlers of every record, then the batch handlers."""
-    load_handlers()
+    load_handlers(table)
     records = list(records)
     failed_at, error = len(records), None
     changes: list[Change] = []

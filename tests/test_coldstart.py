@@ -57,3 +57,18 @@ def test_a_first_request_loads_only_the_capability_it_reaches():
                                     check=True).stdout.splitlines()
     assert answer == "401 missing_token"
     assert loaded == "chalicelib.members.routes"
+
+
+def test_the_clicks_function_loads_only_the_click_handlers():
+    """The clicks stream's first batch registers its handlers without importing the main
+    table's (rewards, lifecycle, webhooks, …): the busiest function starts lightest."""
+    script = ("import sys, app\nfrom chalicelib import streams\nfrom chalicelib.store.base import ClickItem\n"
+              "streams.run_records('clicks', ClickItem, [])\n"
+              "print(' '.join(f.__name__ for f in streams._batch_handlers[('clicks', 'click')]))\n"
+              "print(' '.join(m for m in ('chalicelib.rewards.handlers', 'chalicelib.lifecycle.handlers',"
+              " 'chalicelib.webhooks.events') if m in sys.modules))")
+    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
+    lines = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert lines[0] == "count_clicks tally_clicks"
+    assert lines[1:] in ([], [""])
