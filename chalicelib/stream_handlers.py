@@ -2,7 +2,7 @@
 
 Imported by a stream function's first batch (`streams.load_handlers`), not by `import app`:
 the API and the schedules never need them (cold start). Listed in the order their handlers
-ran when app.py imported them all; a new handler module goes here
+ran when app.py imported them all (load_handlers keeps that order whatever imported them first); a new handler module goes here
 (tests/test_foundation.py fails when one is missing), and in `BY_TABLE` too when it handles
 the clicks table.
 """
@@ -16,13 +16,13 @@ MODULES = (
     "chalicelib.quality.handlers",
     "chalicelib.referrals.downline",
     "chalicelib.funnel.handlers",
+    "chalicelib.referrals.counters",  # funnel.tallies imports it
     "chalicelib.funnel.tallies",
     "chalicelib.engagement.checkins",
     "chalicelib.engagement.quizzes",
     "chalicelib.engagement.shares",
     "chalicelib.rewards.handlers",
     "chalicelib.referrals.attribution",
-    "chalicelib.referrals.counters",
     "chalicelib.webhooks.events",
 )
 
