@@ -72,3 +72,19 @@ def test_the_clicks_function_loads_only_the_click_handlers():
                            check=True).stdout.splitlines()
     assert lines[0] == "count_clicks tally_clicks"
     assert lines[1:] in ([], [""])
+
+
+def test_stream_handlers_run_in_one_order_whatever_loaded_first():
+    """Routes modules import some handler modules: a request served before the first batch
+    must not change the order the handlers run in (the stream's work, e.g. its reads, follows it)."""
+    script = ("import sys, app\nfrom chalicelib import streams\nfor m in sys.argv[1:]: __import__(m)\n"
+              "streams.load_handlers()\n"
+              "for reg in (streams._handlers, streams._batch_handlers):\n"
+              "    for (table, kind), hs in reg.items(): print(table, kind, [f.__module__ + f.__name__ for f in hs])")
+    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def order(*first: str) -> list[str]:
+        return subprocess.run([sys.executable, "-c", script, *first], cwd=ROOT, env=env, capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+
+    assert order("chalicelib.facts.routes", "chalicelib.members.routes", "chalicelib.engagement.routes") == order()
