@@ -15,6 +15,10 @@ alone, and how big the deployment package is.
   unpacked into a read-only folder, `PYTHONDONTWRITEBYTECODE=1`, `python -S` (no site-packages:
   only the package and the standard library, as on Lambda), the function's environment from
   the template; with the shipped `.pyc` files and without them; per function (handler).
+- `--first-call [TREE]`: routes, stream handlers and schedules import their capability on their
+  first call (docs/cold-start.md), so per function: the CPU time of `import app`, then of what
+  its first call imports (in-process `time.process_time`, median of fresh interpreters, from
+  bytecode). TREE: another checkout of the code (e.g. an older commit, for a before/after).
 """
 from __future__ import annotations
 
@@ -207,7 +211,53 @@ def lambda_import_times(dist: Path | None = None, runs: int = 5) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# What each function's first call imports beyond `import app` (app.py's handlers; the API's
+# first request imports one routes module: the sign-in, the referral links, or all of them).
+FIRST_CALL = {
+    "APIHandler (POST /v1/auth/login)": "import chalicelib.members.routes",
+    "APIHandler (referral links)": "import chalicelib.referrals.routes",
+    "APIHandler (every route: /openapi.json)": ("import importlib.util as u; u.find_spec('chalicelib.core.routing') "
+                                                "and __import__('chalicelib.core.routing', fromlist=['_']).load_all()"),
+    # (before 06305d0 and 03dca4b `import app` loaded every routes module and stream handler itself)
+    "OnMainChange": ("from chalicelib import streams; import chalicelib.store.base; "
+                     "getattr(streams, 'load_handlers', lambda table: None)('main')"),
+    "OnClick": ("from chalicelib import streams; import chalicelib.store.base; "
+                "getattr(streams, 'load_handlers', lambda table: None)('clicks')"),
+    "OnStreamFailure": "import chalicelib.stream_failures.service",
+    "ReleaseMaturedRewards": "import chalicelib.rewards.sweeps",
+    "SettleExpiredRedPackets": "import chalicelib.engagement.red_packets",
+    "MoveMembersWithTheClock": "import chalicelib.lifecycle.sweep",
+    "ExpirePoints": "import chalicelib.points.expiry",
+    "DeliverWebhooks": "import chalicelib.webhooks.delivery",
+}
+FIRST_CALL_PROBE = ("import sys, time; c = time.process_time; t0 = c(); import app; t1 = c(); exec(sys.argv[1]); "
+                    "t2 = c(); print((t1 - t0) * 1e3, (t2 - t1) * 1e3)")
+
+
+def first_call_times(tree: Path = ROOT, runs: int = 5) -> dict:
+    """Median CPU ms of `import app` and of the first call's imports, per function."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "app.py", "chalicelib"], cwd=str(tree), check=True,
+                   capture_output=True)
+    env = {**ENV, "PYTHONPATH": str(tree)}
+    result: dict = {"runs": runs, "tree": str(tree), "functions": {}}
+    for name, code in FIRST_CALL.items():
+        samples = [tuple(map(float, subprocess.run([sys.executable, "-c", FIRST_CALL_PROBE, code], cwd=str(tree),
+                                                   env=env, capture_output=True, text=True, check=True).stdout.split()))
+                   for _ in range(runs)]
+        imported, first = statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+        result["functions"][name] = {"import_app_cpu_ms": imported, "first_call_imports_cpu_ms": first}
+    return result
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--first-call":
+        result = first_call_times(Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else ROOT)
+        print(json.dumps(result, indent=1))
+        print("\n| function | `import app` (CPU) | + its first call's imports | total |\n|---|---|---|---|")
+        for name, times in result["functions"].items():
+            a, b = times["import_app_cpu_ms"], times["first_call_imports_cpu_ms"]
+            print(f"| {name} | {a:.0f} ms | {b:.0f} ms | {a + b:.0f} ms |")
+        return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--lambda":
         dist = Path(sys.argv[2]) if len(sys.argv) > 2 else None
         result = lambda_import_times(dist)

@@ -401,6 +401,7 @@ def without_handlers(modules: tuple[str, ...]) -> None:
     """Drop the stream handlers registered by `modules` (once app has registered them all)."""
     from chalicelib import streams
 
+    streams.load_handlers()  # registered by a first batch otherwise: after this
     for registry in (streams._handlers, streams._batch_handlers):
         for key, handlers in registry.items():
             registry[key] = [h for h in handlers if not h.__module__.startswith(modules)]

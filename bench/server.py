@@ -89,6 +89,7 @@ def time_stream_handlers(control: Control) -> None:
                     entry[2] += time.thread_time() - cpu
         return run
 
+    streams.load_handlers()  # registered by a first batch otherwise: after this
     for registry in (streams._handlers, streams._batch_handlers):
         for (table, item_type), handlers in registry.items():
             handlers[:] = [timed(f"{table}:{item_type}:{fn.__module__.removeprefix('chalicelib.')}.{fn.__name__}", fn)

@@ -7,15 +7,14 @@ Three readers, one declaration:
 - the local poller (`infra/local/stream_poller.py`) follows the same settings, so a poison
   record behaves the same on a laptop and on AWS.
 
-Pure data: importing this costs nothing at cold start.
+Pure data: importing this costs nothing at cold start (a NamedTuple, not a dataclass: every
+function imports this, and `dataclasses` brings `inspect` with it).
 """
-from __future__ import annotations
+import os
+from typing import NamedTuple
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class StreamMapping:
+class StreamMapping(NamedTuple):
     """Lambda's event source mapping for one table stream (names follow the AWS API).
 
     - `report_batch_item_failures`: the handler answers `{"batchItemFailures": [...]}` and
@@ -49,6 +48,15 @@ class StreamMapping:
     def chalice_args(self) -> dict:
         """The part Chalice's decorator takes itself."""
         return {"batch_size": self.batch_size, "starting_position": self.starting_position}
+
+
+def stream_arn(logical_table: str) -> str:
+    """The stream ARN a handler subscribes to. Chalice needs it at import and packaging time,
+    so a missing variable yields a placeholder naming the table instead of failing every
+    function (the local runtime matches handlers to tables by that name)."""
+    variable = f"{logical_table.upper()}_STREAM_ARN"
+    placeholder = f"arn:aws:dynamodb:local:000000000000:table/{logical_table}/stream/placeholder"
+    return os.environ.get(variable, placeholder)
 
 
 MAPPINGS: dict[str, StreamMapping] = {

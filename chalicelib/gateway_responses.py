@@ -16,6 +16,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+# The methods API Gateway can route to a function: declared beside the 405s, which every
+# function imports (core/methods.py).
+from .core.methods import ROUTABLE_METHODS  # noqa: F401  (re-exported)
+
 
 @dataclass(frozen=True)
 class GatewayAnswer:
@@ -32,8 +36,6 @@ GATEWAY_RESPONSES: dict[str, GatewayAnswer] = {
     "MISSING_AUTHENTICATION_TOKEN": GatewayAnswer(404, "not_found", "no such route"),
 }
 NO_ROUTE = GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]
-# The methods API Gateway can route to a function (ANY aside); OPTIONS is left to CORS handling.
-ROUTABLE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
 
 def cloudformation_resources(rest_api_id: dict | str | None = None) -> dict[str, dict]:

@@ -18,16 +18,18 @@ referrals/counters.py: a per-lane high-water mark of sequence numbers).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import time
 from datetime import datetime, timezone
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
-
-from pynamodb.models import Model
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .core import clock
 from .core.logs import get_logger
 from .event_sources import mapping_for_table
+
+if TYPE_CHECKING:
+    from pynamodb.models import Model
 
 log = get_logger("streams")
 
@@ -35,6 +37,7 @@ ChangeHandler = Callable[["Change"], None]
 BatchHandler = Callable[[list["Change"], "Batch"], None]
 _handlers: dict[tuple[str, str], list[ChangeHandler]] = {}
 _batch_handlers: dict[tuple[str, str], list[BatchHandler]] = {}
+_sorted_count = 0  # handlers registered when load_handlers last put them in order
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
@@ -135,6 +138,30 @@ def on_change(table: str, item_type: str) -> Callable[[ChangeHandler], ChangeHan
     return register
 
 
+def load_handlers(table: str | None = None) -> None:
+    """Import the handler modules (each registers its handlers) of `table`'s stream, or all:
+    on a stream function's first batch, not at `import app` (chalicelib/stream_handlers.py)."""
+    from .stream_handlers import MODULES, for_table
+
+    for module in for_table(table):
+        importlib.import_module(module)
+    # Routes modules import some handler modules too, so the import order varies with the first
+    # requests: keep the order the handlers always ran in (the list's, then the source's).
+    global _sorted_count
+    count = sum(map(len, _handlers.values())) + sum(map(len, _batch_handlers.values()))
+    if count != _sorted_count:
+        rank = {module: position for position, module in enumerate(MODULES)}
+
+        def place(fn: Callable) -> tuple[int, int]:
+            return rank.get(fn.__module__, len(rank)), fn.__code__.co_firstlineno
+
+        for registry in (_handlers, _batch_handlers):
+            ordered = sorted(registry.items(), key=lambda item: min(map(place, item[1])))
+            registry.clear()
+            registry.update((key, sorted(handlers, key=place)) for key, handlers in ordered)
+        _sorted_count = count
+
+
 def handlers_for(table: str, item_type: str) -> list[ChangeHandler]:
     return _handlers.get((table, item_type), [])
 
@@ -203,6 +230,7 @@ class Outcome:
 def run_records(table: str, root: type[Model], records: Iterable[dict[str, Any]],
                 shard_id: str | None = None) -> Outcome:
     """Run the handlers of every record, then the batch handlers."""
+    load_handlers(table)
     records = list(records)
     failed_at, error = len(records), None
     changes: list[Change] = []

@@ -1,14 +1,12 @@
 """Helpers for stream tests: change a mapping for one test, and a handler that fails on cue."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 from chalicelib.event_sources import MAPPINGS
 
 
 def set_mapping(monkeypatch, function: str, **settings) -> None:
     """Change `MAPPINGS[function]` for this test: handlers and the poller both read it there."""
-    monkeypatch.setitem(MAPPINGS, function, replace(MAPPINGS[function], **settings))
+    monkeypatch.setitem(MAPPINGS, function, MAPPINGS[function]._replace(**settings))
 
 
 def throttle_first(monkeypatch, module, name: str, matches, times: int = 1) -> list:

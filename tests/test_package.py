@@ -131,14 +131,12 @@ def test_stream_mappings_carry_every_setting_from_event_sources(sam):
 
 def test_template_follows_a_changed_mapping(monkeypatch):
     """The values are read, not restated: change the declaration, the template changes."""
-    import dataclasses
-
     from app import app
     from chalicelib import event_sources
     from infra.aws import template
 
-    changed = dataclasses.replace(event_sources.MAPPINGS["on_main_change"], maximum_retry_attempts=3,
-                                  report_batch_item_failures=False)
+    changed = event_sources.MAPPINGS["on_main_change"]._replace(maximum_retry_attempts=3,
+                                                                 report_batch_item_failures=False)
     monkeypatch.setitem(event_sources.MAPPINGS, "on_main_change", changed)
     props = template.build("dev", app)["Resources"]["OnMainChange"]["Properties"]["Events"][
         "OnMainChangeDynamodbEventSource"]["Properties"]

@@ -119,15 +119,6 @@ def settings() -> Settings:
     )
 
 
-def stream_arn(logical_table: str) -> str:
-    """The stream ARN a handler subscribes to. Chalice needs it at import and packaging time,
-    so a missing variable yields a placeholder naming the table instead of failing every
-    function (the local runtime matches handlers to tables by that name)."""
-    variable = f"{logical_table.upper()}_STREAM_ARN"
-    placeholder = f"arn:aws:dynamodb:local:000000000000:table/{logical_table}/stream/placeholder"
-    return os.environ.get(variable, placeholder)
-
-
 def logical_table_of(arn: str) -> str:
     """'arn:...:table/referral-dev-main/stream/…' → 'main' (the placeholder gives 'main' too)."""
     name = arn.split(":table/", 1)[-1].split("/", 1)[0]

@@ -55,6 +55,10 @@ class Unprocessable(ApiError):
     status, code = 422, "invalid_request"
 
 
+class MethodNotAllowed(ApiError):  # core/methods.py
+    status, code = 405, "method_not_allowed"
+
+
 class PreconditionRequired(ApiError):
     status, code = 428, "precondition_required"
 

@@ -3,7 +3,7 @@ rate limits, Idempotency-Key, the error envelope and request-id logging.
 
 A capability declares its routes on a `Routes` (wrapping a Chalice Blueprint):
 
-    routes = Routes(Blueprint(__name__))
+    routes = Routes(__name__)
 
     @routes.post("/v1/links", roles=(MEMBER,), body=LinkIn, summary="Create a share link")
     def create_link(req: Req) -> dict:
@@ -11,6 +11,9 @@ A capability declares its routes on a `Routes` (wrapping a Chalice Blueprint):
 
 The view receives a `Req` (principal, body, query, path params, client key) and returns a
 dict (200 JSON), a `Reply`, or a Chalice `Response` (redirects, images).
+
+The app registers each route from chalicelib/route_table.py with a thin view that imports the
+routes module on its first call and `dispatch`es to it (core/routing.py).
 """
 from __future__ import annotations
 
@@ -29,10 +32,10 @@ from . import auth
 from .config import settings
 from .errors import ApiError, BadRequest, PayloadTooLarge, PreconditionRequired, Unprocessable, error_body
 from .logs import get_logger, request_id_var
+from .routing import JSON_TYPES
 
 log = get_logger("http")
 
-JSON_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
 PUBLIC: tuple[str, ...] = ()
 
 
@@ -129,6 +132,19 @@ class Routes:
 
     def __init__(self, import_name: str):
         self.blueprint = Blueprint(import_name)
+        self.table: list[tuple[str, str, str]] = []  # (method, path, view function): route_table.py
+        self._views: dict[tuple[str, str], Callable[[Any, dict[str, str]], Response]] = {}
+        self._app: Any = None
+
+    @property
+    def current_app(self) -> Any:
+        """The app serving these routes (through its route table, or this blueprint in tests)."""
+        return self._app if self._app is not None else self.blueprint.current_app
+
+    def dispatch(self, app: Any, method: str, path: str, params: dict[str, str]) -> Response:
+        """Serve a request the app's thin view (core/routing.py) received for this route."""
+        self._app = app
+        return self._views[(method, path)](app.current_request, params)
 
     def get(self, path: str, **kw: Any) -> Callable:
         return self.route(path, "GET", **kw)
@@ -157,13 +173,18 @@ class Routes:
         blueprint = self.blueprint
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            def view(**params: str) -> Response:
-                return handle(blueprint.current_request, fn, params, roles, body, query, idempotent, rate_limit,
-                              moves_money, max_body_bytes)
+            def serve(request: Any, params: dict[str, str]) -> Response:
+                return handle(request, fn, params, roles, body, query, idempotent, rate_limit, moves_money,
+                              max_body_bytes)
+
+            def view(**params: str) -> Response:  # registered through the blueprint (test-only routes)
+                return serve(blueprint.current_request, params)
 
             view.__name__ = fn.__name__
             view.__doc__ = fn.__doc__
             blueprint.route(path, methods=[method], content_types=JSON_TYPES)(view)
+            self.table.append((method, path, fn.__name__))
+            self._views[(method, path)] = serve
             return fn
 
         return decorate

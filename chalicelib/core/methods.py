@@ -5,25 +5,26 @@ also uses for unknown paths, so the app declares the missing methods of every pa
 (`refuse_other_methods`, called once after all blueprints are registered). Chalice's own 405
 (`{"Code": "MethodNotAllowedError"}`) is then never seen on AWS; the local gateway rewrites it
 for verbs API Gateway never routes (TRACE and the like).
-"""
-from __future__ import annotations
 
-import uuid
+Every function imports this (app.py): what answers a refusal is imported by the first one.
+"""
+from typing import TYPE_CHECKING
 
 from chalice import Chalice, Response
 
-from .. import i18n
-from ..gateway_responses import ROUTABLE_METHODS
-from ..i18n import t
-from .errors import ApiError
-from .http import JSON_TYPES, error_response, header_value, with_language
+from .routing import JSON_TYPES
+
+if TYPE_CHECKING:
+    from .errors import MethodNotAllowed
+
+# The methods API Gateway can route to a function (ANY aside); OPTIONS is left to CORS handling.
+ROUTABLE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
 
-class MethodNotAllowed(ApiError):
-    status, code = 405, "method_not_allowed"
+def method_not_allowed(method: str, allowed: list[str]) -> "MethodNotAllowed":
+    from ..i18n import t
+    from .errors import MethodNotAllowed
 
-
-def method_not_allowed(method: str, allowed: list[str]) -> MethodNotAllowed:
     return MethodNotAllowed(t("{method} is not supported here; use {allowed}",
                               method=method, allowed=', '.join(allowed)),
                             details={"allowed": allowed}, headers={"Allow": ", ".join(allowed)})
@@ -31,6 +32,11 @@ def method_not_allowed(method: str, allowed: list[str]) -> MethodNotAllowed:
 
 def _refusal(app: Chalice, allowed: list[str]):
     def refuse_method(**_params: str) -> Response:
+        import uuid  # these on the first refusal: every function imports this module (cold start)
+
+        from .. import i18n
+        from .http import error_response, header_value, with_language
+
         request = app.current_request
         request_id = (request.context or {}).get("requestId") or uuid.uuid4().hex
         with i18n.locale_scope(i18n.negotiate(header_value(request, "accept-language"))):

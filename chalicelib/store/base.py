@@ -209,6 +209,9 @@ def bind(prefix: str | None = None, host: str | None = None, region: str | None 
             model._connection = None
 
 
+bind()  # the stage's tables, as soon as a model is imported (app.py imports none: cold start)
+
+
 def table_name(logical: str) -> str:
     return ROOTS[logical].Meta.table_name
 
