@@ -96,6 +96,17 @@ def test_faults_stay_off_in_a_deployed_stage_unless_named(monkeypatch):
 
 # -- lost answers: a write applied, its answer lost, the call resent by botocore ---------------
 
+def test_a_first_login_whose_answer_was_lost_still_says_created(client, injected):
+    # the member and identity are one transaction: its resend carries the same token, so the
+    # login that made the member says so (the mini-program shows its welcome) and a second does not
+    plan = injected(Scripted(TransactWriteItems=["timeout_after"]))
+    first = client.post("/v1/auth/login", {"provider": "dev", "openid": "lily", "display_name": "Lily"})
+    assert plan.injected == {"timeout_after": 1}
+    assert first.status_code == 200 and first.json_body["created"] is True, first.body
+    again = login(client, "lily")[2]
+    assert again["created"] is False and again["member"] == first.json_body["member"]
+
+
 def test_a_share_link_whose_answer_was_lost_is_created_once(client, injected):
     from chalicelib.referrals.models import Link
 
