@@ -333,6 +333,23 @@ def test_quiz_members_see_no_answers_and_are_rewarded_once(client, streams):
     assert [q["quiz_id"] for q in listed] == [quiz["quiz_id"]] and listed[0]["questions"][0]["answer"] == 0
 
 
+def test_a_quiz_and_an_answer_whose_answers_were_lost_count_as_their_own(client, streams, monkeypatch):
+    from chalicelib.engagement.models import Quiz, QuizAttempt
+
+    spring_campaign(client, hold_days=0)
+    _, lily, _ = login(client, "lily")
+    resent_after_a_lost_answer(monkeypatch, Quiz)
+    quiz = create_quiz(client)  # 201, not a 500
+    resent_after_a_lost_answer(monkeypatch, QuizAttempt)
+    path = f"/v1/quizzes/{quiz['quiz_id']}/answers"
+    right = client.post(path, {"answers": [0, 1]}, token=token(lily)).json_body
+    assert (right["already_answered"], right["points_awarded"]) == (False, 50)
+    again = client.post(path, {"answers": [0, 1]}, token=token(lily)).json_body
+    assert (again["already_answered"], again["points_awarded"]) == (True, 0)  # a second answer is one
+    streams.drain()
+    assert by_rule(lily) == {"quiz": 50}
+
+
 def test_quiz_pass_mark_rewards_fewer_than_all(client):
     spring_campaign(client)
     quiz = create_quiz(client, pass_mark=1)

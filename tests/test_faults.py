@@ -14,7 +14,7 @@ from chalicelib.rewards import budget, sweeps
 from chalicelib.store import faults
 from chalicelib.store.base import transient
 from tests.conftest import BACKEND
-from tests.flows import SERVICE, code_of, member, spring_campaign
+from tests.flows import SERVICE, code_of, login, member, spring_campaign
 from tests.ledger_checks import assert_balances_match_entries, entries
 
 class Scripted(faults.Plan):
@@ -92,6 +92,34 @@ def test_faults_stay_off_in_a_deployed_stage_unless_named(monkeypatch):
     monkeypatch.setenv("FAULTS", "explode=1")
     with pytest.raises(ValueError):
         faults.from_env()
+
+
+# -- lost answers: a write applied, its answer lost, the call resent by botocore ---------------
+
+def test_a_first_login_whose_answer_was_lost_still_says_created(client, injected):
+    # the member and identity are one transaction: its resend carries the same token, so the
+    # login that made the member says so (the mini-program shows its welcome) and a second does not
+    plan = injected(Scripted(TransactWriteItems=["timeout_after"]))
+    first = client.post("/v1/auth/login", {"provider": "dev", "openid": "lily", "display_name": "Lily"})
+    assert plan.injected == {"timeout_after": 1}
+    assert first.status_code == 200 and first.json_body["created"] is True, first.body
+    again = login(client, "lily")[2]
+    assert again["created"] is False and again["member"] == first.json_body["member"]
+
+
+def test_a_share_link_whose_answer_was_lost_is_created_once(client, injected):
+    from chalicelib.referrals.models import Link
+
+    token = login(client, "lily")[0]
+    client.get("/v1/members/me/code", token=token)  # the code exists: the link's put is the only put
+    plan = injected(Scripted(PutItem=["timeout_after"]))
+    answer = client.post("/v1/links", {"channel": "wechat_moments"}, token=token)
+    assert plan.injected == {"timeout_after": 1}
+    assert answer.status_code == 201, answer.body  # its own link, not a 500
+    faults.uninstall()
+    link_id = answer.json_body["link_id"]
+    assert Link.get(*Link.key(link_id), consistent_read=True).channel == "wechat_moments"
+    assert client.get(f"/v1/links/{link_id}", token=token).status_code == 200
 
 
 # -- a viral code under faults: the same money as without --------------------------------------

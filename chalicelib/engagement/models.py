@@ -120,6 +120,7 @@ class QuizAttempt(MainItem, discriminator="quiz_attempt"):
     passed = BooleanAttribute()
     points = NumberAttribute()  # what the attempt earns (the quiz's points when passed)
     at = UnicodeAttribute()
+    attempt_id = UnicodeAttribute(null=True)  # the call that wrote it: a retry whose answer was lost knows its own
 
     @classmethod
     def key(cls, quiz_id: str, member_id: str) -> tuple[str, str]:

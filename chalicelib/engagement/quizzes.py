@@ -38,7 +38,12 @@ def create(spec: Any, actor: str) -> dict[str, Any]:
                 questions=json.dumps([q.model_dump() for q in spec.questions], ensure_ascii=False),
                 points=spec.points, pass_mark=spec.pass_mark, starts_at=spec.starts_at, ends_at=spec.ends_at,
                 created_at=at, created_by=actor, gsi1pk=f"QUIZZES#{campaign.campaign_id}", gsi1sk=f"{at}#{quiz_id}")
-    quiz.save(condition=Quiz.pk.does_not_exist())
+    try:
+        quiz.save(condition=Quiz.pk.does_not_exist())
+    except PutError as exc:
+        # a fresh random id: only this call's own write, resent by botocore after its answer was lost
+        if not condition_failed(exc):
+            raise
     return render_for_ops(quiz)
 
 
@@ -91,14 +96,15 @@ def answer(quiz_id: str, member_id: str, answers: list[int]) -> dict[str, Any]:
     attempt = QuizAttempt(*QuizAttempt.key(quiz_id, member_id), quiz_id=quiz_id, member_id=member_id,
                           campaign_id=quiz.campaign_id, campaign_version=int(campaign.version),
                           answers=json.dumps(answers), right=right, total=len(solutions), passed=passed,
-                          points=int(quiz.points) if passed else 0, at=now)
+                          points=int(quiz.points) if passed else 0, at=now, attempt_id=uuid.uuid4().hex)
     try:
         attempt.save(condition=QuizAttempt.pk.does_not_exist())
     except PutError as exc:
         if not condition_failed(exc):
             raise
         first = QuizAttempt.get(*QuizAttempt.key(quiz_id, member_id), consistent_read=True)
-        return render_attempt(first, already=True)
+        # botocore resends a put whose answer was lost: the condition then meets this call's own attempt
+        return render_attempt(first, already=first.attempt_id != attempt.attempt_id)
     return render_attempt(attempt, already=False)
 
 

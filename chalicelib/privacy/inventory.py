@@ -123,7 +123,7 @@ INVENTORY: dict[str, Kind] = {
     "quiz": kind(NOT_A_MEMBERS, "none", ids="quiz_id created_by",
                  plain="campaign_id title questions points pass_mark starts_at ends_at created_at", exported=False),
     "quiz_attempt": kind("GetItem QUIZ#<source_id> ATTEMPT#<member> of the member's quiz entries",
-                         "keep: answers are option numbers", ids="quiz_id member_id",
+                         "keep: answers are option numbers", ids="quiz_id member_id attempt_id",
                          plain="campaign_id campaign_version answers right total passed points at", exported=False),
     "red_packet": kind("GetItem PACKET#<id> (the sender's: not by member)", "keep: ids and amounts",
                        ids="packet_id sender_id sender_code seed",

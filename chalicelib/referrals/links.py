@@ -11,7 +11,7 @@ import re
 import secrets
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import PutError, UpdateError
 
 from ..core import clock
 from ..core.errors import NotFound, RateLimited
@@ -64,7 +64,12 @@ def create(member_id: str, channel: str, campaign_id: str | None = None, landing
     link = Link(pk, sk, link_id=link_id, member_id=member_id, campaign_id=member_code.campaign_id,
                 code=member_code.code, channel=channel, landing_path=landing_path,
                 url=share_url(member_code.code, link_id), created_at=at, **Link.owner_keys(member_id, at, link_id))
-    link.save(condition=Link.pk.does_not_exist())
+    try:
+        link.save(condition=Link.pk.does_not_exist())
+    except PutError as exc:
+        # a fresh random id: only this call's own write, resent by botocore after its answer was lost
+        if not condition_failed(exc):
+            raise
     return link
 
 
