@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.meter import INDEX_KEYS, Meter  # noqa: E402
+from bench.meter import Meter, tables_index_keys  # noqa: E402
 from bench.stack import DynamoDBLocal, percentile, prepare_in_process  # noqa: E402
 
 REPEATS = 30
@@ -91,7 +91,7 @@ def run(args, endpoint: str) -> dict:
 
     raw = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                        aws_access_key_id="bench", aws_secret_access_key="bench")
-    meter = Meter(raw, {prefix + "main": INDEX_KEYS, prefix + "boards": {"gsi1": INDEX_KEYS["gsi1"]}})
+    meter = Meter(raw, tables_index_keys(prefix))
     rng = random.Random(args.seed)
     out: dict = {"members": args.members, "repeats": REPEATS, "boards": {}}
     for metric in ("referrals", "gmv"):

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.meter import INDEX_KEYS, Meter, Tally  # noqa: E402
+from bench.meter import Meter, Tally, tables_index_keys  # noqa: E402
 from bench.stack import DynamoDBLocal, prepare_in_process  # noqa: E402
 
 RUNS_PER_DAY = 96  # rate(15 minutes)
@@ -73,7 +73,7 @@ def run(args, endpoint: str) -> int:
     poller = StreamPoller(app, aws.dynamodb(), aws.streams(), table_name)
     raw = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                        aws_access_key_id="bench", aws_secret_access_key="bench")
-    meter = Meter(raw, {prefix + "main": INDEX_KEYS, prefix + "clicks": {}})
+    meter = Meter(raw, tables_index_keys(prefix))
     people = population(args.members, args.seed)
     for p in people:
         members.find_or_create("backend", p["id"], member_id=p["id"], source="backend")

@@ -34,6 +34,15 @@ INDEX_KEYS = {"gsi1": ("gsi1pk", "gsi1sk"), "gsi2": ("gsi2pk", "gsi2sk"), "lsi1"
 INDEX_OVERHEAD = 100
 
 
+def tables_index_keys(prefix: str) -> dict[str, dict[str, tuple[str, str]]]:
+    """Every table of the service (store/tables.py) with its indexes' key attributes, by its
+    name under `prefix`: what a Meter bills index entries from. A new table is metered at once."""
+    from chalicelib.store.tables import TABLES
+
+    return {prefix + spec.logical: {i.name: (i.hash_key, i.range_key) for i in (*spec.indexes, *spec.local_indexes)}
+            for spec in TABLES.values()}
+
+
 def _number_size(text: str) -> int:
     digits = text.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
     return math.ceil(len(digits) / 2) + 1

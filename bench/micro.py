@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.meter import INDEX_KEYS, Meter, Tally  # noqa: E402
+from bench.meter import Meter, Tally, tables_index_keys  # noqa: E402
 from bench.stack import DynamoDBLocal, base_env, percentile as pct  # noqa: E402
 
 OPS = ("click", "code_lookup", "login_referral", "purchase", "refund", "ledger_page")
@@ -97,8 +97,7 @@ class Bench:
                                       aws_access_key_id="bench", aws_secret_access_key="bench")
         main, clicks = self.prefix + "main", self.prefix + "clicks"
         self.main, self.clicks = main, clicks
-        self.meter = Meter(self.meter_raw, {main: INDEX_KEYS, clicks: {},
-                                            self.prefix + "boards": {"gsi1": INDEX_KEYS["gsi1"]}})
+        self.meter = Meter(self.meter_raw, tables_index_keys(self.prefix))
         self.results: dict[str, dict[str, Any]] = {}
         if by_handler:
             label_handlers(self.meter)
