@@ -114,9 +114,15 @@ class Simulation:
                                 aws_access_key_id="bench", aws_secret_access_key="bench")
 
     def stop(self) -> None:
-        self.service.stop()
-        if self.ddb:
-            self.ddb.stop()
+        """Also after a start that failed half-way (e.g. CreateTable timing out under load): what
+        was started is stopped, so no DynamoDB Local is left running."""
+        service, ddb = getattr(self, "service", None), getattr(self, "ddb", None)
+        try:
+            if service is not None:
+                service.stop()
+        finally:
+            if ddb is not None:
+                ddb.stop()
 
     def campaigns(self) -> None:
         rules = model.sim_campaign_rules()
@@ -556,8 +562,8 @@ class Simulation:
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
-        self.start()
         try:
+            self.start()
             self.drive()
             self.first_orders = {o.order_id for o in self.world.orders if o.kind == "first"}
             verification = self.verify()

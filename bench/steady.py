@@ -288,8 +288,8 @@ class SteadyRun(Simulation):
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
-        self.start()
         try:
+            self.start()
             t = time.perf_counter()
             self.seed_members()
             setup_seconds = time.perf_counter() - t
