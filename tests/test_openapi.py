@@ -93,3 +93,23 @@ def test_success_statuses_are_the_ones_served(client):
     assert set(paths["/v1/links"]["post"]["responses"]) == {"201", "default"}
     redirect = paths["/r/{code}"]["get"]["responses"]["302"]
     assert redirect["headers"]["Location"]["required"] is True
+
+
+def test_what_the_document_allows_for_tiers_the_program_accepts(client):
+    """The tier rules validation checks item by item (the first tier is the base, with no
+    threshold; every later tier names one) are in the document too: a body the document allows is
+    accepted, one it refuses is refused (the fuzzer met the difference)."""
+    from jsonschema import Draft202012Validator
+
+    from tests.helpers import token
+
+    document = served(client)
+    schema = Draft202012Validator({"$ref": "#/components/schemas/ProgramRules", "components": document["components"]})
+    bronze, silver = {"name": "bronze"}, {"name": "silver", "min_spend_fen_12m": 500_00}
+    bodies = [{"tiers": [bronze, silver]}, {"tiers": [{**bronze, "min_points_12m": 0}]},
+              {"tiers": [{"name": "l3", "min_spend_fen_12m": 102202}, {"name": "ll207"}]},  # the fuzzer's
+              {"tiers": [bronze, {"name": "silver"}]}, {"tiers": [bronze, {**silver, "min_spend_fen_12m": None}]}]
+    for body in bodies:
+        answer = client.put("/v1/ops/program", body, token=token("ada", "admin"))
+        assert answer.status_code in (200, 422), answer.body
+        assert schema.is_valid(body) == (answer.status_code == 200), (body, answer.body)

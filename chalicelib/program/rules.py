@@ -78,9 +78,21 @@ class ContactPolicy(Strict):
     quiet_hours: QuietHours | None = Field(default_factory=QuietHours)
 
 
+def _tiers_in_the_document(schema: dict) -> None:
+    """What `_tiers_ascending` checks item by item, stated in the document (JSON Schema 2020-12):
+    the first tier is the base (no threshold, or 0), every later one names a threshold."""
+    tier = schema["items"]
+    no_threshold = {"enum": [0, None]}
+    schema["prefixItems"] = [{"allOf": [tier, {"properties": {"min_points_12m": no_threshold,
+                                                              "min_spend_fen_12m": no_threshold}}]}]
+    schema["items"] = {"allOf": [tier, {"anyOf": [
+        {"required": [name], "properties": {name: {"type": "integer"}}}
+        for name in ("min_points_12m", "min_spend_fen_12m")]}]}
+
+
 class ProgramRules(Strict):
     time_zone: TimeZone = "Asia/Shanghai"
-    tiers: list[Tier] = Field(min_length=1, max_length=10)
+    tiers: list[Tier] = Field(min_length=1, max_length=10, json_schema_extra=_tiers_in_the_document)
     review: Literal["monthly", "quarterly", "yearly"] = "quarterly"
     grace_days: Days = 30
     stages: Stages = Field(default_factory=Stages)
