@@ -23,10 +23,11 @@ EXAMPLES_PER_OPERATION = 6
 # Routes other test modules add to the shared app (and so to its document): not the product's.
 TEST_ONLY_PREFIX = "/test/"
 # Validation no schema can state: a fact dated in the future depends on the clock, a landing
-# URL's allowed schemes and forbidden host on the stage and the service's own address; order
-# between fields (ends after starts, levels that rise, a day range's length) is beyond JSON Schema.
+# URL's allowed schemes and forbidden host on the stage and the service's own address; relations
+# between fields or items (ends after starts, levels that rise, a day range's length, a red
+# packet's total at least its count, tier names unique by name) are beyond JSON Schema.
 UNSTATABLE = {"date_in_future", "landing_url", "poster_background_url", "not_ascending", "ends_before_start",
-              "range_too_long"}
+              "range_too_long", "total_below_count", "duplicate"}
 
 
 def _sent(body, field: str):
