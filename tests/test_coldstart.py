@@ -23,11 +23,16 @@ LAZY = ("PIL", "jinja2", "segno", "jwt", "cryptography", "boto3", "chalicelib.dr
         *dict.fromkeys(row[2] for row in ROUTES), *STREAM_HANDLERS)
 
 
+def in_a_fresh_interpreter(script: str, *args: str) -> str:
+    """What `script` prints in a new Python process (a cold start), run from the repository."""
+    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
+    return subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=True).stdout
+
+
 def test_import_app_leaves_what_only_some_routes_or_schedules_need():
     script = f"import sys, app; print(' '.join(m for m in {LAZY!r} if m in sys.modules))"
-    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
-    loaded = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            check=True).stdout.split()
+    loaded = in_a_fresh_interpreter(script).split()
     assert loaded == []
 
 
@@ -37,9 +42,7 @@ def test_import_app_builds_no_request_validator():
               "def every(cls):\n    for sub in cls.__subclasses__():\n        yield sub\n        yield from every(sub)\n"
               "print(' '.join(sorted({m.__module__ + '.' + m.__qualname__ for m in every(BaseModel)\n"
               "                       if m.__module__.startswith('chalicelib') and m.__pydantic_complete__})))")
-    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
-    built = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                           check=True).stdout.split()
+    built = in_a_fresh_interpreter(script).split()
     assert built == []
 
 
@@ -52,9 +55,7 @@ def test_a_first_request_loads_only_the_capability_it_reaches():
               "print(r.status_code, json.loads(r.body)['error']['code'])\n"
               "print(' '.join(m for m in ('chalicelib.members.routes', 'chalicelib.exports.routes',"
               " 'chalicelib.rewards.handlers') if m in sys.modules))")
-    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
-    answer, loaded = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                                    check=True).stdout.splitlines()
+    answer, loaded = in_a_fresh_interpreter(script).splitlines()
     assert answer == "401 missing_token"
     assert loaded == "chalicelib.members.routes"
 
@@ -67,9 +68,7 @@ def test_the_clicks_function_loads_only_the_click_handlers():
               "print(' '.join(f.__name__ for f in streams._batch_handlers[('clicks', 'click')]))\n"
               "print(' '.join(m for m in ('chalicelib.rewards.handlers', 'chalicelib.lifecycle.handlers',"
               " 'chalicelib.webhooks.events') if m in sys.modules))")
-    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
-    lines = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                           check=True).stdout.splitlines()
+    lines = in_a_fresh_interpreter(script).splitlines()
     assert lines[0] == "count_clicks tally_clicks"
     assert lines[1:] in ([], [""])
 
@@ -81,10 +80,8 @@ def test_stream_handlers_run_in_one_order_whatever_loaded_first():
               "streams.load_handlers()\n"
               "for reg in (streams._handlers, streams._batch_handlers):\n"
               "    for (table, kind), hs in reg.items(): print(table, kind, [f.__module__ + f.__name__ for f in hs])")
-    env = {**os.environ, "STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"}
 
     def order(*first: str) -> list[str]:
-        return subprocess.run([sys.executable, "-c", script, *first], cwd=ROOT, env=env, capture_output=True,
-                              text=True, check=True).stdout.splitlines()
+        return in_a_fresh_interpreter(script, *first).splitlines()
 
     assert order("chalicelib.facts.routes", "chalicelib.members.routes", "chalicelib.engagement.routes") == order()
