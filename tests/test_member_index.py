@@ -50,6 +50,10 @@ def test_downline_lists_referees_bound_before_and_after_with_their_current_statu
     streams.drain()
     assert referrals(client, alice_token) == [("D***d", "signed_up"), ("C***l", "converted"), ("B***y", "converted")]
 
+    # bob's purchase moved his lifecycle, and with it his downline keys onto an entry
+    assert member(bob).gsi1pk is None and DownlineEntry.get(*DownlineEntry.key(bob)).gsi1pk == f"REF#{alice}"
+    assert referrals(client, alice_token, limit=2) == [("D***d", "signed_up"), ("C***l", "converted"),
+                                                       ("B***y", "converted")]
     # the member's own updates (balances, counters, lifecycle) carry no downline keys
     stored = member(carol)
     assert (stored.gsi1pk, stored.gsi2pk, stored.referrer_id) == (None, None, alice)
