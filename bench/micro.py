@@ -291,6 +291,9 @@ class Bench:
         sample_identity = raw.query(TableName=main, IndexName="gsi1", Limit=1, KeyConditionExpression="gsi1pk = :p",
                                     ExpressionAttributeValues={":p": {"S": f"REF#{r0['member_id']}"}})["Items"]
         referee_item = sample_identity[0] if sample_identity else get(main, member_pk, "PROFILE")
+        if "created_at" not in referee_item:  # a DownlineEntry: the floor's one member item carries its keys
+            referee_item = {**get(main, referee_item["pk"]["S"], "PROFILE"),
+                            **{k: referee_item[k] for k in ("gsi1pk", "gsi1sk")}}
         sample_order = raw.query(TableName=main, IndexName="gsi1", Limit=1, KeyConditionExpression="gsi1pk = :p",
                                  ExpressionAttributeValues={":p": {"S": f"ORDERS#{referee_item['member_id']['S']}"}})["Items"]
         order_item = sample_order[0] if sample_order else None

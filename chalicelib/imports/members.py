@@ -12,8 +12,8 @@ creatable in the call is rejected (`referrer_unknown`; re-send it once the refer
 rows that refer round in a circle are rejected (`would_create_cycle`).
 
 Cost: reads are BatchGetItems (members, identities); writes are one TransactWriteItems per
-group of rows (≤ 100 items: member + its login identity per row, one counter update per
-distinct referrer). A cancelled group is retried row by row, so one bad row costs only itself.
+group of rows (≤ 100 items: member, its login identity and its downline entry per row, one
+counter update per distinct referrer). A cancelled group is retried row by row, so one bad row costs only itself.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from typing import Any
 from pynamodb.exceptions import TransactWriteError
 
 from ..campaigns import service as campaigns
-from ..members.models import Identity, Member
+from ..members.models import DownlineEntry, Identity, Member
 from ..referrals import graph
 from ..store.base import MainItem, cancelled_by_condition, cancelled_by_conflict, transaction, transient
 from . import parallel, rows
@@ -43,10 +43,11 @@ class NewMember:
     index: int
     member: Member
     identities: list[Identity]
+    downline: DownlineEntry | None = None  # its place in the referrer's downline (bound rows)
 
     @property
     def items(self) -> int:
-        return 1 + len(self.identities)
+        return 1 + len(self.identities) + (self.downline is not None)
 
 
 def import_members(parsed: dict[int, MemberRow], ctx: Context) -> dict[int, dict[str, Any]]:
@@ -121,13 +122,12 @@ def _new_member(index: int, row: MemberRow, referrer: Member | None, ctx: Contex
     at = row.joined_at
     member = Member.new(row.member_id, at, display_name=row.display_name or "", phone_hash=row.phone_hash,
                         source="import", import_hash=_digest(row, ctx), import_rewards=ctx.apply_rewards or None)
-    if referrer is not None:
-        _bind(member, row, referrer, ctx)
+    downline = _bind(member, row, referrer, ctx) if referrer is not None else None
     identities = [Identity.new(row.provider, row.openid, row.member_id, at)] if row.openid else []
-    return NewMember(index, member, identities)
+    return NewMember(index, member, identities, downline)
 
 
-def _bind(member: Member, row: MemberRow, referrer: Member, ctx: Context) -> None:
+def _bind(member: Member, row: MemberRow, referrer: Member, ctx: Context) -> DownlineEntry:
     """The live binding's fields. The window runs from the referral's date, and never ends
     before a full window after the import: the referrer earns on the referee's next purchases."""
     campaign = ctx.campaign(row.campaign_id)
@@ -140,7 +140,7 @@ def _bind(member: Member, row: MemberRow, referrer: Member, ctx: Context) -> Non
     member.bound_at = bound_at
     member.window_ends_at = max(graph.window_end(bound_at, days), graph.window_end(ctx.now, days))
     member.referral_status = "signed_up"
-    member.gsi1pk, member.gsi1sk = f"REF#{referrer.member_id}", f"{bound_at}#{member.member_id}"
+    return DownlineEntry.new(member.member_id, referrer.member_id, bound_at)
 
 
 def _groups(new: list[NewMember]) -> list[list[NewMember]]:
@@ -198,6 +198,8 @@ def _transact(group: list[NewMember]) -> None:
             for identity in n.identities:
                 tx.save(identity, condition=Identity.pk.does_not_exist())
             tx.save(n.member, condition=Member.pk.does_not_exist())
+            if n.downline is not None:
+                tx.save(n.downline)
 
 
 def _why_refused(n: NewMember) -> dict[int, dict[str, Any]]:

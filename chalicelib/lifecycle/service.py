@@ -19,7 +19,7 @@ from pynamodb.exceptions import TransactWriteError
 from ..core import clock
 from ..core.logs import get_logger
 from ..facts.models import Order, Refund as RefundItem
-from ..members.models import Member, member_pk
+from ..members.models import DownlineEntry, LifecycleDue, Member, member_pk
 from ..program import service as program
 from ..program.rules import ProgramRules
 from ..referrals.models import Conversion
@@ -274,17 +274,27 @@ def _write(member: Member, fields: dict[str, Any], notes: list[Any], timeline: l
         attribute = getattr(Member, name)
         actions.append(attribute.set(value) if value is not None else attribute.remove())
     due = fields["lifecycle_due_at"]
-    if due:
-        keys = due_keys(member.member_id, due)
-        actions += [Member.gsi2pk.set(keys["gsi2pk"]), Member.gsi2sk.set(keys["gsi2sk"])]
-    else:
+    legacy = member.gsi2pk is not None  # due keys on the member item itself (written before LifecycleDue)
+    if legacy:
         actions += [Member.gsi2pk.remove(), Member.gsi2sk.remove()]
+    # a member bound before DownlineEntry existed carries its downline keys: move them on this write
+    downline = DownlineEntry(*DownlineEntry.key(member.member_id), member_id=member.member_id,
+                             referrer_id=member.gsi1pk[len("REF#"):], gsi1pk=member.gsi1pk,
+                             gsi1sk=member.gsi1sk) if (member.gsi1pk or "").startswith("REF#") else None
+    if downline is not None:
+        actions += [Member.gsi1pk.remove(), Member.gsi1sk.remove()]
     condition = Member.lifecycle_rev == rev
     if rev == 0:
         condition = Member.lifecycle_rev.does_not_exist() | condition
     with transaction() as tx:
         tx.update(Member(*Member.key(member.member_id)), actions=actions, condition=Member.pk.exists() & condition)
-        for item in [*notes, *timeline]:
+        # the sweep's index entry moves only with the due time: the rev condition keeps the two in step
+        if due and (legacy or due != member.lifecycle_due_at):
+            tx.save(LifecycleDue(*LifecycleDue.key(member.member_id), member_id=member.member_id,
+                                 **due_keys(member.member_id, due)))
+        elif not due and member.lifecycle_due_at:
+            tx.delete(LifecycleDue(*LifecycleDue.key(member.member_id)))
+        for item in [*notes, *timeline, *([downline] if downline else [])]:
             tx.save(item)
 
 

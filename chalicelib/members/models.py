@@ -5,9 +5,17 @@ Access patterns:
 - member by login identity: GetItem pk=ID#<provider>#<subject>, sk=ID → member_id
 - a member's identities (ops' member 360): Query gsi1 gsi1pk=IDS#<member> (an index entry per
   identity, written with it: the member item itself never carries the subjects)
-- a referrer's downline, newest first: Query gsi1 gsi1pk=REF#<referrer>
+- a referrer's downline, newest first: Query gsi1 gsi1pk=REF#<referrer>; the hits are
+  `DownlineEntry` items (pk=M#<referee>, sk=REF), whose members the reader BatchGets (members
+  bound before these existed carry the gsi1 keys on the member item itself: both answer)
 - members whose lifecycle changes with the clock, by when: Query gsi2 gsi2pk=LIFECYCLE#<shard>,
-  gsi2sk <= <now> (sparse: only members with a next change; lifecycle/sweep.py)
+  gsi2sk <= <now> (sparse: only members with a next change; lifecycle/sweep.py): the hits are
+  `LifecycleDue` items (pk=M#<member>, sk=DUE), or older members' own gsi2 keys
+
+Why separate items: every index projects ALL, so a member item carrying index keys had each of
+its updates (balances, counters, lifecycle) copy ~1 KB into the index as well, twice inside a
+transaction. A small item carries the keys instead and is written only when what the index
+serves changes: the downline entry once, at binding; the due entry when the due time moves.
 """
 from __future__ import annotations
 
@@ -122,3 +130,30 @@ class Identity(MainItem, discriminator="identity"):
     @classmethod
     def of_member(cls, member_id: str) -> list["Identity"]:
         return list(cls.by_gsi1.query(f"IDS#{member_id}"))
+
+
+class DownlineEntry(MainItem, discriminator="downline_entry"):
+    """The referee's place in their referrer's downline (gsi1 REF#<referrer>, by bind time).
+    Written once, in the transaction that creates and binds the member; it carries ids only:
+    the listing reads the members themselves (status, name and times are theirs to change)."""
+    member_id = UnicodeAttribute()
+    referrer_id = UnicodeAttribute()
+
+    @classmethod
+    def key(cls, member_id: str) -> tuple[str, str]:
+        return member_pk(member_id), "REF"
+
+    @classmethod
+    def new(cls, member_id: str, referrer_id: str, bound_at: str) -> "DownlineEntry":
+        return cls(*cls.key(member_id), member_id=member_id, referrer_id=referrer_id,
+                   gsi1pk=f"REF#{referrer_id}", gsi1sk=f"{bound_at}#{member_id}")
+
+
+class LifecycleDue(MainItem, discriminator="lifecycle_due"):
+    """When the clock alone next changes the member's lifecycle (gsi2 LIFECYCLE#<shard>; sparse).
+    Written with the member's `lifecycle_due_at`, in the same transaction, only when it moves."""
+    member_id = UnicodeAttribute()
+
+    @classmethod
+    def key(cls, member_id: str) -> tuple[str, str]:
+        return member_pk(member_id), "DUE"

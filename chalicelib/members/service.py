@@ -12,9 +12,9 @@ from ..core.config import settings
 from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.masking import mask_name
 from ..i18n import t
-from ..store.base import cancelled_by_condition, condition_failed, transaction
+from ..store.base import MainItem, cancelled_by_condition, condition_failed, transaction
 from . import wechat
-from .models import Identity, Member
+from .models import DownlineEntry, Identity, Member
 from .schemas import LoginIn
 
 
@@ -171,7 +171,21 @@ def render_referee(referee: Member) -> dict[str, Any]:
 
 
 def list_referrals(member_id: str, page_query) -> dict[str, Any]:
-    from ..core.pagination import page
+    from ..core.pagination import decode_cursor, encode_cursor
 
-    return page(Member.by_gsi1.query, page_query, f"referrals:{member_id}", render_referee,
-                hash_key=f"REF#{member_id}", scan_index_forward=False)
+    scope = f"referrals:{member_id}"
+    # MainItem's index: a Member's own would filter the hits to members (older bindings) only
+    results = MainItem.by_gsi1.query(f"REF#{member_id}", scan_index_forward=False, limit=page_query.limit,
+                                     last_evaluated_key=decode_cursor(page_query.cursor, scope))
+    return {"items": [render_referee(referee) for referee in referees(list(results))],
+            "next_cursor": encode_cursor(results.last_evaluated_key, scope)}
+
+
+def referees(hits: list[Any]) -> list[Member]:
+    """The members behind a page of downline hits, in its order. A `DownlineEntry` names its
+    member (one BatchGet for the page, consistent: written in one transaction with the entry the
+    index showed); a member bound before entries existed is its own hit."""
+    wanted = [Member.key(hit.member_id) for hit in hits if isinstance(hit, DownlineEntry)]
+    found = {m.member_id: m for m in Member.batch_get(wanted, consistent_read=True)} if wanted else {}
+    return [hit if isinstance(hit, Member) else found[hit.member_id] for hit in hits
+            if isinstance(hit, Member) or hit.member_id in found]

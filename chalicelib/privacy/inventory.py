@@ -54,6 +54,11 @@ INVENTORY: dict[str, Kind] = {
                          "bound_at window_ends_at referral_status referral_hold converted_at orders gmv_fen "
                          "first_purchase_at last_purchase_at points_available points_pending points_redeemed lot_debt "
                          "referrals_signed_up referrals_converted erased_at"),
+    "downline_entry": kind(MEMBER_PARTITION + " REF (their place in their referrer's downline)",
+                           "keep: ids and the bind time, like the tombstone's own", ids="member_id referrer_id",
+                           exported=False),
+    "lifecycle_due": kind(MEMBER_PARTITION + " DUE (when the clock next changes their stage or tier)",
+                          "keep: a time (the tombstone's lifecycle_due_at)", ids="member_id", exported=False),
     "identity": kind("Query gsi1 IDS#<member>", "delete (the openid then leads nowhere)",
                      personal="subject", ids="member_id", plain="provider created_at",
                      keys="pk ID#<provider>#<subject> embeds the openid"),

@@ -23,7 +23,7 @@ from ..core.logs import get_logger
 from ..core.masking import mask_name
 from ..facts.models import Order, Refund, SignupWindow
 from ..fraud.models import FraudFlag
-from ..members.models import Member
+from ..members.models import DownlineEntry, Member
 from ..store.base import cancelled_by_condition, transaction
 from ..streams import Change, on_change
 from . import codes, graph
@@ -68,7 +68,8 @@ class Binding:
         member.window_ends_at = graph.window_end(at, rules.attribution_window_days)
         member.referral_status = "signed_up"
         member.referral_hold = "fraud_review" if self.fraud else None
-        member.gsi1pk, member.gsi1sk = f"REF#{self.referrer.member_id}", f"{at}#{member.member_id}"
+        # the downline index entry is its own small item: the member's later updates write none
+        tx.save(DownlineEntry.new(member.member_id, self.referrer.member_id, at))
         # The referee condition (does not exist yet) is on the member put; the referrer must
         # still exist. Counters move only together with that conditional put.
         tx.update(self.referrer, actions=[Member.referrals_signed_up.add(1)], condition=Member.pk.exists())
