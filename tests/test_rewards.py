@@ -247,13 +247,18 @@ def test_32_concurrent_deliveries_of_one_purchase_pay_once(client, streams, app)
     assert_balances_match_entries(["a", "b"])
 
 
-def test_what_a_converting_purchase_costs(client, streams):
+def test_what_a_converting_purchase_costs(client, streams, monkeypatch):
     """The report is a read and a conditional write; the stream then attributes it in one
     transaction and pays conversion, commission and second-level share with one transaction
     each (the transaction's own conditions guard the cap, the budget and replays); ranking the
     conversion among the advocate's conversions costs the strongly consistent reads below."""
     from tests.helpers import count_dynamodb_calls
+    from tests.stream_rules import set_mapping
 
+    # One lane: with the main mapping's two, a purchase's entries span two batches, so handlers
+    # grouping a batch (leaderboards, funnel) write once per lane, and how the records fall
+    # depends on the lanes' timing: 16-18 transactions and 19 batch reads were seen.
+    set_mapping(monkeypatch, "on_main_change", parallelization_factor=1)
     signup(client, "gp")
     signup(client, "ref", code_of("gp"))
     signup(client, "friend", code_of("ref"))
@@ -275,10 +280,7 @@ def test_what_a_converting_purchase_costs(client, streams):
     # meet the order's commission and second-level share not yet paid by the order's own handler:
     # that handler reads both entries first and pays only what is missing (each used to be tried
     # blind, and one of the two tries refused by the entry's condition: 16 transactions)
-    # With two lanes (the main mapping's parallelization factor) a purchase's three campaign
-    # entries no longer share one batch: the leaderboards' and the funnel's per-batch transaction
-    # (and their reads) happen once per lane that holds one: 16 and 19 here, 14 and 16 with one lane.
-    assert stream.count("TransactWriteItems") == 16  # was 20 with one leaderboard and one funnel transaction per fact
+    assert stream.count("TransactWriteItems") == 14  # was 20 with one leaderboard and one funnel transaction per fact
     # attribution: order + referee; commission: order + referee + the conversion's rank item;
     # conversion: referee; the rank item (new, then its rate set once): item + rank count each,
     # on restating the referee's commissions (conversion new, then its rate set): the referee, her
@@ -298,7 +300,7 @@ def test_what_a_converting_purchase_costs(client, streams):
     # order's referral (GetItem), and the entries' records together (BatchGetItem); the order's
     # commission handler reads its two entries together (BatchGetItem) instead of re-reading each
     # after a refused award (GetItem)
-    assert (stream.count("GetItem"), stream.count("Query"), stream.count("BatchGetItem")) == (24, 11, 19)  # one lane: (24, 11, 16)
+    assert (stream.count("GetItem"), stream.count("Query"), stream.count("BatchGetItem")) == (24, 11, 16)  # was (26, 11, 15)
     assert stream.count("UpdateItem") == 1  # the conversion's rate
     # the exports keep one row per campaign ledger entry written (conversion, commission, second level);
     # the dry run's fact index lists the purchase of a referred member under its campaign (one row)
