@@ -38,7 +38,7 @@ class Control:
         self.batches = 0
         self.failed_batches = 0
         self.handler_seconds = 0.0
-        self.handler_cpu_seconds = 0.0  # CPU of the poller thread inside the functions (decode included)
+        self.handler_cpu_seconds = 0.0  # CPU of the poller's threads inside the functions (decode included)
         self.poller_thread: threading.Thread | None = None
         self.sweeps: list[dict] = []  # {started, ended, released}
         self.errors: list[str] = []
@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                     "rounds": control.round, "records": control.records, "batches": control.batches,
                     "failed_batches": control.failed_batches, "handler_seconds": round(control.handler_seconds, 3),
                     "handler_cpu_seconds": round(control.handler_cpu_seconds, 3),
-                    "poller_cpu_seconds": round(_thread_cpu(control.poller_thread), 3),
+                    # the poller thread and the lanes it ran on its workers (parallelization_factor)
+                    "poller_cpu_seconds": round(_thread_cpu(control.poller_thread) + poller.lane_cpu_seconds, 3),
                     "sweeps": len(control.sweeps), "errors": control.errors[-5:],
                     "handlers": {k: {"count": n, "seconds": round(t, 3), "cpu_seconds": round(c, 3)} for k, (n, t, c) in
                                  sorted(control.handlers.items(), key=lambda kv: -kv[1][1])},

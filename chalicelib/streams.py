@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import threading
 import time
 from datetime import datetime, timezone
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ BatchHandler = Callable[[list["Change"], "Batch"], None]
 _handlers: dict[tuple[str, str], list[ChangeHandler]] = {}
 _batch_handlers: dict[tuple[str, str], list[BatchHandler]] = {}
 _sorted_count = 0  # handlers registered when load_handlers last put them in order
+_load_lock = threading.Lock()
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
@@ -143,23 +145,24 @@ def load_handlers(table: str | None = None) -> None:
     on a stream function's first batch, not at `import app` (chalicelib/stream_handlers.py)."""
     from .stream_handlers import MODULES, for_table
 
-    for module in for_table(table):
-        importlib.import_module(module)
-    # Routes modules import some handler modules too, so the import order varies with the first
-    # requests: keep the order the handlers always ran in (the list's, then the source's).
-    global _sorted_count
-    count = sum(map(len, _handlers.values())) + sum(map(len, _batch_handlers.values()))
-    if count != _sorted_count:
-        rank = {module: position for position, module in enumerate(MODULES)}
+    with _load_lock:  # a shard's lanes may take their first batches side by side
+        for module in for_table(table):
+            importlib.import_module(module)
+        # Routes modules import some handler modules too, so the import order varies with the first
+        # requests: keep the order the handlers always ran in (the list's, then the source's).
+        global _sorted_count
+        count = sum(map(len, _handlers.values())) + sum(map(len, _batch_handlers.values()))
+        if count != _sorted_count:
+            rank = {module: position for position, module in enumerate(MODULES)}
 
-        def place(fn: Callable) -> tuple[int, int]:
-            return rank.get(fn.__module__, len(rank)), fn.__code__.co_firstlineno
+            def place(fn: Callable) -> tuple[int, int]:
+                return rank.get(fn.__module__, len(rank)), fn.__code__.co_firstlineno
 
-        for registry in (_handlers, _batch_handlers):
-            ordered = sorted(registry.items(), key=lambda item: min(map(place, item[1])))
-            registry.clear()
-            registry.update((key, sorted(handlers, key=place)) for key, handlers in ordered)
-        _sorted_count = count
+            for registry in (_handlers, _batch_handlers):
+                ordered = sorted(registry.items(), key=lambda item: min(map(place, item[1])))
+                registry.clear()
+                registry.update((key, sorted(handlers, key=place)) for key, handlers in ordered)
+            _sorted_count = count
 
 
 def handlers_for(table: str, item_type: str) -> list[ChangeHandler]:

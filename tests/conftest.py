@@ -78,11 +78,13 @@ def backend(ddb_endpoint, monkeypatch):
     from chalicelib.members import service as member_service
     from chalicelib.rewards import sweeps
     from chalicelib.webhooks import delivery
+    from infra.local import stream_poller
 
     monkeypatch.setattr(member_service, "new_member_id", _reproducible_member_ids())
     if BACKEND == "moto":
         monkeypatch.setattr(sweeps, "run_shards", sweeps.in_turn)
         monkeypatch.setattr(delivery, "run_senders", delivery.in_turn)
+        monkeypatch.setattr(stream_poller, "run_lanes", stream_poller.in_turn)
 
     if ddb_endpoint:
         os.environ["DDB_ENDPOINT"] = ddb_endpoint

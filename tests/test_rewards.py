@@ -247,13 +247,18 @@ def test_32_concurrent_deliveries_of_one_purchase_pay_once(client, streams, app)
     assert_balances_match_entries(["a", "b"])
 
 
-def test_what_a_converting_purchase_costs(client, streams):
+def test_what_a_converting_purchase_costs(client, streams, monkeypatch):
     """The report is a read and a conditional write; the stream then attributes it in one
     transaction and pays conversion, commission and second-level share with one transaction
     each (the transaction's own conditions guard the cap, the budget and replays); ranking the
     conversion among the advocate's conversions costs the strongly consistent reads below."""
     from tests.helpers import count_dynamodb_calls
+    from tests.stream_rules import set_mapping
 
+    # One lane: with the main mapping's two, a purchase's entries span two batches, so handlers
+    # grouping a batch (leaderboards, funnel) write once per lane, and how the records fall
+    # depends on the lanes' timing: 16-18 transactions and 19 batch reads were seen.
+    set_mapping(monkeypatch, "on_main_change", parallelization_factor=1)
     signup(client, "gp")
     signup(client, "ref", code_of("gp"))
     signup(client, "friend", code_of("ref"))

@@ -42,6 +42,9 @@ def _failures(client) -> list[dict]:
 
 
 def test_poison_record_goes_to_the_failure_store_and_its_shard_moves_on(client, streams, monkeypatch):
+    # One lane, so the poison shares a batch with m1 and m2 and bisect has something to split
+    # (a lane of its own is test_stream_lanes.py's poison test).
+    set_mapping(monkeypatch, "on_main_change", parallelization_factor=1)
     streams.drain()  # the seeded campaign
     calls = _poison(monkeypatch, "poison")
     for member_id in ("m1", "poison", "m2"):
@@ -77,7 +80,8 @@ def test_poison_record_goes_to_the_failure_store_and_its_shard_moves_on(client, 
 
 
 def test_without_bisect_the_records_behind_the_poison_wait_in_the_store(client, streams, monkeypatch):
-    set_mapping(monkeypatch, "on_main_change", bisect_batch_on_error=False, maximum_retry_attempts=2)
+    set_mapping(monkeypatch, "on_main_change", bisect_batch_on_error=False, maximum_retry_attempts=2,
+                parallelization_factor=1)  # one lane: the records behind the poison share its batch
     streams.drain()
     _poison(monkeypatch, "poison")
     for member_id in ("m1", "poison", "m2"):

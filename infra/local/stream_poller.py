@@ -18,14 +18,22 @@ the declaration the AWS template is generated from:
   function subscribed to the failure queue (`FAILURE_QUEUE_PLACEHOLDER_ARN`) — and the shard is checkpointed past it.
 - `tumbling_window_seconds`: events carry `shardId`, `window` and `state`, and a batch never
   spans two windows; without it they carry `Records` only.
+- `parallelization_factor` N: a shard's records are dealt into N lanes by a hash of their
+  item's keys (Lambda keeps order per item: partition and sort key), so one item's records
+  stay in one lane, in order; the lanes' head batches are
+  invoked side by side (in turn under moto: `run_lanes`), and each lane fails, bisects, retries
+  and gives up on its own. The shard's checkpoint only moves past a record once every record
+  before it is settled, whatever lane it is in.
 """
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,21 +72,39 @@ class Checkpoints:
 
 
 @dataclass
+class Lane:
+    """One of a shard's `parallelization_factor` concurrent batch sequences."""
+    failures: int = 0  # failed invocations of the current head batch (retries used)
+    retry_at: float = 0.0
+    # Records read but not yet settled, as the batches still to deliver (bisect splits the head).
+    pending: list[list[dict]] = field(default_factory=list)
+
+
+@dataclass
 class Shard:
     stream_arn: str
     shard_id: str
     parent_id: str | None
     iterator: str | None = None
     finished: bool = False
-    failures: int = 0  # failed invocations of the current head batch (retries used)
-    retry_at: float = 0.0
-    # Records read but not yet settled, as the batches still to deliver (bisect splits the head).
-    pending: list[list[dict]] = field(default_factory=list)
-    next_iterator: str | None = None
+    lanes: list[Lane] = field(default_factory=lambda: [Lane()])
+    # The records read and not yet behind the checkpoint, in stream order, and those of them
+    # settled (processed or handed to the failure destination) by whatever lane.
+    unsettled: list[dict] = field(default_factory=list)
+    settled: set[int] = field(default_factory=set)
 
     @property
     def key(self) -> str:
         return f"{self.stream_arn}|{self.shard_id}"
+
+    @property
+    def pending(self) -> bool:
+        return any(lane.pending for lane in self.lanes)
+
+    @property
+    def failures(self) -> int:
+        """Retries used by the shard's worst lane (0: nothing is waiting on a backoff)."""
+        return max(lane.failures for lane in self.lanes)
 
 
 @dataclass
@@ -102,6 +128,9 @@ class StreamPoller:
         self.app, self.ddb, self.streams, self.region, self.now = app, ddb, streams, region, now
         self.monotonic: Callable[[], float] = time.monotonic  # the backoff clock (tests hold it still)
         self.checkpoints = checkpoints or Checkpoints()
+        self.lock = threading.Lock()
+        self.lane_cpu_seconds = 0.0  # CPU used by lanes run on the worker threads
+        self._workers: ThreadPoolExecutor | None = None
         self._invoke = invoke or (lambda name, event: app.handler_map[name](event, LambdaContext(name)))
         self.sources = [
             Source(source.name, logical_table_of(source.stream_arn), table_name(logical_table_of(source.stream_arn)))
@@ -111,6 +140,13 @@ class StreamPoller:
         self.failure_function = next((source.name for source in app.event_sources
                                       if isinstance(source, SQSEventConfig) and reads_failure_queue(source)),
                                      None)
+
+    def workers(self) -> ThreadPoolExecutor:
+        """Threads for the lanes, made on first use, as many as the widest mapping's factor."""
+        if self._workers is None:
+            width = max((source.mapping.parallelization_factor for source in self.sources), default=1)
+            self._workers = ThreadPoolExecutor(max_workers=max(1, width), thread_name_prefix="stream-lane")
+        return self._workers
 
     # -- discovery -----------------------------------------------------------------------
     def _refresh(self, source: Source) -> None:
@@ -130,7 +166,7 @@ class StreamPoller:
 
     def _ready(self, source: Source, shard: Shard) -> bool:
         parent = source.shards.get(shard.parent_id) if shard.parent_id else None
-        return not shard.finished and (parent is None or parent.finished) and self.monotonic() >= shard.retry_at
+        return not shard.finished and (parent is None or parent.finished)
 
     def _iterator(self, source: Source, shard: Shard) -> str:
         if shard.iterator:
@@ -157,8 +193,10 @@ class StreamPoller:
         return delivered
 
     def _get_records(self, source: Source, shard: Shard) -> dict:
+        # Lambda reads ahead for every lane: up to a batch per lane in one read (1,000 at most).
+        limit = min(1000, source.mapping.batch_size * max(1, source.mapping.parallelization_factor))
         try:
-            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=source.mapping.batch_size)
+            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=limit)
         except self.streams.exceptions.ClientError as exc:
             # An iterator taken on an empty shard can go stale once records arrive (DynamoDB Local
             # answers TrimmedDataAccessException), and iterators expire after 15 minutes: take a
@@ -167,9 +205,11 @@ class StreamPoller:
                                                                   "ExpiredIteratorException"):
                 raise
             shard.iterator = None
-            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=source.mapping.batch_size)
+            return self.streams.get_records(ShardIterator=self._iterator(source, shard), Limit=limit)
 
     def _poll_shard(self, source: Source, shard: Shard) -> int:
+        """Read once every lane is empty (a lane waiting on a backoff holds the next read, never
+        the other lanes' records already read), then deliver each ready lane's head batch."""
         if not shard.pending:
             response = self._get_records(source, shard)
             records = response.get("Records", [])
@@ -177,47 +217,81 @@ class StreamPoller:
             if not records:
                 shard.finished = shard.iterator is None
                 return 0
-            shard.pending = self._windows(source.mapping, records)
-        return self._deliver_head(source, shard)
+            self._deal(source, shard, records)
+        ready = [lane for lane in shard.lanes if lane.pending and self.monotonic() >= lane.retry_at]
+        if not ready:
+            return 0
+        results = self._run_lanes([lambda lane=lane: self._deliver_head(source, shard, lane) for lane in ready])
+        for _, settled in results:
+            shard.settled.update(settled)
+        self._advance(shard)
+        return sum(delivered for delivered, _ in results)
 
-    def _deliver_head(self, source: Source, shard: Shard) -> int:
-        """Deliver the first unsettled batch of the shard and settle it as Lambda would."""
-        mapping, batch = source.mapping, shard.pending[0]
+    def _deal(self, source: Source, shard: Shard, records: list[dict]) -> None:
+        """Records into lanes by item (stream order kept within each), batches of at most
+        `batch_size`, one tumbling window each."""
+        mapping = source.mapping
+        factor = max(1, mapping.parallelization_factor)
+        if len(shard.lanes) != factor:
+            shard.lanes = [Lane() for _ in range(factor)]
+        dealt: list[list[dict]] = [[] for _ in range(factor)]
+        for record in records:
+            dealt[lane_of(record, factor)].append(record)
+        for lane, lane_records in zip(shard.lanes, dealt):
+            for window in self._windows(mapping, lane_records):
+                lane.pending += [window[i:i + mapping.batch_size] for i in range(0, len(window), mapping.batch_size)]
+        shard.unsettled += records
+
+    def _advance(self, shard: Shard) -> None:
+        """Checkpoint past the longest run of settled records at the head of the shard."""
+        done = 0
+        while done < len(shard.unsettled) and _seq(shard.unsettled[done]) in shard.settled:
+            done += 1
+        if done:
+            last = shard.unsettled[done - 1]
+            self.checkpoints.set(shard.key, last["dynamodb"]["SequenceNumber"])
+            shard.settled.difference_update(_seq(r) for r in shard.unsettled[:done])
+            del shard.unsettled[:done]
+        if not shard.pending:
+            shard.finished = shard.iterator is None
+
+    def _run_lanes(self, tasks: list[Callable[[], Any]]) -> list[Any]:
+        return run_lanes(self, tasks) if len(tasks) > 1 else [tasks[0]()]
+
+    def _deliver_head(self, source: Source, shard: Shard, lane: Lane) -> tuple[int, list[int]]:
+        """Deliver the lane's first unsettled batch and settle it as Lambda would. Changes only
+        the lane (it may run beside the shard's other lanes); returns how many records were
+        delivered and the sequence numbers now settled."""
+        mapping, batch = source.mapping, lane.pending[0]
         if self._too_old(mapping, batch):
-            self._give_up(source, shard, "RecordAgeExceeded")
-            return len(batch)
+            return len(batch), self._give_up(source, shard, lane, "RecordAgeExceeded")
         failed_from = self._deliver(source, shard, batch)
         if failed_from is None:
-            self._settle(shard, batch[-1])
-            return len(batch)
+            return len(batch), self._settle(lane)
+        settled: list[int] = []
         if failed_from == _RAISED:
             if mapping.bisect_batch_on_error and len(batch) > 1:  # split; does not use a retry
                 middle = (len(batch) + 1) // 2
-                shard.pending[0:1] = [batch[:middle], batch[middle:]]
-                return len(batch)
+                lane.pending[0:1] = [batch[:middle], batch[middle:]]
+                return len(batch), settled
         else:  # a partial answer: the records before the lowest failed one are done
-            done = [r for r in batch if _seq(r) < failed_from]
-            if done:
-                self.checkpoints.set(shard.key, done[-1]["dynamodb"]["SequenceNumber"])
-            shard.pending[0] = [r for r in batch if _seq(r) >= failed_from]
-        shard.failures += 1
-        if 0 <= mapping.maximum_retry_attempts < shard.failures:
-            self._give_up(source, shard, "RetryAttemptsExhausted")
-            return len(batch)
-        backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (shard.failures - 1))
-        shard.retry_at = self.monotonic() + backoff
+            settled = [_seq(r) for r in batch if _seq(r) < failed_from]
+            lane.pending[0] = [r for r in batch if _seq(r) >= failed_from]
+        lane.failures += 1
+        if 0 <= mapping.maximum_retry_attempts < lane.failures:
+            return len(batch), settled + self._give_up(source, shard, lane, "RetryAttemptsExhausted")
+        backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (lane.failures - 1))
+        lane.retry_at = self.monotonic() + backoff
         log.warning("stream batch failed; will retry", extra={"function": source.function_name,
-                    "shard": shard.shard_id, "attempt": shard.failures, "backoff_s": backoff,
-                    "records": len(batch), "retrying": len(shard.pending[0])})
-        return len(batch)
+                    "shard": shard.shard_id, "attempt": lane.failures, "backoff_s": backoff,
+                    "records": len(batch), "retrying": len(lane.pending[0])})
+        return len(batch), settled
 
-    def _settle(self, shard: Shard, last: dict) -> None:
-        """The head batch is done (processed or handed on): checkpoint past it, go on."""
-        self.checkpoints.set(shard.key, last["dynamodb"]["SequenceNumber"])
-        shard.pending.pop(0)
-        shard.failures, shard.retry_at = 0, 0.0
-        if not shard.pending:
-            shard.finished = shard.iterator is None
+    def _settle(self, lane: Lane) -> list[int]:
+        """The head batch is done (processed or handed on): the lane goes on to its next."""
+        batch = lane.pending.pop(0)
+        lane.failures, lane.retry_at = 0, 0.0
+        return [_seq(r) for r in batch]
 
     def _deliver(self, source: Source, shard: Shard, batch: list[dict]) -> int | None:
         """Invoke the handler; None on success, `_RAISED` when it raised, else the lowest
@@ -275,12 +349,12 @@ class StreamPoller:
         return 0 <= limit < self.now() - self._created(batch[0])
 
     # -- failure destination -------------------------------------------------------------
-    def _give_up(self, source: Source, shard: Shard, condition: str) -> None:
-        """Hand the head batch to the failure destination and move past it, as Lambda does.
-        The checkpoint moves only once the message was taken (on AWS, once SQS has it): if the
-        consumer fails, the shard waits and offers it again, so a restart loses nothing."""
-        batch = shard.pending[0]
-        message = self.failure_message(source, shard, batch, condition)
+    def _give_up(self, source: Source, shard: Shard, lane: Lane, condition: str) -> list[int]:
+        """Hand the lane's head batch to the failure destination and move past it, as Lambda
+        does. It counts as settled only once the message was taken (on AWS, once SQS has it): if
+        the consumer fails, the lane waits and offers it again, so a restart loses nothing."""
+        batch = lane.pending[0]
+        message = self.failure_message(source, shard, batch, condition, lane.failures)
         log.error("stream batch sent to the failure destination", extra={
             "function": source.function_name, "shard": shard.shard_id, "condition": condition,
             "records": len(batch), "start": message["DDBStreamBatchInfo"]["startSequenceNumber"]})
@@ -290,18 +364,19 @@ class StreamPoller:
             except Exception:
                 log.exception("failure destination consumer raised; will offer again",
                               extra={"function": self.failure_function})
-                shard.retry_at = self.monotonic() + MAX_BACKOFF_SECONDS
-                return
-        self._settle(shard, batch[-1])
+                lane.retry_at = self.monotonic() + MAX_BACKOFF_SECONDS
+                return []
+        return self._settle(lane)
 
-    def failure_message(self, source: Source, shard: Shard, batch: list[dict], condition: str) -> dict:
+    def failure_message(self, source: Source, shard: Shard, batch: list[dict], condition: str,
+                        failures: int = 0) -> dict:
         """Lambda's on-failure record for a stream batch (the body of the SQS message)."""
         return {
             "requestContext": {
                 "requestId": str(uuid.uuid4()),
                 "functionArn": f"arn:aws:lambda:{self.region}:000000000000:function:{source.function_name}",
                 "condition": condition,
-                "approximateInvokeCount": shard.failures + 1,
+                "approximateInvokeCount": failures + 1,
             },
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
             "version": "1.0",
@@ -340,7 +415,8 @@ class StreamPoller:
         self.checkpoints.values.clear()
         for source in self.sources:
             for shard in source.shards.values():
-                shard.iterator, shard.finished, shard.pending, shard.failures = None, False, [], 0
+                shard.iterator, shard.finished, shard.lanes = None, False, [Lane()]
+                shard.unsettled, shard.settled = [], set()
 
     # -- loops ---------------------------------------------------------------------------
     def drain(self, max_rounds: int = 50, ignore_backoff: bool = False) -> int:
@@ -350,7 +426,8 @@ class StreamPoller:
             if ignore_backoff:
                 for source in self.sources:
                     for shard in source.shards.values():
-                        shard.retry_at = 0.0
+                        for lane in shard.lanes:
+                            lane.retry_at = 0.0
             delivered = self.poll_once()
             total += delivered
             if delivered == 0:
@@ -376,6 +453,42 @@ class StreamPoller:
 
 
 _RAISED = -1  # `_deliver`: the invocation failed as a whole
+
+
+def lane_of(record: dict, factor: int) -> int:
+    """The lane of a record: a stable hash of its item's keys. With a parallelization factor
+    Lambda "still ensures in-order processing at the item (partition and sort key) level"
+    (Lambda guide, with-ddb): one lane per item does the same here, and no more, so a handler
+    relying on order across items of one partition would fail locally as it would on AWS."""
+    if factor <= 1:
+        return 0
+    value = record["dynamodb"].get("Keys", {})
+    digest = hashlib.blake2b(json.dumps(value, sort_keys=True).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % factor
+
+
+def in_threads(poller: "StreamPoller", tasks: list[Callable[[], Any]]) -> list[Any]:
+    """Lanes side by side, on the poller's own workers; their CPU is added to
+    `poller.lane_cpu_seconds` (the poller thread's clock does not see it)."""
+    context = contextvars.copy_context()
+
+    def timed(task: Callable[[], Any]) -> Any:
+        cpu = time.thread_time()
+        try:
+            return context.copy().run(task)  # each lane in a copy of the poller's context
+        finally:
+            with poller.lock:
+                poller.lane_cpu_seconds += time.thread_time() - cpu
+    return list(poller.workers().map(timed, tasks))
+
+
+def in_turn(poller: "StreamPoller", tasks: list[Callable[[], Any]]) -> list[Any]:
+    """Lanes one after the other: for an emulator that is not thread-safe (moto)."""
+    return [task() for task in tasks]
+
+
+# How a round's lanes run; the moto tests set `in_turn` (moto is not thread-safe).
+run_lanes: Callable[["StreamPoller", list[Callable[[], Any]]], list[Any]] = in_threads
 
 
 def _seq(record: dict) -> int:
