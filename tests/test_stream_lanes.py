@@ -8,7 +8,6 @@ import threading
 import time
 
 from chalicelib.core import aws
-from chalicelib.event_sources import MAPPINGS
 from chalicelib.store.base import table_name
 from infra.local.stream_poller import StreamPoller, lane_of
 from tests.conftest import BACKEND
@@ -81,10 +80,6 @@ def _poller(app, recorder: Recorder) -> StreamPoller:
     poller.drain()  # what the fixture seeded
     recorder.calls.clear()
     return poller
-
-
-def test_the_declared_main_mapping_reads_several_batches_per_shard():
-    assert MAPPINGS["on_main_change"].parallelization_factor > 1
 
 
 def test_one_items_records_stay_in_order_across_lanes_and_each_is_delivered_once(app, monkeypatch):
