@@ -60,3 +60,13 @@ def test_an_unchanged_budget_still_binds_every_shard(client, streams):
     assert sum(_pay("koc", f"a{n}", 7) for n in range(20)) == 100
     used = budget.usage("spring", budget.POINTS)
     assert used.total == 100 and used.room == 0
+
+
+def test_an_award_that_read_the_campaign_before_a_change_cannot_undo_its_balance(client, streams):
+    campaign = spring_campaign(client, budget_points=100)
+    signup(client, "koc")
+    _pay("koc", "a", 80)
+    _set_budget(client, campaign, 50)  # version 2
+    budget.rebalance("spring", budget.POINTS, 100, 1)  # a late balance for version 1's budget: refused
+    assert budget.usage("spring", budget.POINTS).room == 0
+    assert _pay("koc", "b", 5) == 0

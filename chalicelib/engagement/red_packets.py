@@ -123,7 +123,7 @@ def _reserve(tx: Any, campaign_id: str, packet_id: str, budget_fen: int | None, 
     if budget_fen is None:
         budget.adjust(tx, campaign_id, packet_id, total, budget.FEN)
         return
-    spent = budget.usage(campaign_id, budget.FEN, budget.limit_now(campaign_id, budget.FEN, budget_fen))
+    spent = budget.usage(campaign_id, budget.FEN, balance=True)
     if total > spent.room or not budget.charge(tx, campaign_id, packet_id, total, budget.FEN, spent):
         raise Conflict(t("the campaign's budget cannot fund this packet"), code="budget_exhausted")
 

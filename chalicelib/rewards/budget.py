@@ -29,6 +29,7 @@ from typing import Any
 from pynamodb.exceptions import TransactWriteError
 
 from ..store.base import cancelled_by_condition, transaction
+from ..campaigns.models import Campaign
 from .models import BudgetUsage
 
 SHARDS = 8
@@ -118,32 +119,36 @@ def _read(campaign_id: str, attribute: str) -> Usage:
                  tuple(value(i, ROOM[attribute]) for i in items[1:]))
 
 
-def usage(campaign_id: str, attribute: str, limit: int | None = None) -> Usage:
+def usage(campaign_id: str, attribute: str, balance: bool = False) -> Usage:
     """Every shard's spend and room, and the legacy item's spend (one consistent BatchGetItem).
-    With the budget `limit` in force, rooms that are missing or short of what the facts leave
-    (returns freed some, the budget was raised) are balanced first."""
+    `balance`: rooms that are missing or differ from what the budget in force leaves (returns
+    freed some, the budget changed) are balanced first."""
     for _ in range(MAX_RETRIES):
         found = _read(campaign_id, attribute)
+        if not balance:
+            return found
+        limit, version = limit_now(campaign_id, attribute)
         if limit is None or (found.balanced and found.room == max(0, limit - found.total)):
             return found
-        if _rebalance_once(campaign_id, attribute, limit, found):
-            return _read(campaign_id, attribute)
+        _rebalance_once(campaign_id, attribute, limit, version, found)
     raise RuntimeError(f"could not balance the budget of {campaign_id}: kept conflicting")
 
 
-def rebalance(campaign_id: str, attribute: str, limit: int) -> None:
-    """Make the rooms say what the budget `limit` leaves after everything spent (a campaign
-    created or changed)."""
+def rebalance(campaign_id: str, attribute: str, limit: int, version: int) -> None:
+    """Make the rooms say what the budget `limit` of campaign `version` leaves after everything
+    spent (a campaign created or changed)."""
     for _ in range(MAX_RETRIES):
-        found = _read(campaign_id, attribute)
-        if _rebalance_once(campaign_id, attribute, limit, found):
+        if _rebalance_once(campaign_id, attribute, limit, version, _read(campaign_id, attribute)):
             return
     raise RuntimeError(f"could not balance the budget of {campaign_id}: kept conflicting")
 
 
-def _rebalance_once(campaign_id: str, attribute: str, limit: int, found: Usage) -> bool:
-    """One try, conditioned on every shard's spend and room as read: False when one moved."""
+def _rebalance_once(campaign_id: str, attribute: str, limit: int, version: int, found: Usage) -> bool:
+    """One try, conditioned on every shard's spend and room as read, and on no later campaign
+    version having balanced them (an award that read the campaign before a change cannot undo
+    the change's balance): False when the try was refused."""
     spent_field, room_field = getattr(BudgetUsage, attribute), getattr(BudgetUsage, ROOM[attribute])
+    version_field = getattr(BudgetUsage, f"{ROOM[attribute]}_version")
     try:
         with transaction() as tx:
             for shard, room in enumerate(slices(limit - found.total)):
@@ -152,8 +157,9 @@ def _rebalance_once(campaign_id: str, attribute: str, limit: int, found: Usage) 
                     condition |= spent_field.does_not_exist()
                 condition &= (room_field.does_not_exist() if found.rooms[shard] is None
                               else room_field == found.rooms[shard])
-                tx.update(shard_item(campaign_id, shard), actions=[room_field.set(room),
-                                                                   BudgetUsage.type.set(BudgetUsage)],
+                condition &= version_field.does_not_exist() | (version_field <= version)
+                tx.update(shard_item(campaign_id, shard),
+                          actions=[room_field.set(room), version_field.set(version), BudgetUsage.type.set(BudgetUsage)],
                           condition=condition)
     except TransactWriteError as exc:
         if not cancelled_by_condition(exc):
@@ -162,17 +168,17 @@ def _rebalance_once(campaign_id: str, attribute: str, limit: int, found: Usage) 
     return True
 
 
-def limit_now(campaign_id: str, attribute: str, fallback: int | None) -> int | None:
-    """The budget in force now (the campaign's current version, read consistently): what the
-    rooms are balanced against, whatever rule version judged the fact."""
+def limit_now(campaign_id: str, attribute: str) -> tuple[int | None, int]:
+    """The budget in force now and its campaign version (read consistently): what the rooms are
+    balanced against, whatever rule version judged the fact. (None, 0): no such budget."""
     from ..campaigns import service as campaigns  # campaigns call rebalance: imported when used
 
-    campaign = campaigns.find(campaign_id)
-    if campaign is None:
-        return fallback
+    try:
+        campaign = Campaign.get(*Campaign.key(campaign_id), consistent_read=True)
+    except Campaign.DoesNotExist:
+        return None, 0
     rules = campaigns.rules_of(campaign)
-    limit = rules.budget_points if attribute == POINTS else rules.money_budget_fen
-    return fallback if limit is None else limit
+    return (rules.budget_points if attribute == POINTS else rules.money_budget_fen), int(campaign.version)
 
 
 def totals(campaign_id: str) -> dict[str, int]:

@@ -130,7 +130,7 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
     attribute = budget.POINTS if points else budget.FEN
     spent = None
     if read_usage and limit is not None:
-        spent = budget.usage(campaign_id, attribute, budget.limit_now(campaign_id, attribute, limit))
+        spent = budget.usage(campaign_id, attribute, balance=True)
     used = limit - spent.room if spent is not None else 0  # bounded by what the rooms hold
     amount = bounded_award(grant, rules, cap_used, used if points else 0, 0 if points else used)
     available_at = clock.iso(clock.parse(at) + timedelta(days=rules.hold_days))
@@ -354,8 +354,7 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
             cap = CapUsage(*CapUsage.key(entry.member_id, campaign_id, _month(entry.created_at)))
             cap_used = _read(CapUsage, cap, "points")
         if rules.budget_points is not None and campaign_id:
-            spent = budget.usage(campaign_id, budget.POINTS,
-                                 budget.limit_now(campaign_id, budget.POINTS, rules.budget_points))
+            spent = budget.usage(campaign_id, budget.POINTS, balance=True)
         allowed = bounded_increase(delta, entry.rule, rules, cap_used,
                                    rules.budget_points - spent.room if spent else 0)
         if allowed < delta:
