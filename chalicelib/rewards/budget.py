@@ -46,6 +46,7 @@ class Usage:
     shards: tuple[int, ...]
     legacy: int = 0
     rooms: tuple[int | None, ...] = (None,) * SHARDS
+    balanced_for: int = 0  # the latest campaign version that balanced the rooms
 
     @property
     def total(self) -> int:
@@ -116,7 +117,8 @@ def _read(campaign_id: str, attribute: str) -> Usage:
         return None if raw is None else int(raw)
 
     return Usage(tuple(value(i, attribute) or 0 for i in items[1:]), value(items[0], attribute) or 0,
-                 tuple(value(i, ROOM[attribute]) for i in items[1:]))
+                 tuple(value(i, ROOM[attribute]) for i in items[1:]),
+                 max(value(i, f"{ROOM[attribute]}_version") or 0 for i in items[1:]))
 
 
 def usage(campaign_id: str, attribute: str, balance: bool = False) -> Usage:
@@ -138,7 +140,10 @@ def rebalance(campaign_id: str, attribute: str, limit: int, version: int) -> Non
     """Make the rooms say what the budget `limit` of campaign `version` leaves after everything
     spent (a campaign created or changed)."""
     for _ in range(MAX_RETRIES):
-        if _rebalance_once(campaign_id, attribute, limit, version, _read(campaign_id, attribute)):
+        found = _read(campaign_id, attribute)
+        if found.balanced_for > version:
+            return  # a later version balanced them: its budget stands
+        if _rebalance_once(campaign_id, attribute, limit, version, found):
             return
     raise RuntimeError(f"could not balance the budget of {campaign_id}: kept conflicting")
 
