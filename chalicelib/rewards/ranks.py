@@ -10,6 +10,8 @@ the advocate's conversions in that campaign the same way.
 """
 from __future__ import annotations
 
+from itertools import islice
+
 from pynamodb.exceptions import UpdateError
 
 from ..campaigns import service as campaigns
@@ -165,14 +167,16 @@ def campaign_of(mark: Conversion) -> str:
     return mark.campaign_id or campaigns.DEFAULT_ID
 
 
-def _marks_in(referrer_id: str, campaign_id: str) -> list[Conversion]:
-    """The advocate's conversions in one campaign, in rank order (the same consistent query that
-    ranks them, filtered: the read costs what ranking already costs)."""
+def _marks_in(referrer_id: str, campaign_id: str, most: int) -> list[Conversion]:
+    """The advocate's first `most` conversions in one campaign, in rank order (the consistent
+    query that ranks them, filtered; it stops once it has them, so an advocate far past the last
+    milestone reads no more than that)."""
     in_campaign = Conversion.campaign_id == campaign_id
     if campaign_id == campaigns.DEFAULT_ID:  # referrals bound before campaigns were recorded
         in_campaign |= Conversion.campaign_id.does_not_exist()
-    return list(Conversion.query(member_pk(referrer_id), Conversion.sk.between(FIRST, LAST), consistent_read=True,
-                                 filter_condition=in_campaign))
+    found = Conversion.query(member_pk(referrer_id), Conversion.sk.between(FIRST, LAST), consistent_read=True,
+                             filter_condition=in_campaign, page_size=max(most, 10))
+    return list(islice(found, most))
 
 
 def settle_milestones(mark: Conversion) -> None:
@@ -181,7 +185,6 @@ def settle_milestones(mark: Conversion) -> None:
     conversion was bound under, paid from that campaign's budget, and tied to that friend, so it
     is held and voided with that referral."""
     campaign_id, referrer_id = campaign_of(mark), mark.referrer_id
-    marks = _marks_in(referrer_id, campaign_id)
     versions: dict[int | None, Rules] = {}
 
     def rules_of(version: int | None) -> Rules:
@@ -189,18 +192,20 @@ def settle_milestones(mark: Conversion) -> None:
             versions[version] = campaigns.rules_at(campaign_id, version)
         return versions[version]
 
+    # Milestones counted: the current version's and the mark's own (a campaign with none reads nothing).
+    candidates = {m.conversions for version in (None, mark.campaign_version)
+                  for m in rules_of(None if version is None else int(version)).milestones}
+    if not candidates:
+        return
+    marks = _marks_in(referrer_id, campaign_id, max(candidates))
     due: dict[int, tuple[int, str, Rules]] = {}  # m -> (bonus, the friend reaching it, its rules)
-    candidates = {m.conversions for m in rules_of(None).milestones}
     for position, reaching in enumerate(marks, start=1):
         rule_set = rules_of(None if reaching.campaign_version is None else int(reaching.campaign_version))
-        candidates |= {m.conversions for m in rule_set.milestones}
         bonus = next((m.bonus_points for m in rule_set.milestones if m.conversions == position), 0)
         if bonus:
             due[position] = (bonus, reaching.referee_id, rule_set)
-    if not candidates:
-        return
     own = None if campaign_id == campaigns.DEFAULT_ID else campaign_id
-    grants = {m: rules.milestone_award(referrer_id, m, 0, None, own) for m in sorted(candidates)}
+    grants = {m: rules.milestone_award(referrer_id, m, 0, None, own) for m in sorted(candidates | set(due))}
     paid = {e.entry_id: e for e in LedgerEntry.batch_get(
         [LedgerEntry.key(referrer_id, g.entry_id) for g in grants.values()], consistent_read=True)}
     for conversions, empty in grants.items():
