@@ -188,8 +188,9 @@ def settle_milestones(mark: Conversion) -> None:
     versions: dict[int | None, Rules] = {}
 
     def rules_of(version: int | None) -> Rules:
-        if version not in versions:
-            versions[version] = campaigns.rules_at(campaign_id, version)
+        if version not in versions:  # the current rules through the per-instance cache, like the levels'
+            versions[version] = (campaigns.rules_of(campaigns.current_or_404(campaign_id)) if version is None
+                                 else campaigns.rules_at(campaign_id, version))
         return versions[version]
 
     # Milestones counted: the current version's and the mark's own (a campaign with none reads nothing).
