@@ -111,8 +111,8 @@ def test_a_share_link_whose_answer_was_lost_is_created_once(client, injected):
     from chalicelib.referrals.models import Link
 
     token = login(client, "lily")[0]
-    client.get("/v1/members/me/code", token=token)  # the code exists: the link's put is the only put
-    plan = injected(Scripted(PutItem=["timeout_after"]))
+    client.get("/v1/members/me/code", token=token)  # the code exists: the link's write is the only one
+    plan = injected(Scripted(TransactWriteItems=["timeout_after"]))  # the link with its day's quota
     answer = client.post("/v1/links", {"channel": "wechat_moments"}, token=token)
     assert plan.injected == {"timeout_after": 1}
     assert answer.status_code == 201, answer.body  # its own link, not a 500
