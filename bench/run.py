@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import prices  # noqa: E402
+from chalicelib.event_sources import MAPPINGS  # noqa: E402
 
 OUT = ROOT / ".cache" / "bench"
 FLOOR_N = {"click": 2, "code_lookup": 2, "login_referral": 4, "purchase": 2, "refund": 2, "ledger_page": 1}
@@ -316,8 +317,9 @@ def steady_section(s: dict | None, rc: int | None, seconds: float | None) -> lis
         "## Steady-state stream lag",
         "",
         f"`python -m bench.steady --rate {s['rate']:g} --seconds {s['seconds']:g}` ({fmt(seconds or 0, 0)} s; "
-        "`make bench` sends for 10 s (`--steady-seconds`), run alone it defaults to 300 s: until the stream keeps up "
-        "with 20/s, the backlog of a longer run would take `make bench` far past 10 minutes to drain). "
+        "`make bench` sends at the rate the local stream keeps up with on two cores (`--steady-rate`, "
+        "`--steady-seconds`); run alone, `bench.steady` defaults to 20/s for 300 s, where the local stream falls "
+        "behind: DynamoDB Local's CPU is four fifths of a purchase's stream cost, docs/streams.md). "
         f"{s['members']:,} members seeded first, not timed (referrers, referees signed up through a click on "
         f"their link, {s['setup_purchases']:,} of them converted beforehand); then {s['purchases']:,} purchases "
         "sent open loop (request i due at start + i / rate, whatever the answers' latency): converting first "
@@ -326,7 +328,7 @@ def steady_section(s: dict | None, rc: int | None, seconds: float | None) -> lis
         "every conversion, commission and second-level entry the timed purchases caused (own-purchase points "
         "are dated at the purchase, so they say nothing about lag). The service, poller and DynamoDB Local are "
         "the simulator's (one shard per table stream locally, processed as Lambda does with "
-        "ParallelizationFactor 1).",
+        f"ParallelizationFactor {MAPPINGS['on_main_change'].parallelization_factor}, as declared).",
         "",
         "| figure | value |", "|---|---|",
         f"| exact check (every expected ledger entry exactly once, with its kind, unit, amount, reversed amount; "
@@ -600,11 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--n-model", type=int, default=30)
-    parser.add_argument("--steady-rate", type=float, default=20.0, help="purchases/s of the steady-traffic run")
-    parser.add_argument("--steady-seconds", type=float, default=10.0,
-                        help="its length (bench.steady alone: 300 s). Short here: the local stream does not yet "
-                             "keep up with 20/s, and draining the backlog of a longer run would take make bench "
-                             "far past 10 minutes")
+    parser.add_argument("--steady-rate", type=float, default=0.3,
+                        help="purchases/s of the steady-traffic run: what the local stream keeps up with on two "
+                             "cores (DynamoDB Local's CPU is four fifths of a purchase's stream cost); at 20/s the "
+                             "backlog grows by ~19.5 purchases a second")
+    parser.add_argument("--steady-seconds", type=float, default=120.0, help="its length (bench.steady alone: 300 s)")
     parser.add_argument("--faults", type=float, default=0.05,
                         help="rate of injected DynamoDB faults (conflicts; half as many throttles and timeouts) in the "
                              "faults run")
