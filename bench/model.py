@@ -16,8 +16,7 @@ converts, whether a referral is held). The facts are therefore released in phase
 The commission rate is not such a decision: it is the level reached at the referee's conversion
 rank in time (converted_at, ties by member id) among the conversions standing at the end, which
 the service reaches whatever order its handlers run in; the oracle settles it over the final
-conversions. A campaign's milestones stand while the advocate's conversions in it do, tied to the one
-that reached them.
+conversions. Milestones stand while the count does, tied to the conversion that reached them.
 
 Caps and budget never bind (no monthly cap on the simulated campaigns; budgets far above the
 expected spend, checked before the run), so their outcome cannot depend on order either. Each
@@ -73,8 +72,7 @@ def sim_campaign_rules() -> dict[str, Any]:
             {"name": "advocate", "min_conversions": 3, "commission_bps": 200},
             {"name": "ambassador", "min_conversions": 8, "commission_bps": 300},
         ],
-        # each campaign's own milestones, on the advocate's conversions in that campaign
-        "milestones": [{"conversions": 2, "bonus_points": 150}, {"conversions": 5, "bonus_points": 600}],
+        "milestones": [],  # the service pays milestones by the default campaign's rules only
         "second_level_bps": 50,
         "monthly_cap_points": None,  # no cap: awards never depend on order
         "budget_points": 10_000_000,
@@ -339,9 +337,7 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
     held: dict[int, bool] = {m.idx: m.shared_device for m in members}
     held_before_release = dict(held)  # a flag opened after the release holds nothing already available
     converted: dict[int, int] = {m.idx: 0 for m in members}
-    # the most conversions ever standing at once, per advocate and campaign (whose milestones count them)
-    reached: dict[tuple[int, str], int] = {}
-    converted_in: dict[tuple[int, str], int] = {}
+    reached: dict[int, int] = {m.idx: 0 for m in members}  # the most conversions ever standing at once
     refunded: dict[str, int] = {}
     orders_of: dict[int, list[SimOrder]] = {}
     for o in world.orders:
@@ -397,9 +393,7 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
         x = members[y].referrer
         status[y], converting[y] = "converted", o.order_id
         converted[x] += 1
-        key = (x, members[y].campaign)
-        converted_in[key] = converted_in.get(key, 0) + 1
-        reached[key] = max(reached.get(key, 0), converted_in[key])
+        reached[x] = max(reached[x], converted[x])
         r = rules_by_campaign[members[y].campaign]
         if r["referrer_conversion_points"]:
             award(x, "conversion", o.order_id, r["referrer_conversion_points"], members[y].campaign, hold=held[y],
@@ -469,7 +463,6 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
                 return
         status[y], converting[y] = "signed_up", None
         converted[x] -= 1
-        converted_in[(x, members[y].campaign)] -= 1
 
     def ranked(x: int) -> list[int]:
         """x's standing conversions in time: by converted_at, ties by the referee's id."""
@@ -505,17 +498,15 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
         level = _level(own if own["advocate_levels"] else default_rules, ranks[x][y])
         entry.amount = o.amount * level["commission_bps"] // 10_000 if level else 0
         entry.reversed = min(entry.amount, _ceil_div(entry.amount * refunded.get(o.order_id, 0), o.amount))
-    for (x, campaign), most in sorted(reached.items()):
-        # a campaign's milestones stand while the advocate's conversions in it do, tied to the m-th
-        order_of = [y for y in ranked(x) if members[y].campaign == campaign]
-        rules = default_rules if campaign == default_id else rules_by_campaign[campaign]
-        for milestone in rules["milestones"]:
+    for x in (m.idx for m in members):  # milestones stand while the count does, tied to the m-th conversion
+        order_of = ranked(x)
+        for milestone in default_rules["milestones"]:
             m, bonus = milestone["conversions"], milestone["bonus_points"]
-            if not bonus or most < m:
+            if not bonus or reached[x] < m:
                 continue
             stands = len(order_of) >= m
             referee = order_of[m - 1] if stands else None
-            entry = award(x, "milestone", str(m) if campaign == default_id else f"{campaign}.{m}", bonus, campaign,
+            entry = award(x, "milestone", str(m), bonus, default_id,
                           hold=held_before_release[referee] if stands else False,
                           referee=referee)
             entry.reversed = 0 if stands else bonus

@@ -79,18 +79,7 @@ def create(spec: CampaignIn, actor: str = "system") -> Campaign:
                            code="campaign_exists") from None
         raise
     _forget(spec.campaign_id)
-    _balance_budget(spec, 1)
     return item
-
-
-def _balance_budget(spec: CampaignIn, version: int) -> None:
-    """Give the budget's shards the room this version leaves after what is spent (a budget
-    lowered below the spend stops every award at once, whatever version judged the fact)."""
-    from ..rewards import budget  # rewards read campaigns: imported when used
-
-    for attribute, limit in ((budget.POINTS, spec.rules.budget_points), (budget.FEN, spec.rules.money_budget_fen)):
-        if limit is not None:
-            budget.rebalance(spec.campaign_id, attribute, limit, version)
 
 
 def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
@@ -117,7 +106,6 @@ def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
                            code="concurrent_change") from None
         raise
     _forget(campaign_id)
-    _balance_budget(spec, version)
     return item
 
 

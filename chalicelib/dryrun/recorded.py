@@ -87,8 +87,7 @@ def load(campaign_id: str, start: datetime, end: datetime, rules_for: Callable[[
     advocates |= {r.referrer_id for r in period.before.referees.values()}
     for referrer_id in sorted(advocates):
         period.before.conversions[referrer_id] = [
-            Mark(referrer_id, c.converted_at, c.referee_id, None, (c.level, int(c.commission_bps or 0)),
-                 c.campaign_id or "default")
+            Mark(referrer_id, c.converted_at, c.referee_id, None, (c.level, int(c.commission_bps or 0)))
             for c in Conversion.query(f"M#{referrer_id}", Conversion.sk.between("CONV#", f"CONV#{since}"),
                                       consistent_read=True)]
     for campaign in sorted(budget_campaigns):

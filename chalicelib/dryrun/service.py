@@ -39,8 +39,9 @@ def dry_run(campaign_id: str, body: DryRunIn) -> dict[str, Any]:
         campaigns.rules_of(campaigns.current_or_404(None))
     replay_args = dict(campaign_id=campaign_id, rules_for=rules_for,
                        levels_for=lambda r: r if r.advocate_levels else default_rules,
-                       # each campaign pays its own milestones on its own conversions (rewards/ranks.py)
-                       milestones=given if given is not None else current, milestone_campaign=campaign_id)
+                       # milestones are paid by the default campaign (rewards/ranks.py)
+                       milestones=default_rules if campaign_id == campaigns.DEFAULT_ID else None,
+                       milestone_campaign=campaigns.DEFAULT_ID)
     result: dict[str, Any] = {"campaign_id": campaign_id, "rules": "given" if given is not None else "in_force"}
     if body.facts is not None:
         replay = Replay(**replay_args)

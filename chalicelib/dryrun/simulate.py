@@ -24,8 +24,6 @@ from ..referrals import graph
 from ..rewards import rules as reward_rules
 from ..rewards.rules import ADVOCATE_RULES, Award
 
-DEFAULT_ID = "default"  # the default campaign's milestones keep their first entry ids (milestone.<m>)
-
 Level = tuple[str | None, int]
 
 
@@ -100,7 +98,6 @@ class Mark:
     referee_id: str
     rules: Rules | None  # the referral's rules (None: recorded before the replay, never restated)
     level: Level | None = None
-    campaign_id: str | None = None  # None: the replayed campaign's (its milestones count these)
 
     @property
     def sk(self) -> tuple[str, str]:
@@ -120,8 +117,8 @@ class Before:
 class Replay:
     """`rules_for(version)`: the campaign rules a referral bound under `version` is judged by;
     `levels_for(rules)`: the level table for a conversion under those rules (production falls back
-    to the default campaign's); `milestones`: the campaign's rules that pay its milestones on its
-    own conversions, or None when this replay pays none."""
+    to the default campaign's); `milestones`: the default campaign's rules that pay milestones, or
+    None when this campaign's conversions pay none in this replay."""
 
     def __init__(self, campaign_id: str, rules_for: Callable[[int | None], Rules],
                  levels_for: Callable[[Rules], Rules], milestones: Rules | None, milestone_campaign: str,
@@ -132,7 +129,7 @@ class Replay:
         self.milestone_rules, self.milestone_campaign = milestones, milestone_campaign
         self.referees = dict(before.referees)
         self.conversions = {k: list(v) for k, v in before.conversions.items()}
-        self.milestones_before = {k: len(self._own(v)) for k, v in before.conversions.items()}  # reached, paid before
+        self.milestones_before = {k: len(v) for k, v in before.conversions.items()}  # reached and paid before
         self.cap_used = dict(before.cap_used)
         self.points_spent = dict(before.points_spent)
         self.fen_spent = dict(before.fen_spent)
@@ -317,29 +314,22 @@ class Replay:
             return None
         return referee.converted_at, referee.converting_order or ""
 
-    def _own(self, marks: list[Mark]) -> list[Mark]:
-        """The conversions in the replayed campaign: the only ones its milestones count."""
-        return [m for m in marks if m.campaign_id in (None, self.campaign_id)]
-
     def _settle_milestones(self, referrer_id: str, converted: int) -> None:
         rules = self.milestone_rules
         if rules is None:
             return
-        marks = self._own(self.conversions.get(referrer_id, []))
-        converted = len(marks)
+        marks = self.conversions.get(referrer_id, [])
         for conversions, stands in reward_rules.milestones_standing(rules, converted).items():
             if conversions <= self.milestones_before.get(referrer_id, 0):
                 continue  # reached before the replay: paid then, not by these facts
-            own = None if self.milestone_campaign == DEFAULT_ID else self.milestone_campaign
-            entry = self.entries.get((referrer_id, reward_rules.milestone_award(referrer_id, conversions, 0, None,
-                                                                                own).entry_id))
+            entry = self.entries.get((referrer_id, f"milestone.{conversions}"))
             if stands:
                 referee_id = marks[conversions - 1].referee_id
                 if entry is not None and entry.referee_id == referee_id and not entry.reversed_amount:
                     continue
                 bonus = next(m.bonus_points for m in rules.milestones if m.conversions == conversions)
                 if entry is None:
-                    self._award(reward_rules.milestone_award(referrer_id, conversions, bonus, referee_id, own), rules,
+                    self._award(reward_rules.milestone_award(referrer_id, conversions, bonus, referee_id), rules,
                                 self.now, campaign_id=self.milestone_campaign)
                 else:
                     entry.referee_id = referee_id

@@ -103,7 +103,7 @@ INVENTORY: dict[str, Kind] = {
                        plain="day expiry_at notice_at remaining phase"),
     "cap_usage": kind("GetItem CAP#<member> by campaign and month", "keep: amounts", plain="points", exported=False),
     "budget_usage": kind(NOT_A_MEMBERS + " (BUDGET#<campaign>#<shard>, rewards/budget.py)", "none",
-                         plain="spent spent_fen left left_fen left_version left_fen_version", exported=False),
+                         plain="spent spent_fen", exported=False),
     "ledger_export_row": kind(NOT_A_MEMBERS + " (a copy of the ledger for exports)", "keep: ids and amounts",
                               ids="entry_id member_id order_id referee_id seq",
                               plain="campaign_id rule unit amount reversed_amount status created_at available_at",

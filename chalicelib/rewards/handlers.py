@@ -62,8 +62,7 @@ def on_conversion(change: Change) -> None:
     elif _converts_no_more(mark.referee_id):  # undone, not moved (a move writes the new one)
         ranks.restate_commissions(mark, undone=True)
     if change.event in ("INSERT", "REMOVE"):
-        ranks.rerank_after(mark)
-        ranks.settle_milestones(mark)
+        ranks.settle_milestones(mark.referrer_id, ranks.rerank_after(mark))
 
 
 def _conversion_changed(referee_id: str, old_order: str | None, new_order: str | None) -> None:

@@ -128,10 +128,8 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
     # the budget that bounds this award: points, or a coupon's money (sharded, budget.py)
     limit = rules.budget_points if points else rules.money_budget_fen
     attribute = budget.POINTS if points else budget.FEN
-    spent = None
-    if read_usage and limit is not None:
-        spent = budget.usage(campaign_id, attribute, balance=True)
-    used = limit - spent.room if spent is not None else 0  # bounded by what the rooms hold
+    spent = budget.usage(campaign_id, attribute) if read_usage and limit is not None else None
+    used = spent.total if spent is not None else 0
     amount = bounded_award(grant, rules, cap_used, used if points else 0, 0 if points else used)
     available_at = clock.iso(clock.parse(at) + timedelta(days=rules.hold_days))
     entry = LedgerEntry(*LedgerEntry.key(grant.member_id, grant.entry_id), entry_id=grant.entry_id,
@@ -161,7 +159,7 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
                           condition=CapUsage.points.does_not_exist()
                           | (CapUsage.points <= rules.monthly_cap_points - amount))
         if limit is not None and amount and not budget.charge(tx, campaign_id, grant.entry_id, amount, attribute,
-                                                              spent):
+                                                              limit, spent):
             raise _BudgetMoved()  # the shards as read cannot hold what the total allows: read again
     return entry
 
@@ -354,9 +352,8 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
             cap = CapUsage(*CapUsage.key(entry.member_id, campaign_id, _month(entry.created_at)))
             cap_used = _read(CapUsage, cap, "points")
         if rules.budget_points is not None and campaign_id:
-            spent = budget.usage(campaign_id, budget.POINTS, balance=True)
-        allowed = bounded_increase(delta, entry.rule, rules, cap_used,
-                                   rules.budget_points - spent.room if spent else 0)
+            spent = budget.usage(campaign_id, budget.POINTS)
+        allowed = bounded_increase(delta, entry.rule, rules, cap_used, spent.total if spent else 0)
         if allowed < delta:
             amount -= delta - allowed
             delta = allowed
@@ -402,7 +399,8 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
             if entry.bucket == "available" and moved > 0:
                 lots.credit(tx, entry.member_id, moved, clock.now_iso())
             if spent is not None and moved > 0:  # an increase inside the budget, each shard conditioned
-                if not budget.charge(tx, campaign_id, entry.entry_id, moved, budget.POINTS, spent):
+                if not budget.charge(tx, campaign_id, entry.entry_id, moved, budget.POINTS, rules.budget_points,
+                                     spent):
                     raise _BudgetMoved()
             elif campaign_id:
                 budget.adjust(tx, campaign_id, entry.entry_id, moved, budget.POINTS)

@@ -76,10 +76,6 @@ class BudgetUsage(MainItem, discriminator="budget_usage"):
 
     spent = NumberAttribute(default=0)  # points
     spent_fen = NumberAttribute(null=True)  # coupons and red packets, in the campaign currency's minor unit
-    left = NumberAttribute(null=True)  # points this shard may still pay (budget.py; None: never balanced)
-    left_fen = NumberAttribute(null=True)  # money this shard may still pay
-    left_version = NumberAttribute(null=True)  # the campaign version the points rooms were balanced for
-    left_fen_version = NumberAttribute(null=True)
 
     @classmethod
     def key(cls, campaign_id: str, shard: int | None = None) -> tuple[str, str]:

@@ -5,12 +5,9 @@ then referee id), written in the same transaction as the conversion itself, so a
 consistent query ranks them. Each one stores the rate of the level its rank reaches; every
 change to the set (a conversion arriving late, moved or undone by a refund, voided by a fraud
 review) re-ranks the conversions after it, and a conversion whose rate changed restates the
-commission already paid on its referee's orders. A campaign's milestones follow the count of
-the advocate's conversions in that campaign the same way.
+commission already paid on its referee's orders. Milestones follow the count the same way.
 """
 from __future__ import annotations
-
-from itertools import islice
 
 from pynamodb.exceptions import UpdateError
 
@@ -163,64 +160,33 @@ def _orders_in_window(referee: Member) -> list[Order]:
     return sorted(Order.batch_get(keys, consistent_read=True), key=lambda o: (o.occurred_at, o.order_id))
 
 
-def campaign_of(mark: Conversion) -> str:
-    return mark.campaign_id or campaigns.DEFAULT_ID
-
-
-def _marks_in(referrer_id: str, campaign_id: str, most: int) -> list[Conversion]:
-    """The advocate's first `most` conversions in one campaign, in rank order (the consistent
-    query that ranks them, filtered; it stops once it has them, so an advocate far past the last
-    milestone reads no more than that)."""
-    in_campaign = Conversion.campaign_id == campaign_id
-    if campaign_id == campaigns.DEFAULT_ID:  # referrals bound before campaigns were recorded
-        in_campaign |= Conversion.campaign_id.does_not_exist()
-    found = Conversion.query(member_pk(referrer_id), Conversion.sk.between(FIRST, LAST), consistent_read=True,
-                             filter_condition=in_campaign, page_size=max(most, 10))
-    return list(islice(found, most))
-
-
-def settle_milestones(mark: Conversion) -> None:
-    """The milestones of the mark's campaign stand exactly while the advocate has that many
-    conversions in that campaign. Milestone m is the one in the rules of the version the m-th
-    conversion was bound under, paid from that campaign's budget, and tied to that friend, so it
-    is held and voided with that referral."""
-    campaign_id, referrer_id = campaign_of(mark), mark.referrer_id
-    versions: dict[int | None, Rules] = {}
-
-    def rules_of(version: int | None) -> Rules:
-        if version not in versions:  # the current rules through the per-instance cache, like the levels'
-            versions[version] = (campaigns.rules_of(campaigns.current_or_404(campaign_id)) if version is None
-                                 else campaigns.rules_at(campaign_id, version))
-        return versions[version]
-
-    # Milestones counted: the current version's and the mark's own (a campaign with none reads nothing).
-    candidates = {m.conversions for version in (None, mark.campaign_version)
-                  for m in rules_of(None if version is None else int(version)).milestones}
-    if not candidates:
+def settle_milestones(referrer_id: str, converted: int) -> None:
+    """Milestones stand exactly while the advocate has that many conversions; each is tied to
+    the friend whose conversion reached it, so it is held and voided with that referral."""
+    default_rules = campaigns.rules_of(campaigns.current_or_404(None))
+    standing = rules.milestones_standing(default_rules, converted)
+    if not standing:
         return
-    marks = _marks_in(referrer_id, campaign_id, max(candidates))
-    due: dict[int, tuple[int, str, Rules]] = {}  # m -> (bonus, the friend reaching it, its rules)
-    for position, reaching in enumerate(marks, start=1):
-        rule_set = rules_of(None if reaching.campaign_version is None else int(reaching.campaign_version))
-        bonus = next((m.bonus_points for m in rule_set.milestones if m.conversions == position), 0)
-        if bonus:
-            due[position] = (bonus, reaching.referee_id, rule_set)
-    own = None if campaign_id == campaigns.DEFAULT_ID else campaign_id
-    grants = {m: rules.milestone_award(referrer_id, m, 0, None, own) for m in sorted(candidates | set(due))}
-    paid = {e.entry_id: e for e in LedgerEntry.batch_get(
-        [LedgerEntry.key(referrer_id, g.entry_id) for g in grants.values()], consistent_read=True)}
-    for conversions, empty in grants.items():
-        entry = paid.get(empty.entry_id)
-        if conversions in due:
-            bonus, referee_id, rule_set = due[conversions]
+    keys = [LedgerEntry.key(referrer_id, f"milestone.{m}") for m in standing]
+    paid = {e.entry_id: e for e in LedgerEntry.batch_get(keys, consistent_read=True)}
+    reaching: list[str] = []
+    for conversions, stands in standing.items():
+        entry = paid.get(f"milestone.{conversions}")
+        if stands:
+            if not reaching:
+                reaching = [mark.referee_id for mark in Conversion.query(
+                    member_pk(referrer_id), Conversion.sk.between(FIRST, LAST), consistent_read=True,
+                    limit=max(standing))]
+            referee_id = reaching[conversions - 1]
             if entry is not None and entry.referee_id == referee_id and not entry.reversed_amount:
                 continue  # standing, tied to the conversion that reached it
             held = _held(referee_id)
+            bonus = next(m.bonus_points for m in default_rules.milestones if m.conversions == conversions)
             if entry is None:
-                ledger.award(rules.milestone_award(referrer_id, conversions, bonus, referee_id, own), campaign_id,
-                             rule_set, held=held)
+                ledger.award(rules.milestone_award(referrer_id, conversions, bonus, referee_id),
+                             campaigns.DEFAULT_ID, default_rules, held=held)
             else:
-                ledger.restate(referrer_id, entry.entry_id, int(entry.amount), 0, rule_set,
+                ledger.restate(referrer_id, entry.entry_id, int(entry.amount), 0, default_rules,
                                referee_id=referee_id, held=held)
         elif entry is not None and entry.standing > 0:
             ledger.reverse_to(referrer_id, entry.entry_id, int(entry.amount), entry=entry)

@@ -107,14 +107,10 @@ def purchase_awards(rules: Rules, order_id: str, amount_fen: int, referee_id: st
     return awards
 
 
-def milestone_award(member_id: str, conversions: int, bonus_points: int, referee_id: str | None,
-                    campaign_id: str | None = None) -> Award:
-    """The bonus for reaching `conversions` converted friends in a campaign, tied to the friend
-    whose conversion reached it (held and voided with that referral). Entry `milestone.<m>` for
-    the default campaign (`campaign_id` None, as before campaigns paid their own), else
-    `milestone.<campaign>.<m>`."""
-    source = str(conversions) if campaign_id is None else f"{campaign_id}.{conversions}"
-    return Award(member_id, "milestone", source, bonus_points,
+def milestone_award(member_id: str, conversions: int, bonus_points: int, referee_id: str | None) -> Award:
+    """The bonus for reaching `conversions` converted friends, tied to the friend whose
+    conversion reached it (held and voided with that referral)."""
+    return Award(member_id, "milestone", str(conversions), bonus_points,
                  f"milestone: {conversions} friends converted", referee_id=referee_id)
 
 
