@@ -136,3 +136,36 @@ def test_links_per_member_per_day_are_capped_with_a_clear_429(client):
     clock.advance(timedelta(days=1))
     member_token = client.post("/v1/auth/login", {"provider": "dev", "openid": "busy"}).json_body["access_token"]
     assert client.post("/v1/links", {"channel": "qq"}, token=member_token).status_code == 201
+
+
+def _links_today(member_id: str) -> int:
+    from chalicelib.core import clock
+    from chalicelib.referrals.models import LinkQuota
+
+    try:
+        return int(LinkQuota.get(*LinkQuota.key(member_id, clock.iso(clock.now())[:10]), consistent_read=True).links)
+    except LinkQuota.DoesNotExist:
+        return 0
+
+
+def test_a_request_re_run_with_its_idempotency_key_counts_one_link(client):
+    from chalicelib.referrals import links
+
+    response = client.post("/v1/auth/login", {"provider": "dev", "openid": "rerun"})
+    member_token, member_id = response.json_body["access_token"], response.json_body["member"]["member_id"]
+    died = links.create(member_id, "qq", request_key="share-1")  # a first run that died before answering
+    again = client.post("/v1/links", {"channel": "qq"}, token=member_token, headers={"Idempotency-Key": "share-1"})
+    assert again.status_code == 201 and again.json_body["link_id"] == died.link_id
+    assert _links_today(member_id) == 1
+    other = client.post("/v1/links", {"channel": "qq"}, token=member_token, headers={"Idempotency-Key": "share-2"})
+    assert other.json_body["link_id"] != died.link_id and _links_today(member_id) == 2
+
+
+def test_a_link_write_re_sent_after_its_answer_was_lost_counts_once(client, monkeypatch):
+    from chalicelib.referrals import links
+
+    response = client.post("/v1/auth/login", {"provider": "dev", "openid": "resent"})
+    member_id = response.json_body["member"]["member_id"]
+    monkeypatch.setattr(links.secrets, "token_urlsafe", lambda n: "resentlink01")  # the same call, twice
+    assert links.create(member_id, "qq").link_id == links.create(member_id, "qq").link_id == "resentlink01"
+    assert _links_today(member_id) == 1

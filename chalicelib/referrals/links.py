@@ -6,18 +6,20 @@ BatchGetItem as the code. Links never change after creation, so QR images cache 
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import re
 import secrets
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import TransactWriteError
 
 from ..core import clock
 from ..core.errors import NotFound, RateLimited
 from ..core.http import public_base_url
 from ..i18n import t
-from ..store.base import condition_failed
+from ..store.base import cancelled_by_condition, transaction
 from . import codes
 from .models import Link, LinkQuota
 
@@ -55,39 +57,55 @@ def landing(campaign_url: str, landing_path: str | None, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept + [(k, v) for k, v in params.items() if v])))
 
 
-def create(member_id: str, channel: str, campaign_id: str | None = None, landing_path: str | None = None) -> Link:
+def create(member_id: str, channel: str, campaign_id: str | None = None, landing_path: str | None = None,
+           request_key: str | None = None) -> Link:
+    """A new link, counted against today's quota in the same transaction as its write, so the
+    quota counts links, not attempts. A request re-run with its `Idempotency-Key` (its first run
+    died before answering) makes the same link id and gets that link back, uncounted; a
+    transaction botocore re-sent after its answer was lost finds its own link written."""
     member_code = codes.code_for(member_id, campaign_id)
-    _take_quota(member_id)
-    link_id = secrets.token_urlsafe(9)  # 12 characters, 72 random bits
+    link_id = _link_id(member_id, request_key, channel, campaign_id, landing_path)
     pk, sk = Link.key(link_id)
     at = clock.now_iso()
     link = Link(pk, sk, link_id=link_id, member_id=member_id, campaign_id=member_code.campaign_id,
                 code=member_code.code, channel=channel, landing_path=landing_path,
                 url=share_url(member_code.code, link_id), created_at=at, **Link.owner_keys(member_id, at, link_id))
-    try:
-        link.save(condition=Link.pk.does_not_exist())
-    except PutError as exc:
-        # a fresh random id: only this call's own write, resent by botocore after its answer was lost
-        if not condition_failed(exc):
-            raise
-    return link
-
-
-def _take_quota(member_id: str) -> None:
-    """One of the member's LINKS_PER_DAY for today, or 429 until the next UTC day."""
     now = clock.epoch()
     day_ends = (now // 86400 + 1) * 86400
     quota = LinkQuota(*LinkQuota.key(member_id, clock.iso(clock.now())[:10]))
     try:
-        quota.update(actions=[LinkQuota.links.add(1), LinkQuota.expires_at.set(day_ends + 86400)],
-                     condition=LinkQuota.links.does_not_exist() | (LinkQuota.links < LINKS_PER_DAY))
-    except UpdateError as exc:
-        if not condition_failed(exc):
+        with transaction() as tx:
+            tx.save(link, condition=Link.pk.does_not_exist())
+            tx.update(quota, actions=[LinkQuota.links.add(1), LinkQuota.expires_at.set(day_ends + 86400)],
+                      condition=LinkQuota.links.does_not_exist() | (LinkQuota.links < LINKS_PER_DAY))
+    except TransactWriteError as exc:
+        if not cancelled_by_condition(exc):
             raise
+        existing = _own(link_id, member_id)
+        if existing is not None:
+            return existing  # written already: by this request's first run, or this very call
         raise RateLimited(t("at most {links_per_day} links a day; reuse one you made", links_per_day=LINKS_PER_DAY),
                           code="link_limit_reached",
                           details={"links_per_day": LINKS_PER_DAY},
                           headers={"Retry-After": str(max(1, day_ends - now))}) from None
+    return link
+
+
+def _link_id(member_id: str, request_key: str | None, *body: str | None) -> str:
+    """12 URL-safe characters: random, or derived from the request's Idempotency-Key and body
+    (a re-run of the same request makes the same link)."""
+    if not request_key:
+        return secrets.token_urlsafe(9)  # 72 random bits
+    digest = hashlib.sha256("\0".join([member_id, request_key, *(b or "" for b in body)]).encode()).digest()
+    return base64.urlsafe_b64encode(digest[:9]).decode()
+
+
+def _own(link_id: str, member_id: str) -> Link | None:
+    try:
+        link = Link.get(*Link.key(link_id), consistent_read=True)
+    except Link.DoesNotExist:
+        return None
+    return link if link.member_id == member_id else None
 
 
 def get(link_id: str) -> Link:

@@ -78,7 +78,8 @@ def set_my_code(req: Req) -> Any:
              summary="Create a share link for a channel, with its QR code URL")
 def create_link(req: Req) -> Any:
     body: LinkIn = req.body
-    link = links.create(req.member_id, body.channel, body.campaign_id, body.landing_path)
+    link = links.create(req.member_id, body.channel, body.campaign_id, body.landing_path,
+                        request_key=req.headers.get("idempotency-key"))
     return Reply(links.public(link), 201)
 
 
