@@ -236,6 +236,36 @@ def test_a_busy_engine_or_a_lost_answer_leaves_the_rows_imported_once(client, mo
     assert len(items_of("member")) == 8
 
 
+def test_a_group_the_engine_keeps_refusing_is_a_busy_answer_and_a_resend_imports_it(client, monkeypatch):
+    """Past its own tries a refused member group answers 503 `service_busy` (never a 500), with
+    nothing written; the client's re-send of the same rows then imports them once."""
+    from botocore.exceptions import ClientError
+    from pynamodb.exceptions import TransactWriteError
+
+    from chalicelib.imports import members as member_import
+
+    real = member_import._transact
+    refusing = {"on": True}
+
+    def busy_engine(group):
+        if refusing["on"]:
+            raise TransactWriteError("Failed to write transaction items", ClientError(
+                {"Error": {"Code": "InternalServerError", "Message": "waiting for a lock"}}, "TransactWriteItems"))
+        return real(group)
+
+    monkeypatch.setattr(member_import, "_transact", busy_engine)
+    monkeypatch.setattr(member_import.time, "sleep", lambda seconds: None)
+    rows = [{"member_id": "r0", "joined_at": "2025-01-01T08:00:00Z"},
+            {"member_id": "f0", "joined_at": "2025-02-01T08:00:00Z", "referrer_id": "r0"}]
+    refused = send(client, "members", rows)
+    assert refused.status_code == 503 and refused.json_body["error"]["code"] == "service_busy", refused.body
+    assert items_of("member") == []
+    refusing["on"] = False
+    body = imported(client, "members", rows)
+    assert (body["accepted"], body["rejected"]) == (2, [])
+    assert int(member("r0").referrals_signed_up) == 1
+
+
 def test_code_and_order_rows_outlast_a_busy_engine_and_a_lost_answer(client):
     """A code's or an order's put refused past botocore's retries (throttled six times) is tried
     again; one applied whose answer was lost (the put re-sent) meets its own item — the code, its

@@ -163,12 +163,14 @@ def _groups(new: list[NewMember]) -> list[list[NewMember]]:
 
 def _write_group(group: list[NewMember]) -> dict[int, dict[str, Any]]:
     """Write the group at once; if a condition fails, row by row, each with its own reason."""
+    busy: TransactWriteError | None = None
     for attempt in range(MAX_CONFLICTS):
         try:
             _transact(group)
             return {}
         except TransactWriteError as exc:
             if cancelled_by_conflict(exc) or transient(exc):
+                busy = exc
                 # another group moved the same referrer's counter, or the engine stayed busy past
                 # botocore's retries (throttled; DynamoDB Local's lock wait under 8 threads of
                 # 100-item transactions): nothing was written, or — an answer lost — the row-by-row
@@ -180,7 +182,9 @@ def _write_group(group: list[NewMember]) -> dict[int, dict[str, Any]]:
                 raise
             break
     else:
-        raise RuntimeError("import kept conflicting with concurrent writes")
+        # Still refused: the caller is told the service is busy (503 `service_busy`) and re-sends
+        # the same rows, which recognise whatever was written (never a 500 for a passing reason).
+        raise busy
     if len(group) > 1:
         errors: dict[int, dict[str, Any]] = {}
         for n in group:
