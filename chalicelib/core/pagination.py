@@ -55,10 +55,15 @@ def decode_cursor(cursor: str | None, scope: str) -> dict[str, Any] | None:
 
 
 def page(query: Callable[..., Any], page_query: PageQuery, scope: str,
-         render: Callable[[Any], dict[str, Any]], **query_kwargs: Any) -> dict[str, Any]:
-    """Run a PynamoDB query/index query for one page and render `{items, next_cursor}`."""
+         render: Callable[[Any], dict[str, Any]], resolve: Callable[[list[Any]], Iterable[Any]] | None = None,
+         **query_kwargs: Any) -> dict[str, Any]:
+    """Run a PynamoDB query/index query for one page and render `{items, next_cursor}`.
+    `resolve` turns the page's hits into what is rendered (e.g. index entries into the items they
+    name, one batch read per page); the cursor stays the query's."""
     results = query(limit=page_query.limit, last_evaluated_key=decode_cursor(page_query.cursor, scope),
                     **query_kwargs)
     items: Iterable[Any] = list(results)
+    if resolve is not None:
+        items = resolve(list(items))
     return {"items": [render(item) for item in items],
             "next_cursor": encode_cursor(results.last_evaluated_key, scope)}

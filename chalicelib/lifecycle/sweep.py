@@ -3,7 +3,8 @@
 
 Served by the sparse gsi2 (LIFECYCLE#<shard>, sorted by the next change): one Query per shard
 reads only members that are due, never the table. A hit is the member's small `LifecycleDue`
-item, or (bound before those existed) the member item itself: both name the member (MainItem's index: a Member's own filters to members). Reconciling a member moves its due time
+item, or (bound before those existed) the member item itself: both name the member (queried on
+MainItem's index: a Member's own filters to members). Reconciling a member moves its due time
 forward (or out of the index), so a run that repeats finds nothing left to do.
 """
 from __future__ import annotations

@@ -171,14 +171,11 @@ def render_referee(referee: Member) -> dict[str, Any]:
 
 
 def list_referrals(member_id: str, page_query) -> dict[str, Any]:
-    from ..core.pagination import decode_cursor, encode_cursor
+    from ..core.pagination import page
 
-    scope = f"referrals:{member_id}"
     # MainItem's index: a Member's own would filter the hits to members (older bindings) only
-    results = MainItem.by_gsi1.query(f"REF#{member_id}", scan_index_forward=False, limit=page_query.limit,
-                                     last_evaluated_key=decode_cursor(page_query.cursor, scope))
-    return {"items": [render_referee(referee) for referee in referees(list(results))],
-            "next_cursor": encode_cursor(results.last_evaluated_key, scope)}
+    return page(MainItem.by_gsi1.query, page_query, f"referrals:{member_id}", render_referee, resolve=referees,
+                hash_key=f"REF#{member_id}", scan_index_forward=False)
 
 
 def referees(hits: list[Any]) -> list[Member]:
