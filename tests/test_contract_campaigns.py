@@ -68,6 +68,27 @@ def test_http_landing_is_local_only(client, configure):
     assert response.json_body["error"]["details"]["fields"][0]["field"] == "landing_url"
 
 
+def test_milestones_are_refused_outside_the_default_campaign_which_pays_them(client):
+    """Milestones count an advocate's friends across campaigns and are paid from the default
+    campaign's rules: another campaign's would be stored and silently never paid."""
+    milestones = [{"conversions": 3, "bonus_points": 300}]
+    created = client.post("/v1/campaigns", rules(milestones=milestones), token=OPS)
+    assert created.status_code == 422, created.body
+    assert created.json_body["error"]["code"] == "milestones_program_wide"
+    assert created.json_body["error"]["details"]["fields"][0]["field"] == "rules.milestones"
+    assert client.get("/v1/campaigns/spring", token=OPS).status_code == 404
+    assert client.post("/v1/campaigns", campaign(), token=OPS).status_code == 200
+    changed = client.put("/v1/campaigns/spring", rules(milestones=milestones), token=OPS)
+    assert changed.status_code == 422 and changed.json_body["error"]["code"] == "milestones_program_wide"
+    dry = client.post("/v1/campaigns/spring/dry-run", {"rules": {"milestones": milestones}, "facts": []}, token=OPS)
+    assert dry.status_code == 422 and dry.json_body["error"]["code"] == "milestones_program_wide"
+    assert client.get("/v1/campaigns/spring", token=OPS).json_body["version"] == 1
+    default = client.get("/v1/campaigns/default", token=OPS).json_body
+    body = {k: default[k] for k in ("campaign_id", "name", "landing_url", "rules")}
+    body["rules"]["milestones"] = [{"conversions": 2, "bonus_points": 100}]
+    assert client.put("/v1/campaigns/default", body, token=OPS).status_code == 200
+
+
 def test_a_changed_campaign_is_validated_like_a_new_one(client):
     assert client.post("/v1/campaigns", campaign(), token=OPS).status_code == 200
     response = client.put("/v1/campaigns/spring", campaign(ends_at="2026-02-30T00:00:00Z"), token=OPS)

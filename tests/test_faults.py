@@ -164,8 +164,8 @@ def viral_scenario(client, streams, ns: str) -> dict:
         "campaign_id": campaign, "name": "Viral", "landing_url": "https://shop.example.com/viral",
         "rules": {"min_purchase_fen": 50_00, "referrer_conversion_points": 500, "hold_days": 7,
                   "advocate_levels": [{"name": "friend", "min_conversions": 0, "commission_bps": 300}],
-                  "budget_points": 1_000_000, "referee_signup_points": 100, "second_level_bps": 100,
-                  "milestones": [{"conversions": 5, "bonus_points": 200}]}}, role="ops")
+                  "budget_points": 1_000_000, "referee_signup_points": 100, "second_level_bps": 100}},
+          role="ops")
     signup = lambda member_id, code=None: _send(  # noqa: E731
         client, "/v1/events/signups",
         {"member_id": member_id, "display_name": member_id, **({"referral": {"code": code}} if code else {})})

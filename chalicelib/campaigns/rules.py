@@ -90,7 +90,9 @@ class Rules(Strict):
     referee_coupon_fen: Fen = 0
     referrer_conversion_points: Pts = 0
     advocate_levels: list[AdvocateLevel] = Field(default_factory=list, max_length=10)
-    milestones: list[Milestone] = Field(default_factory=list, max_length=20)
+    milestones: list[Milestone] = Field(default_factory=list, max_length=20, description=(
+        "bonuses at an advocate's n-th converted friend, counted across campaigns: set on the "
+        "`default` campaign only (elsewhere 422 milestones_program_wide)"))
     second_level_bps: Bps = 0
     monthly_cap_points: Pts | None = None
     budget_points: Pts | None = None

@@ -45,6 +45,18 @@ def _check_landing(spec: CampaignIn) -> None:
             {"field": "rules.poster_background_url", "problem": problem, "type": "poster_background_url"}]})
 
 
+def check_program_rules(campaign_id: str, rules: Rules) -> None:
+    """Milestones count an advocate's converted friends across every campaign and are paid from
+    the `default` campaign's rules (rewards/ranks.py): another campaign's would be stored and
+    never paid, so they are refused there."""
+    if rules.milestones and campaign_id != DEFAULT_ID:
+        raise Unprocessable(t("milestones are set on the default campaign only: they count an advocate's "
+                              "converted friends across all campaigns"), code="milestones_program_wide",
+                            details={"campaign_id": DEFAULT_ID, "fields": [
+                                {"field": "rules.milestones", "problem": "set on the default campaign only",
+                                 "type": "milestones_program_wide"}]})
+
+
 def _item(spec: CampaignIn, version: int, at: str) -> Campaign:
     pk, sk = Campaign.key(spec.campaign_id)
     return Campaign(pk, sk, campaign_id=spec.campaign_id, name=spec.name, offer=spec.offer,
@@ -66,6 +78,7 @@ def _snapshot(spec: CampaignIn, version: int, at: str) -> CampaignVersion:
 def create(spec: CampaignIn, actor: str = "system") -> Campaign:
     """A new campaign at version 1 (409 if the id is taken), audited."""
     _check_landing(spec)
+    check_program_rules(spec.campaign_id, spec.rules)
     at = clock.now_iso()
     item = _item(spec, 1, at)
     try:
@@ -88,6 +101,7 @@ def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
         raise Conflict(t("campaign_id in the body differs from the path"), code="campaign_id_mismatch")
     _check_landing(spec)
     current = get(campaign_id)
+    check_program_rules(campaign_id, spec.rules)
     if spec.rules.currency != rules_of(current).currency:  # amounts already recorded are in the old one
         raise Unprocessable(t("a campaign's currency cannot change; start a new campaign"), code="currency_fixed",
                             details={"currency": rules_of(current).currency})

@@ -27,6 +27,8 @@ def dry_run(campaign_id: str, body: DryRunIn) -> dict[str, Any]:
     if given is not None and given.currency != current.currency:  # as PUT /v1/campaigns/{id} refuses it
         raise Unprocessable(t("a campaign's currency cannot change; start a new campaign"), code="currency_fixed",
                             details={"currency": current.currency})
+    if given is not None:
+        campaigns.check_program_rules(campaign_id, given)
     if body.facts is not None and (body.from_ or body.to):
         raise Unprocessable(t("give either facts or a period (from, to), not both"), code="facts_or_period")
 
