@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from chalicelib.core import clock
 from chalicelib.rewards import sweeps
+from chalicelib.rewards.models import LedgerEntry
 from tests.flows import code_of, member, purchase, refund, signup, spring_campaign
 from tests.helpers import token
 from tests.ledger_checks import assert_balances_match_entries, budget_spent, by_rule, entries, points
@@ -318,6 +319,73 @@ def test_a_milestone_written_from_a_stale_hold_follows_the_resolved_flag(client,
     streams.drain()
     assert [e.status for e in entries("koc") if e.rule == "milestone"] == ["available"]
     assert_balances_match_entries(["koc"] + [f"f{i}" for i in range(3)])
+
+
+def _three_friends_reach_the_first_milestone(client, streams) -> None:
+    signup(client, "koc")
+    for i in range(3):
+        signup(client, f"f{i}", code_of("koc"), device_id=f"d{i}")
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+    streams.drain()
+    assert [(e.referee_id, bool(e.hold)) for e in entries("koc") if e.rule == "milestone"] == [("f2", False)]
+
+
+def _re_tie_while_the_flag_handler_runs(monkeypatch, to: str) -> None:
+    """A re-rank ties the milestone to another friend's conversion between the flag handler's
+    read of the referral's entries and its write (the handler then holds a stale copy)."""
+    from chalicelib.campaigns import service as campaigns
+    from chalicelib.rewards import handlers, ledger
+
+    read_entries = handlers._referral_entries
+
+    def re_tied_meanwhile(referee_id):
+        found = read_entries(referee_id)
+        for entry in found:
+            if entry.rule == "milestone":
+                ledger.restate("koc", entry.entry_id, int(entry.amount), 0,
+                               campaigns.rules_of(campaigns.current_or_404(None)), referee_id=to)
+        return found
+
+    monkeypatch.setattr(handlers, "_referral_entries", re_tied_meanwhile)
+
+
+def _milestone_follows_its_referral() -> LedgerEntry:
+    milestone = next(e for e in entries("koc") if e.rule == "milestone")
+    assert bool(milestone.hold) == (member(milestone.referee_id).referral_hold == "fraud_review"), milestone.referee_id
+    return milestone
+
+
+def test_a_flag_does_not_hold_a_milestone_re_tied_to_an_unflagged_friend_meanwhile(client, streams, monkeypatch):
+    _three_friends_reach_the_first_milestone(client, streams)
+    _re_tie_while_the_flag_handler_runs(monkeypatch, to="f1")
+    refund(client, "o2", "r2", 10_00)  # within 48 h: f2's referral is flagged
+    streams.drain()
+    assert member("f2").referral_hold == "fraud_review"
+    assert _milestone_follows_its_referral().referee_id == "f1"
+    monkeypatch.undo()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert [e.status for e in entries("koc") if e.rule == "milestone"] == ["available"]
+    assert_balances_match_entries(["koc", "f0", "f1", "f2"])
+
+
+def test_an_approval_does_not_release_a_milestone_re_tied_to_a_flagged_friend_meanwhile(client, streams, monkeypatch):
+    _three_friends_reach_the_first_milestone(client, streams)
+    for i in (1, 2):
+        refund(client, f"o{i}", f"r{i}", 10_00)  # both referrals flagged: the milestone (f2's) is held
+    streams.drain()
+    assert _milestone_follows_its_referral().hold
+    _re_tie_while_the_flag_handler_runs(monkeypatch, to="f1")
+    _resolve(client, "f2", "approve")
+    streams.drain()
+    assert _milestone_follows_its_referral().referee_id == "f1"  # still held: f1's flag is open
+    monkeypatch.undo()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert [e.status for e in entries("koc") if e.rule == "milestone"] == ["pending"]
+    assert_balances_match_entries(["koc", "f0", "f1", "f2"])
 
 
 def test_a_conversion_written_from_a_stale_hold_is_held_by_the_flag_opened_meanwhile(client, streams, monkeypatch):

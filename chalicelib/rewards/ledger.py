@@ -263,25 +263,30 @@ def _reverse_once(entry: LedgerEntry, target: int, voided: str | None = None) ->
 def set_hold(entry: LedgerEntry, held: bool) -> None:
     """Hold a pending entry while its referral's flag is open (it leaves the release index), or
     clear the hold (approve): the entry becomes releasable on its own date. An entry already
-    available cannot be held; a rejection reverses it instead."""
+    available cannot be held; a rejection reverses it instead.
+
+    Only while the entry is still tied to the referral it was read with: a milestone re-tied to
+    another friend's conversion meanwhile follows that referral's hold (the re-tie sets it), and
+    a flag's handler that read it a moment earlier must not hold or release it for the old one."""
+    tied = (LedgerEntry.referee_id == entry.referee_id) if entry.referee_id else LedgerEntry.referee_id.does_not_exist()
     if held:  # every entry not yet released, reversed ones too (whichever handler ran first)
         if entry.hold or entry.bucket != "pending":
             return
-        try:
-            entry.update(actions=[LedgerEntry.hold.set("fraud_review"), LedgerEntry.gsi2pk.remove(),
-                                  LedgerEntry.gsi2sk.remove()],
-                         condition=(LedgerEntry.bucket == "pending") & LedgerEntry.hold.does_not_exist())
-        except UpdateError as exc:
-            if not condition_failed(exc):
-                raise
-        return
-    if not entry.hold:
-        return
-    keys = LedgerEntry.release_keys(entry.member_id, entry.entry_id, entry.available_at or clock.now_iso())
-    actions = [LedgerEntry.hold.remove()]
-    if entry.status == "pending":
-        actions += [LedgerEntry.gsi2pk.set(keys["gsi2pk"]), LedgerEntry.gsi2sk.set(keys["gsi2sk"])]
-    entry.update(actions=actions, condition=LedgerEntry.hold.exists())
+        actions = [LedgerEntry.hold.set("fraud_review"), LedgerEntry.gsi2pk.remove(), LedgerEntry.gsi2sk.remove()]
+        condition = (LedgerEntry.bucket == "pending") & LedgerEntry.hold.does_not_exist() & tied
+    else:
+        if not entry.hold:
+            return
+        keys = LedgerEntry.release_keys(entry.member_id, entry.entry_id, entry.available_at or clock.now_iso())
+        actions = [LedgerEntry.hold.remove()]
+        if entry.status == "pending":
+            actions += [LedgerEntry.gsi2pk.set(keys["gsi2pk"]), LedgerEntry.gsi2sk.set(keys["gsi2sk"])]
+        condition = LedgerEntry.hold.exists() & tied
+    try:
+        entry.update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if not condition_failed(exc):  # already so, no longer pending, or re-tied: nothing of ours to change
+            raise
 
 
 def follow_referral_hold(entry: LedgerEntry | None) -> None:
