@@ -417,6 +417,20 @@ def test_most_requests_make_no_rate_limit_write(client, configure, monkeypatch):
     assert statuses[-1] == 429
 
 
+def test_a_client_s_few_requests_in_a_minute_make_no_rate_limit_write(client, configure, monkeypatch):
+    """A member opening the ledger once a minute costs its read only: the count is shared once a
+    batch (limit/20 requests) is full or a later request comes a second after the last write."""
+    configure(RATE_LIMIT_PER_MINUTE="120")  # a shared write per 6 requests
+    monkeypatch.setattr(ratelimit, "monotonic", lambda: 10.0**6)  # an instance up for days, no time passing
+    at_start_of_window()
+    with count_dynamodb_calls() as calls:
+        assert all(client.get("/test/conventions/ping").status_code == 200 for _ in range(5))
+    assert calls.count() == 0
+    with count_dynamodb_calls() as calls:
+        assert client.get("/test/conventions/ping").status_code == 200  # the sixth: the batch is shared
+    assert calls.count("UpdateItem") == 1
+
+
 # --- money-moving routes: Idempotency-Key required ------------------------------------------------
 
 @routes.post("/test/conventions/payouts", roles=(MEMBER, SERVICE), body=OrderIn, moves_money=True,

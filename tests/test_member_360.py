@@ -124,7 +124,9 @@ def test_reads_are_a_few_calls_whatever_the_downline(client, streams, monkeypatc
     streams.drain()
     with count_dynamodb_calls() as large:
         assert view(client, ids["A"])[0]["downline"]["level_2"]["signed_up"] == 8
-    assert large.calls == small.calls and large.count("Scan") == 0
+    # the rate limiter shares its count now and then (an UpdateItem, by time): the reads are what grows
+    assert [c for c in large.calls if c != "UpdateItem"] == [c for c in small.calls if c != "UpdateItem"]
+    assert large.count("Scan") == 0
     assert large.count("BatchGetItem") == 1  # A has nobody above: the upline needs no second batch
     with count_dynamodb_calls() as d:
         view(client, "D")

@@ -3,13 +3,14 @@
 A fixed one-minute window per (bucket, client) counted in DynamoDB (control table, TTL). To
 keep the hot path cheap each instance batches its increments: it adds to the shared counter
 every `flush_every` requests (or once a second) and learns the global count from the same
-write. Most requests therefore make no DynamoDB call; the cost is an overshoot of at most
-`flush_every` requests per instance per window, which is fine for abuse control.
+write. Most requests therefore make no DynamoDB call — a client's first request in a window
+neither — and the cost is an overshoot of at most `flush_every` requests per instance per window,
+which is fine for abuse control.
 """
 from __future__ import annotations
 
 import threading
-import time
+from time import monotonic
 from dataclasses import dataclass
 
 from pynamodb.attributes import NumberAttribute
@@ -65,12 +66,13 @@ def exceeded(bucket: str, client_key: str) -> int | None:
             if len(_state) >= MAX_TRACKED:  # a warm instance sees many clients: forget past windows
                 for stale in [k for k, v in _state.items() if v.window != window]:
                     del _state[stale]
-            local = _state[(bucket, client_key)] = _Local(window=window)
+            # a client's first request waits like the others: one GET a minute writes nothing
+            local = _state[(bucket, client_key)] = _Local(window=window, flushed_at=monotonic())
         local.pending += 1
         estimate = local.known_global + local.pending
-        flush = local.pending >= flush_every or time.monotonic() - local.flushed_at > FLUSH_SECONDS
+        flush = local.pending >= flush_every or monotonic() - local.flushed_at > FLUSH_SECONDS
         if flush:
-            pending, local.pending, local.flushed_at = local.pending, 0, time.monotonic()
+            pending, local.pending, local.flushed_at = local.pending, 0, monotonic()
     if flush:
         total = _add(bucket, client_key, window, pending)
         with _lock:
