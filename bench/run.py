@@ -297,8 +297,8 @@ def latency_notes(ops: dict) -> list[str]:
 
 
 LATENCY_REASONS = {
-    "ledger_page": "the per-member rate limit's window (`RL#…`, an UpdateItem in the control table), which every "
-                   "authenticated route pays",
+    "ledger_page": "the per-member rate limit's window (`RL#…`, an UpdateItem in the control table), shared "
+                   "every limit/20 requests of a member or a second after its last write",
     "click": "the click's rate window and counters",
     "code_lookup": "the per-IP rate limit's window",
 }

@@ -388,6 +388,31 @@ def test_an_approval_does_not_release_a_milestone_re_tied_to_a_flagged_friend_me
     assert_balances_match_entries(["koc", "f0", "f1", "f2"])
 
 
+def test_a_release_from_a_copy_tied_to_another_friend_leaves_the_re_tied_milestone_pending(client, streams, monkeypatch):
+    """The sweep releases from index copies: one still tied to f2 (no flag) must not release the
+    milestone after it was re-tied to f1, whose flag is open, before the re-tie's hold landed."""
+    from chalicelib.campaigns import service as campaigns
+    from chalicelib.rewards import ledger
+
+    _three_friends_reach_the_first_milestone(client, streams)
+    refund(client, "o1", "r1", 10_00)  # within 48 h: f1's referral is flagged
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    copy = next(e for e in entries("koc") if e.rule == "milestone")
+    assert copy.referee_id == "f2" and not copy.hold  # due, unheld: what the sweep read
+    monkeypatch.setattr(ledger, "follow_referral_hold", lambda entry: None)  # the re-tie's re-read comes later
+    ledger.restate("koc", copy.entry_id, int(copy.amount), 0, campaigns.rules_of(campaigns.current_or_404(None)),
+                   referee_id="f1", held=False)  # f1's hold read just before its flag opened
+    monkeypatch.undo()
+    assert sweeps._release(copy, clock.now_iso()) is False
+    ledger.follow_referral_hold(ledger.find("koc", copy.entry_id))
+    sweeps.release_due()
+    streams.drain()
+    milestone = _milestone_follows_its_referral()
+    assert (milestone.referee_id, milestone.status, bool(milestone.hold)) == ("f1", "pending", True)
+    assert_balances_match_entries(["koc", "f0", "f1", "f2"])
+
+
 def test_a_conversion_written_from_a_stale_hold_is_held_by_the_flag_opened_meanwhile(client, streams, monkeypatch):
     from chalicelib.rewards import handlers
 

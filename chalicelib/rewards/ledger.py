@@ -176,6 +176,12 @@ def _read(model: Any, item: Any, attribute: str) -> int:
         return 0
 
 
+def _tied(entry: LedgerEntry) -> Any:
+    """The entry is still tied to the referral it was read with (a milestone moves between
+    friends' conversions): the flag checked, or held for, is that referral's."""
+    return (LedgerEntry.referee_id == entry.referee_id) if entry.referee_id else LedgerEntry.referee_id.does_not_exist()
+
+
 def release(entry: LedgerEntry) -> bool:
     """Move a matured, unheld pending entry to the available balance. False if it was not due."""
     if entry.status != "pending" or entry.hold or entry.bucket != "pending":
@@ -185,7 +191,7 @@ def release(entry: LedgerEntry) -> bool:
         tx.update(entry, actions=[LedgerEntry.status.set("available"), LedgerEntry.bucket.set("available"),
                                   LedgerEntry.gsi2pk.remove(), LedgerEntry.gsi2sk.remove()],
                   condition=(LedgerEntry.status == "pending") & LedgerEntry.hold.does_not_exist()
-                  & (LedgerEntry.reversed_amount == int(entry.reversed_amount or 0)))
+                  & (LedgerEntry.reversed_amount == int(entry.reversed_amount or 0)) & _tied(entry))
         if entry.referee_id:  # a flag opened after the award, before its hold reached the entry
             tx.condition_check(FraudFlag, *FraudFlag.key(entry.referee_id),
                                condition=FraudFlag.status.does_not_exist() | (FraudFlag.status != "open"))
@@ -268,7 +274,7 @@ def set_hold(entry: LedgerEntry, held: bool) -> None:
     Only while the entry is still tied to the referral it was read with: a milestone re-tied to
     another friend's conversion meanwhile follows that referral's hold (the re-tie sets it), and
     a flag's handler that read it a moment earlier must not hold or release it for the old one."""
-    tied = (LedgerEntry.referee_id == entry.referee_id) if entry.referee_id else LedgerEntry.referee_id.does_not_exist()
+    tied = _tied(entry)
     if held:  # every entry not yet released, reversed ones too (whichever handler ran first)
         if entry.hold or entry.bucket != "pending":
             return

@@ -68,4 +68,11 @@ def _release(hit: LedgerEntry, now: str) -> bool:
         if not cancelled_by_condition(exc):
             raise
     entry = ledger.find(hit.member_id, hit.entry_id)  # the index copy was stale: decide on the item
-    return entry is not None and bool(entry.available_at) and entry.available_at <= now and ledger.release(entry)
+    if entry is None or not entry.available_at or entry.available_at > now:
+        return False
+    try:
+        return ledger.release(entry)
+    except TransactWriteError as exc:  # its referral's flag opened before its hold landed: the hold comes
+        if not cancelled_by_condition(exc):
+            raise
+    return False
