@@ -222,6 +222,35 @@ def test_approving_a_late_flag_releases_what_it_held(client, streams):
     assert_balances_match_entries(["a", "b"])
 
 
+def test_a_quick_refund_after_an_approval_opens_the_flag_again(client, streams):
+    """A new quick refund is a new signal: ops review the referral again, and can approve it
+    again (before, the referral stayed held under an approved flag nobody could resolve)."""
+    from chalicelib.fraud.models import FraudFlag
+
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "o0", "b", 100_00)
+    streams.drain()
+    refund(client, "o0", "r1", 10_00)  # within 48 h: flagged
+    streams.drain()
+    _resolve(client, "b", "approve")
+    streams.drain()
+    refund(client, "o0", "r2", 10_00)  # again within 48 h
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()
+    flag = FraudFlag.get(*FraudFlag.key("b"), consistent_read=True)
+    assert (flag.status, flag.resolved_at) == ("open", None)
+    assert [e.hold for e in entries("a") if e.order_id == "o1"] == ["fraud_review"]
+    _resolve(client, "b", "approve")
+    streams.drain()
+    assert member("b").referral_hold is None
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert points("a") == {"available": 500 + 240 + 300, "pending": 0}
+    assert_balances_match_entries(["a", "b"])
+
+
 # -- milestones follow the conversion count ---------------------------------------------------
 
 def test_a_refund_below_a_milestone_takes_it_back_and_reaching_it_again_restores_it(client, streams):

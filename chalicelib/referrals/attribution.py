@@ -189,7 +189,7 @@ def apply_purchase(order_id: str) -> None:
                           condition=Member.pk.exists())
                 tx.save(conversion(member, order), condition=Conversion.pk.does_not_exist())
                 if int(order.refunded_fen) > 0:  # refunded before we even attributed it
-                    member_actions.append(_flag_quick_refund(tx, member, order.occurred_at))
+                    member_actions += _held(_flag_quick_refund(tx, member, order.occurred_at))
             if earlier:  # the referee's earliest qualifying order converts, whichever was handled first
                 moved, gone = conversion(member, order), conversion(member, order, at=member.converted_at)
                 if gone.sk != moved.sk:
@@ -234,7 +234,7 @@ def apply_refund(order_id: str, refund_id: str) -> None:
             tx.update(refund, actions=[Refund.counted.set(True)], condition=Refund.counted.does_not_exist())
             if member.converting_order_id == order.order_id:
                 if graph.quick_refund(order.occurred_at, refund.occurred_at):
-                    member_actions.append(_flag_quick_refund(tx, member, refund.occurred_at))
+                    member_actions += _held(_flag_quick_refund(tx, member, refund.occurred_at))
                 if not _converts(member, order, already_converted=True):
                     member_actions += _reattribute(tx, member, order)
                     member_condition = Member.converting_order_id == order.order_id
@@ -277,16 +277,37 @@ def conversion(member: Member, order: Order, at: str | None = None) -> Conversio
 
 
 def _flag_quick_refund(tx: Any, member: Member, at: str) -> Any:
-    """Open (or add to) the referral's fraud flag; returns the hold action for the member."""
+    """Open the referral's fraud flag (or add to it); returns the hold action for the member, or
+    None. An approved flag opens again — a quick refund after the review is a new signal, and
+    without it the referral would stay held with no flag ops could resolve. A rejected referral
+    is void already: the reason is recorded, nothing is held. One read, on this rare path."""
+    try:
+        status = FraudFlag.get(*FraudFlag.key(member.member_id), consistent_read=True).status
+    except FraudFlag.DoesNotExist:
+        status = None
     flag = FraudFlag(*FraudFlag.key(member.member_id))
+    reason = FraudFlag.reasons.add({"quick_refund"})
+    if status == "rejected":
+        tx.update(flag, actions=[reason], condition=FraudFlag.status == "rejected")
+        return None
     keys = FraudFlag.index_keys("open", at)
-    tx.update(flag, actions=[
-        FraudFlag.reasons.add({"quick_refund"}),
-        FraudFlag.flag_id.set(member.member_id), FraudFlag.referee_id.set(member.member_id),
+    actions = [
+        reason, FraudFlag.flag_id.set(member.member_id), FraudFlag.referee_id.set(member.member_id),
         FraudFlag.referrer_id.set(member.referrer_id), FraudFlag.code.set(FraudFlag.code | member.referral_code),
-        FraudFlag.status.set(FraudFlag.status | "open"), FraudFlag.created_at.set(FraudFlag.created_at | at),
-        FraudFlag.gsi1pk.set(FraudFlag.gsi1pk | keys["gsi1pk"]), FraudFlag.gsi1sk.set(FraudFlag.gsi1sk | keys["gsi1sk"]),
-        FraudFlag.type.set(FraudFlag),
+        FraudFlag.status.set("open"), FraudFlag.created_at.set(FraudFlag.created_at | at), FraudFlag.type.set(FraudFlag),
         *FraudFlag.referrer_key_actions(member.referrer_id, member.member_id, at, replace=True),
-    ])
+    ]
+    if status == "approved":  # listed with the open flags again, from now; the audit keeps the approval
+        actions += [FraudFlag.gsi1pk.set(keys["gsi1pk"]), FraudFlag.gsi1sk.set(keys["gsi1sk"]),
+                    FraudFlag.resolved_at.remove(), FraudFlag.resolved_by.remove()]
+        condition = FraudFlag.status == "approved"
+    else:
+        actions += [FraudFlag.gsi1pk.set(FraudFlag.gsi1pk | keys["gsi1pk"]),
+                    FraudFlag.gsi1sk.set(FraudFlag.gsi1sk | keys["gsi1sk"])]
+        condition = FraudFlag.status.does_not_exist() | (FraudFlag.status == "open")
+    tx.update(flag, actions=actions, condition=condition)  # decided on the status read: else read again
     return Member.referral_hold.set("fraud_review")
+
+
+def _held(action: Any) -> list[Any]:
+    return [] if action is None else [action]
