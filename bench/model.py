@@ -16,7 +16,9 @@ converts, whether a referral is held). The facts are therefore released in phase
 The commission rate is not such a decision: it is the level reached at the referee's conversion
 rank in time (converted_at, ties by member id) among the conversions standing at the end, which
 the service reaches whatever order its handlers run in; the oracle settles it over the final
-conversions. Milestones stand while the count does, tied to the conversion that reached them.
+conversions. Milestones stand while the count does, tied to the m-th conversion (none once
+they no longer stand); whether one is held depends on its tie at the first release too, since
+an entry already available is never held again.
 
 Caps and budget never bind (no monthly cap on the simulated campaigns; budgets far above the
 expected spend, checked before the run), so their outcome cannot depend on order either. Each
@@ -469,6 +471,7 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
         mine = [y for y in members[x].referees if status[y] == "converted"]
         return sorted(mine, key=lambda y: (occurred(by_id[converting[y]]), member_ids[y]))
 
+    at_release: dict[int, list[int]] = {}  # each advocate's conversions at the first release
     for late in (False, True):
         grouped: dict[str, list[SimRefund]] = {}
         for refund in world.refunds:
@@ -476,6 +479,8 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
                 grouped.setdefault(refund.order_id, []).append(refund)
         for order_id, parts in grouped.items():
             refund_set(by_id[order_id], parts)
+        if not late:
+            at_release = {m.idx: ranked(m.idx) for m in members}
 
     ranks = {x: {y: k for k, y in enumerate(ranked(x), start=1)} for x in {c[0] for c in commissions}}
 
@@ -506,9 +511,15 @@ def expected_outcome(world: World, member_ids: dict[int, str], bound_between: di
                 continue
             stands = len(order_of) >= m
             referee = order_of[m - 1] if stands else None
+            # The first release took it to the available balance unless the referral it was tied
+            # to then (the m-th conversion at that point) was held; a re-tie by a late refund can
+            # hold only a milestone still pending, and an available entry is never held again
+            # (docs/rewards.md: a flag holds a referral's pending entries). One that no longer
+            # stands is tied to no referral, so nothing holds it.
+            before = at_release[x]
+            pending = len(before) >= m and held_before_release[before[m - 1]]
             entry = award(x, "milestone", str(m), bonus, default_id,
-                          hold=held_before_release[referee] if stands else False,
-                          referee=referee)
+                          hold=stands and pending and held[referee], referee=referee)
             entry.reversed = 0 if stands else bonus
 
     # Own-purchase points (the program, not a campaign): every order earns the base tier's

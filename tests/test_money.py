@@ -292,6 +292,38 @@ def test_rejected_referrals_leave_no_milestone_standing(client, streams):
     assert_balances_match_entries(["koc"] + [f"f{i}" for i in range(3)])
 
 
+def _milestone_as_shown(client, member_id):
+    page = client.get("/v1/members/me/ledger", token=token(member_id)).json_body["items"]
+    return [(e["status"], e["held"]) for e in page if e["kind"] == "milestone"]
+
+
+def test_a_milestone_taken_back_is_tied_to_no_referral_nor_held_by_one(client, streams):
+    """Below three conversions there is no third one: the milestone it had been tied to last (an
+    accident of handler order) neither holds it nor shows it held; reaching three again ties it
+    to the friend whose conversion is the third now."""
+    signup(client, "koc", device_id="shared")
+    for i in range(3):  # f2 shares the advocate's device: flagged at sign-up
+        signup(client, f"f{i}", code_of("koc"), device_id="shared" if i == 2 else f"d{i}")
+    signup(client, "f3", code_of("koc"), device_id="d3")
+    for i in range(3):
+        purchase(client, f"o{i}", f"f{i}", 100_00)
+    streams.drain()
+    assert [(e.referee_id, bool(e.hold)) for e in entries("koc") if e.rule == "milestone"] == [("f2", True)]
+    refund(client, "o0", "r0", 100_00)  # undoes f0's conversion: two left
+    streams.drain()
+    assert int(member("koc").referrals_converted) == 2
+    assert _milestone_as_shown(client, "koc") == [("reversed", False)]
+    assert [e.referee_id for e in entries("koc") if e.rule == "milestone"] == [None]
+    purchase(client, "o3", "f3", 100_00)  # three again: f3's conversion is the third
+    streams.drain()
+    assert [(e.referee_id, bool(e.hold)) for e in entries("koc") if e.rule == "milestone"] == [("f3", False)]
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert _milestone_as_shown(client, "koc") == [("available", False)]
+    assert_balances_match_entries(["koc"] + [f"f{i}" for i in range(4)])
+
+
 def test_an_undone_conversion_leaves_no_commission_at_any_rate(client, streams):
     """A refund that takes the converting order under the minimum undoes the conversion: its
     orders earn no commission, whichever rate they had been paid at."""

@@ -295,6 +295,24 @@ def set_hold(entry: LedgerEntry, held: bool) -> None:
             raise
 
 
+def untie(entry: LedgerEntry) -> None:
+    """A milestone taken back (fewer conversions than it needs) is tied to no referral: there is
+    no m-th conversion. Which friend it was tied to last depends on the order the handlers ran
+    in, so it keeps neither that tie nor that friend's hold; a later flag on the friend leaves it
+    alone, and reaching the milestone again ties it anew (`restate`). Only while it still stands
+    reversed with the tie as read: a restore meanwhile has tied it already."""
+    if not entry.referee_id and not entry.hold:
+        return
+    tied = (LedgerEntry.referee_id == entry.referee_id) if entry.referee_id else LedgerEntry.referee_id.does_not_exist()
+    try:
+        entry.update(actions=[LedgerEntry.referee_id.remove(), LedgerEntry.gsi1pk.remove(), LedgerEntry.gsi1sk.remove(),
+                              LedgerEntry.hold.remove()],
+                     condition=(LedgerEntry.status == "reversed") & tied)
+    except UpdateError as exc:
+        if not condition_failed(exc):  # standing again, or re-tied meanwhile: not ours to untie
+            raise
+
+
 def follow_referral_hold(entry: LedgerEntry | None) -> None:
     """After writing an entry tied to a referral, make its hold match the referral's hold as it
     stands now. The caller read that hold before writing; a flag opened or resolved in between
@@ -398,11 +416,13 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
         keys = LedgerEntry.referral_keys(referee_id, entry.member_id, entry.entry_id)
         actions += [LedgerEntry.referee_id.set(referee_id), LedgerEntry.gsi1pk.set(keys["gsi1pk"]),
                     LedgerEntry.gsi1sk.set(keys["gsi1sk"])]
+    # Tied as read: a milestone untied meanwhile (`untie`) is restored with a tie, on a retry
+    tied = (LedgerEntry.referee_id == entry.referee_id) if entry.referee_id else LedgerEntry.referee_id.does_not_exist()
     with transaction() as tx:
         tx.update(entry, actions=actions,
                   condition=(LedgerEntry.amount == int(entry.amount))
                   & (LedgerEntry.reversed_amount == int(entry.reversed_amount or 0))
-                  & (LedgerEntry.bucket == entry.bucket))
+                  & (LedgerEntry.bucket == entry.bucket) & tied)
         if guard is not None:
             tx.condition_check(guard[0], *guard[1], condition=_guard_condition(guard))
         if moved:

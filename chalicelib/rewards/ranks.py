@@ -162,7 +162,8 @@ def _orders_in_window(referee: Member) -> list[Order]:
 
 def settle_milestones(referrer_id: str, converted: int) -> None:
     """Milestones stand exactly while the advocate has that many conversions; each is tied to
-    the friend whose conversion reached it, so it is held and voided with that referral."""
+    the friend whose conversion reached it, so it is held and voided with that referral. One
+    that no longer stands has no such friend: it is tied to none (nor held by one)."""
     default_rules = campaigns.rules_of(campaigns.current_or_404(None))
     standing = rules.milestones_standing(default_rules, converted)
     if not standing:
@@ -188,8 +189,10 @@ def settle_milestones(referrer_id: str, converted: int) -> None:
             else:
                 ledger.restate(referrer_id, entry.entry_id, int(entry.amount), 0, default_rules,
                                referee_id=referee_id, held=held)
-        elif entry is not None and entry.standing > 0:
-            ledger.reverse_to(referrer_id, entry.entry_id, int(entry.amount), entry=entry)
+        elif entry is not None:
+            if entry.standing > 0:
+                ledger.reverse_to(referrer_id, entry.entry_id, int(entry.amount), entry=entry)
+            ledger.untie(entry)
 
 
 def _held(referee_id: str) -> bool:
