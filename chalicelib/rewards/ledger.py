@@ -303,7 +303,7 @@ def untie(entry: LedgerEntry) -> None:
     reversed with the tie as read: a restore meanwhile has tied it already."""
     if not entry.referee_id and not entry.hold:
         return
-    tied = (LedgerEntry.referee_id == entry.referee_id) if entry.referee_id else LedgerEntry.referee_id.does_not_exist()
+    tied = _tied(entry)
     try:
         entry.update(actions=[LedgerEntry.referee_id.remove(), LedgerEntry.gsi1pk.remove(), LedgerEntry.gsi1sk.remove(),
                               LedgerEntry.hold.remove()],
@@ -417,7 +417,7 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
         actions += [LedgerEntry.referee_id.set(referee_id), LedgerEntry.gsi1pk.set(keys["gsi1pk"]),
                     LedgerEntry.gsi1sk.set(keys["gsi1sk"])]
     # Tied as read: a milestone untied meanwhile (`untie`) is restored with a tie, on a retry
-    tied = (LedgerEntry.referee_id == entry.referee_id) if entry.referee_id else LedgerEntry.referee_id.does_not_exist()
+    tied = _tied(entry)
     with transaction() as tx:
         tx.update(entry, actions=actions,
                   condition=(LedgerEntry.amount == int(entry.amount))
