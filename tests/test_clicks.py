@@ -141,7 +141,7 @@ def test_a_click_costs_one_write_and_one_read_call(client, monkeypatch):
     code = code_of(client, token)
     link = client.post("/v1/links", {"channel": "qq"}, token=token).json_body
     monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 10**9)  # flush by count only: no clock in the test
-    follow(client, f"/r/{code}")  # flushes the rate-limit window's counter, caches the campaign
+    follow(client, f"/r/{code}")  # caches the campaign (a warm instance)
     n = 10
     with count_dynamodb_calls() as calls:
         for _ in range(n):
