@@ -258,7 +258,7 @@ def test_lookup_costs_two_read_calls(client, monkeypatch):
     token, _ = login(client, "a")
     code = my_code(client, token)["code"]
     monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 10**9)  # flush by count only: no clock in the test
-    client.get(f"/v1/codes/{code}")  # a warm instance: caches the campaign
+    client.get(f"/v1/codes/{code}")  # a warm instance: what only the first call pays is left out
     n = 10
     with count_dynamodb_calls() as calls:
         for _ in range(n):
