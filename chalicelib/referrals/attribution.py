@@ -189,7 +189,7 @@ def apply_purchase(order_id: str) -> None:
                           condition=Member.pk.exists())
                 tx.save(conversion(member, order), condition=Conversion.pk.does_not_exist())
                 if int(order.refunded_fen) > 0:  # refunded before we even attributed it
-                    member_actions += _held(_flag_quick_refund(tx, member, order.occurred_at))
+                    member_actions += _flag_quick_refund(tx, member, order.occurred_at)
             if earlier:  # the referee's earliest qualifying order converts, whichever was handled first
                 moved, gone = conversion(member, order), conversion(member, order, at=member.converted_at)
                 if gone.sk != moved.sk:
@@ -234,7 +234,7 @@ def apply_refund(order_id: str, refund_id: str) -> None:
             tx.update(refund, actions=[Refund.counted.set(True)], condition=Refund.counted.does_not_exist())
             if member.converting_order_id == order.order_id:
                 if graph.quick_refund(order.occurred_at, refund.occurred_at):
-                    member_actions += _held(_flag_quick_refund(tx, member, refund.occurred_at))
+                    member_actions += _flag_quick_refund(tx, member, refund.occurred_at)
                 if not _converts(member, order, already_converted=True):
                     member_actions += _reattribute(tx, member, order)
                     member_condition = Member.converting_order_id == order.order_id
@@ -276,11 +276,11 @@ def conversion(member: Member, order: Order, at: str | None = None) -> Conversio
                       campaign_version=member.referral_campaign_version)
 
 
-def _flag_quick_refund(tx: Any, member: Member, at: str) -> Any:
-    """Open the referral's fraud flag (or add to it); returns the hold action for the member, or
-    None. An approved flag opens again — a quick refund after the review is a new signal, and
-    without it the referral would stay held with no flag ops could resolve. A rejected referral
-    is void already: the reason is recorded, nothing is held. One read, on this rare path."""
+def _flag_quick_refund(tx: Any, member: Member, at: str) -> list[Any]:
+    """Open the referral's fraud flag (or add to it); returns the member's hold action. An
+    approved flag opens again — a quick refund after the review is a new signal, and without it
+    the referral would stay held with no flag ops could resolve. A rejected referral is void
+    already: the reason is recorded, nothing is held. One read, on this rare path."""
     try:
         status = FraudFlag.get(*FraudFlag.key(member.member_id), consistent_read=True).status
     except FraudFlag.DoesNotExist:
@@ -289,7 +289,7 @@ def _flag_quick_refund(tx: Any, member: Member, at: str) -> Any:
     reason = FraudFlag.reasons.add({"quick_refund"})
     if status == "rejected":
         tx.update(flag, actions=[reason], condition=FraudFlag.status == "rejected")
-        return None
+        return []
     keys = FraudFlag.index_keys("open", at)
     actions = [
         reason, FraudFlag.flag_id.set(member.member_id), FraudFlag.referee_id.set(member.member_id),
@@ -306,8 +306,4 @@ def _flag_quick_refund(tx: Any, member: Member, at: str) -> Any:
                     FraudFlag.gsi1sk.set(FraudFlag.gsi1sk | keys["gsi1sk"])]
         condition = FraudFlag.status.does_not_exist() | (FraudFlag.status == "open")
     tx.update(flag, actions=actions, condition=condition)  # decided on the status read: else read again
-    return Member.referral_hold.set("fraud_review")
-
-
-def _held(action: Any) -> list[Any]:
-    return [] if action is None else [action]
+    return [Member.referral_hold.set("fraud_review")]
