@@ -60,19 +60,25 @@ def _release_shard(shard: int, now: str, limit: int) -> int:
 
 
 def _release(hit: LedgerEntry, now: str) -> bool:
-    if not hit.available_at or hit.available_at > now:
+    if not _due(hit, now):
         return False
+    released = _try_release(hit)
+    if released is not None:
+        return released
+    entry = ledger.find(hit.member_id, hit.entry_id)  # the index copy was stale: decide on the item
+    return entry is not None and _due(entry, now) and bool(_try_release(entry))
+
+
+def _due(entry: LedgerEntry, now: str) -> bool:
+    return bool(entry.available_at) and entry.available_at <= now
+
+
+def _try_release(entry: LedgerEntry) -> bool | None:
+    """As `ledger.release` answers; None when a condition refused it (the copy was stale, or its
+    referral's flag opened before its hold landed: the hold comes)."""
     try:
-        return ledger.release(hit)
+        return ledger.release(entry)
     except TransactWriteError as exc:
         if not cancelled_by_condition(exc):
             raise
-    entry = ledger.find(hit.member_id, hit.entry_id)  # the index copy was stale: decide on the item
-    if entry is None or not entry.available_at or entry.available_at > now:
-        return False
-    try:
-        return ledger.release(entry)
-    except TransactWriteError as exc:  # its referral's flag opened before its hold landed: the hold comes
-        if not cancelled_by_condition(exc):
-            raise
-    return False
+    return None
