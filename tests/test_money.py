@@ -416,6 +416,15 @@ def _milestone_follows_its_referral() -> LedgerEntry:
     return milestone
 
 
+def _milestone_after_the_hold_period(streams) -> list[str]:
+    """The release sweep past the 7-day hold; the milestone's status, every balance checked."""
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    streams.drain()
+    assert_balances_match_entries(["koc", "f0", "f1", "f2"])
+    return [e.status for e in entries("koc") if e.rule == "milestone"]
+
+
 def test_a_flag_does_not_hold_a_milestone_re_tied_to_an_unflagged_friend_meanwhile(client, streams, monkeypatch):
     _three_friends_reach_the_first_milestone(client, streams)
     _re_tie_while_the_flag_handler_runs(monkeypatch, to="f1")
@@ -424,11 +433,7 @@ def test_a_flag_does_not_hold_a_milestone_re_tied_to_an_unflagged_friend_meanwhi
     assert member("f2").referral_hold == "fraud_review"
     assert _milestone_follows_its_referral().referee_id == "f1"
     monkeypatch.undo()
-    clock.advance(timedelta(days=8))
-    sweeps.release_due()
-    streams.drain()
-    assert [e.status for e in entries("koc") if e.rule == "milestone"] == ["available"]
-    assert_balances_match_entries(["koc", "f0", "f1", "f2"])
+    assert _milestone_after_the_hold_period(streams) == ["available"]
 
 
 def test_an_approval_does_not_release_a_milestone_re_tied_to_a_flagged_friend_meanwhile(client, streams, monkeypatch):
@@ -442,11 +447,7 @@ def test_an_approval_does_not_release_a_milestone_re_tied_to_a_flagged_friend_me
     streams.drain()
     assert _milestone_follows_its_referral().referee_id == "f1"  # still held: f1's flag is open
     monkeypatch.undo()
-    clock.advance(timedelta(days=8))
-    sweeps.release_due()
-    streams.drain()
-    assert [e.status for e in entries("koc") if e.rule == "milestone"] == ["pending"]
-    assert_balances_match_entries(["koc", "f0", "f1", "f2"])
+    assert _milestone_after_the_hold_period(streams) == ["pending"]
 
 
 def test_a_release_from_a_copy_tied_to_another_friend_leaves_the_re_tied_milestone_pending(client, streams, monkeypatch):
