@@ -272,3 +272,24 @@ def test_double_points_period_and_program_versions(client, streams):
     assert client.put("/v1/ops/program", {**PROGRAM, "tiers": []}, token=token("ada", "admin")).status_code == 422
     audit = client.get("/v1/ops/audit-log", token=token("ada", "admin")).json_body["items"]
     assert any(a["action"] == "program.update" for a in audit)
+
+
+def test_a_fully_refunded_purchase_is_restated_when_an_earlier_purchase_arrives_late(client, streams):
+    """The purchase points follow the tier the facts give, whatever the arrival order: a
+    purchase refunded in full still says what it earned (and what was taken back) at its tier."""
+    put_program(client)
+    _, lily, _ = login(client, "lily")
+    days(1)
+    purchase(client, "o2", lily, 100_00)
+    refund(client, "o2", "r2", 100_00)
+    streams.drain()
+    late = clock.iso(clock.now() - timedelta(hours=12))
+    response = client.post("/v1/events/purchases", {"order_id": "o1", "member_id": lily, "amount_fen": 600_00,
+                                                    "occurred_at": late}, token=token("brand", "service"))
+    assert response.status_code == 200, response.body
+    streams.drain()
+    entries = {e["order_id"]: (e["amount"], e["reversed_amount"]) for e in
+               client.get("/v1/members/me/ledger", token=token(lily)).json_body["items"] if e["kind"] == "purchase"}
+    assert entries == {"o1": (600, 0), "o2": (200, 200)}
+    assert points(lily) == {"available": 0, "pending": 600}
+    assert_balances_match_entries([lily])

@@ -231,7 +231,11 @@ class Replay:
         if new is not None:
             for grant in reward_rules.conversion_awards(referee.rules, referee.referrer_id, referee.member_id,
                                                         new.order_id):
-                self._award(grant, referee.rules, new.at)
+                entry = self.entries.get((grant.member_id, grant.entry_id))
+                if entry is None:
+                    self._award(grant, referee.rules, new.at)
+                elif entry.reversed_amount:  # held the conversion before: it stands again
+                    self._restate(entry, grant.amount, 0, referee.rules)
         # the conversion items change in one transaction; their records' handlers see both changes
         marks = self.conversions.setdefault(referee.referrer_id, [])
         kept = gone if gone is not None and new is not None and gone.sk == (new.at, referee.member_id) else None
@@ -390,7 +394,7 @@ class Replay:
         if entry.unit != "points":
             return
         delta = (amount - reversed_amount) - entry.standing
-        if delta == 0:
+        if (amount, reversed_amount) == (entry.amount, entry.reversed_amount):
             return
         cap_key = (entry.member_id, entry.campaign_id, entry.created_at[:7])
         capped_increase = delta > 0 and entry.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None

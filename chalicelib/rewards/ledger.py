@@ -353,7 +353,8 @@ def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, ru
         old_net = int(entry.amount) - int(entry.reversed_amount or 0)
         delta = (amount - reversed_amount) - old_net
         retie = referee_id is not None and referee_id != entry.referee_id
-        if delta == 0 and not retie:
+        # Same net is not same entry: a fully reversed purchase re-tiered 30 → 60 reads (60, 60)
+        if (amount, reversed_amount) == (int(entry.amount), int(entry.reversed_amount or 0)) and not retie:
             return entry
         try:
             _restate_once(entry, amount, reversed_amount, delta, rules, referee_id if retie else None, held, guard)
