@@ -95,6 +95,24 @@ def test_a_refund_that_moves_the_conversion_later_takes_back_the_orders_it_passe
     assert_balances_match_entries(["koc", "gp", "f1"])
 
 
+def test_a_refund_that_moves_the_conversion_back_restores_its_reward(client, streams):
+    """¥80 converts; ¥150 dated before it arrives late and takes the conversion; a refund brings
+    the ¥150 under the minimum: the conversion, and its 500 points, are the ¥80's again."""
+    referral(client, streams)
+    buy(client, "small", 10_00, 2)
+    buy(client, "later", 80_00, 4)
+    streams.drain()
+    assert standing("koc") == {"conversion.later": 500, "commission.later": 240}
+    buy(client, "o1", 150_00, 3)
+    streams.drain()
+    assert standing("koc") == {"conversion.o1": 500, "commission.o1": 450, "commission.later": 240}
+    assert refund(client, "o1", "r1", 120_00, occurred_at=at(5)).status_code == 200
+    streams.drain()
+    assert standing("koc") == {"conversion.later": 500, "commission.later": 240}
+    assert standing("gp") == {"second_level.later": 80}
+    assert_balances_match_entries(["koc", "gp", "f1"])
+
+
 # -- property: any arrival order, any batching, the ledger of the facts handled one by one ------
 
 EXAMPLES = 8 if BACKEND == "moto" else 3

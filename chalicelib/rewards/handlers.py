@@ -66,17 +66,26 @@ def on_conversion(change: Change) -> None:
 
 
 def _conversion_changed(referee_id: str, old_order: str | None, new_order: str | None) -> None:
+    """The conversion reward follows the converting order as it stands now (a redelivered older
+    record changes nothing): the order that lost it is reversed, the one holding it stands — paid,
+    or restated when it held the conversion before (moved away and back by a refund)."""
     referee = Member.get(*Member.key(referee_id), consistent_read=True)
     if not referee.referrer_id:
         return
-    if old_order:  # the conversion moved or was undone: its reward goes with it
+    current = referee.converting_order_id if referee.referral_status == "converted" else None
+    if old_order and old_order != current:
         entry = ledger.find(referee.referrer_id, f"conversion.{old_order}")
         if entry is not None:
             ledger.reverse_to(entry.member_id, entry.entry_id, int(entry.amount))
-    if new_order and referee.converting_order_id == new_order and referee.referral_status == "converted":
+    if new_order and new_order == current:
         rule_set = _referral_rules(referee)
         for grant in rules.conversion_awards(rule_set, referee.referrer_id, referee_id, new_order):
-            ledger.award(grant, referee.referral_campaign_id, rule_set, held=_held(referee))
+            entry = ledger.find(grant.member_id, grant.entry_id)
+            if entry is None:
+                ledger.award(grant, referee.referral_campaign_id, rule_set, held=_held(referee))
+            elif entry.reversed_amount:
+                ledger.restate(grant.member_id, grant.entry_id, grant.amount, 0, rule_set, held=_held(referee),
+                               entry=entry)
 
 
 @on_change("main", "order")
