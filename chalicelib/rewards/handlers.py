@@ -80,10 +80,8 @@ def _conversion_changed(referee_id: str, old_order: str | None, new_order: str |
     if new_order and new_order == current:
         rule_set = _referral_rules(referee)
         for grant in rules.conversion_awards(rule_set, referee.referrer_id, referee_id, new_order):
-            entry = ledger.find(grant.member_id, grant.entry_id)
-            if entry is None:
-                ledger.award(grant, referee.referral_campaign_id, rule_set, held=_held(referee))
-            elif entry.reversed_amount:
+            entry = ledger.award(grant, referee.referral_campaign_id, rule_set, held=_held(referee))
+            if entry.reversed_amount:  # written before, when this order held the conversion
                 ledger.restate(grant.member_id, grant.entry_id, grant.amount, 0, rule_set, held=_held(referee),
                                entry=entry)
 
