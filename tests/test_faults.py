@@ -263,6 +263,97 @@ def test_a_budget_written_before_sharding_still_counts(client, streams):
     assert budget.totals("spring")["points"] == 1_000
 
 
+def _sources_at(shard: int, count: int) -> list[str]:
+    """Award sources whose home shard is `shard` (budget.home hashes the entry id)."""
+    found = (f"s{n}" for n in range(10_000) if budget.home("spring", f"adjustment_test.s{n}") == shard)
+    return [next(found) for _ in range(count)]
+
+
+def test_a_lowered_budget_pays_nothing_even_on_a_shard_with_room(client, streams):
+    """All the spend sits on one shard; ops lower the budget under it: an award whose own shard is
+    empty pays nothing, until a return brings the spend under the budget, then only what is left."""
+    from chalicelib.campaigns import service as campaigns
+    from chalicelib.rewards import ledger
+    from chalicelib.rewards.rules import Award
+    from tests.helpers import token
+
+    campaign = spring_campaign(client, budget_points=8_000)  # slices of 1,000
+    rules = campaigns.rules_of(campaigns.current("spring"))
+    client.post("/v1/events/signups", {"member_id": "m", "display_name": "M"}, token=SERVICE)
+    big, *small = _sources_at(0, 1) + _sources_at(1, 3)
+
+    def pay(source: str, points: int) -> int:
+        return int(ledger.award(Award("m", "adjustment_test", source, points, "test"), "spring", rules).amount)
+
+    assert pay(big, 1_000) == 1_000
+    lowered = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
+               "rules": {**campaign["rules"], "budget_points": 800}}
+    assert client.put("/v1/campaigns/spring", lowered, token=token("olivia", "ops")).status_code == 200
+    assert pay(small[0], 50) == 0  # its shard has room; the budget has none
+    ledger.reverse_to("m", f"adjustment_test.{big}", 300)  # 700 spent: 100 left
+    assert [pay(small[1], 50), pay(small[2], 100)] == [50, 50]
+    assert budget.totals("spring")["points"] == 800
+    assert_balances_match_entries(["m"])
+
+
+def test_a_budget_removed_and_set_again_counts_what_was_spent_without_it(client, streams):
+    """Spend while no budget binds is counted; the same budget set again is a new basis: the
+    shards are re-cut with that spend in, and nothing passes the budget."""
+    from chalicelib.campaigns import service as campaigns
+    from chalicelib.rewards import ledger
+    from chalicelib.rewards.rules import Award
+    from tests.helpers import token
+
+    campaign = spring_campaign(client, budget_points=800)  # slices of 100
+    rules = campaigns.rules_of(campaigns.current("spring"))
+    client.post("/v1/events/signups", {"member_id": "m", "display_name": "M"}, token=SERVICE)
+    first, big = _sources_at(0, 2)
+
+    def pay(source: str, points: int) -> int:
+        return int(ledger.award(Award("m", "adjustment_test", source, points, "test"), "spring", rules).amount)
+
+    def set_budget(points: int | None) -> None:
+        body = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
+                "rules": {**campaign["rules"], "budget_points": points}}
+        assert client.put("/v1/campaigns/spring", body, token=token("olivia", "ops")).status_code == 200
+
+    assert pay(first, 100) == 100
+    set_budget(None)
+    assert pay(big, 600) == 600
+    set_budget(800)
+    assert [pay(source, 100) for shard in range(1, 8) for source in _sources_at(shard, 1)] == [100] + [0] * 6
+    assert budget.totals("spring")["points"] == 800
+    assert_balances_match_entries(["m"])
+
+
+def test_spend_recorded_before_sharding_above_the_budget_binds_with_returns_on_the_shards(client):
+    """The unsharded item alone passes the budget; returns took the shards below zero: the shards
+    are re-cut without changing the sum, and two charges read at once cannot both take the room."""
+    from chalicelib.rewards.models import BudgetUsage
+    from pynamodb.exceptions import TransactWriteError
+
+    from chalicelib.store.base import transaction
+
+    BudgetUsage(*BudgetUsage.key("old"), spent=1_000).save()
+    budget._legacy.clear()
+    for shard in range(8):
+        with transaction() as tx:
+            budget.adjust(tx, "old", _sources_at(shard, 1)[0], -40, budget.POINTS)  # returns: 680 in all
+    limit, read = budget.ready("old", budget.POINTS, budget.Limit(600))  # over: the sum is kept
+    assert read.total == budget.totals("old")["points"] == 680
+    limit, read = budget.ready("old", budget.POINTS, budget.Limit(800))
+    assert read.total == 680
+    taken = 0
+    for source in ("a", "b"):  # both bounded by the same read: 120 left
+        try:
+            with transaction() as tx:
+                assert budget.charge(tx, "old", source, 800 - read.total, budget.POINTS, limit, read)
+            taken += 120
+        except TransactWriteError:
+            pass
+    assert taken == 120 and budget.totals("old")["points"] == 800
+
+
 @pytest.mark.ddblocal_only
 def test_concurrent_awards_on_a_viral_code_never_pass_the_budget(client, streams, app):
     """Threads award at once (DynamoDB Local serialises them for real): the shards' slices hold."""
@@ -293,6 +384,53 @@ def test_concurrent_awards_on_a_viral_code_never_pass_the_budget(client, streams
     assert_balances_match_entries([f"m{i}" for i in range(3)])
 
 
+@pytest.mark.ddblocal_only
+def test_a_budget_lowered_while_awards_and_returns_land_keeps_the_spend_exact(client, streams, app):
+    """Awards, returns and a budget cut at once: the shards are re-cut under load (each shard
+    conditioned on what was read), the spend stays the sum of what stands, and once the dust
+    settles nothing is paid past the new budget."""
+    from chalicelib.campaigns import service as campaigns
+    from chalicelib.rewards import ledger
+    from chalicelib.rewards.rules import Award
+    from tests.helpers import token
+
+    campaign = spring_campaign(client, budget_points=3_000)
+    rules = campaigns.rules_of(campaigns.current("spring"))
+    for i in range(3):
+        client.post("/v1/events/signups", {"member_id": f"m{i}", "display_name": "M"}, token=SERVICE)
+    for n in range(6):  # paid before: returned during the run
+        ledger.award(Award(f"m{n % 3}", "adjustment_test", f"early{n}", 170, "test"), "spring", rules)
+    errors: list[Exception] = []
+
+    def run(work) -> None:
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def cut() -> None:
+        body = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
+                "rules": {**campaign["rules"], "budget_points": 1_500}}
+        assert client.put("/v1/campaigns/spring", body, token=token("olivia", "ops")).status_code == 200
+
+    works = [lambda n=n: ledger.award(Award(f"m{n % 3}", "adjustment_test", f"s{n}", 170, "test"), "spring", rules)
+             for n in range(18)]
+    works += [lambda n=n: ledger.reverse_to(f"m{n % 3}", f"adjustment_test.early{n}", 170) for n in range(6)]
+    works.insert(9, cut)
+    threads = [threading.Thread(target=run, args=(w,)) for w in works]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    standing = sum(e.standing for i in range(3) for e in entries(f"m{i}") if e.rule == "adjustment_test")
+    assert standing == budget.totals("spring")["points"] <= 3_000
+    after = int(ledger.award(Award("m0", "adjustment_test", "last", 170, "test"), "spring", rules).amount)
+    assert after == max(0, min(170, 1_500 - standing))
+    assert budget.totals("spring")["points"] == standing + after
+    assert_balances_match_entries([f"m{i}" for i in range(3)])
+
+
 def test_the_hourly_sign_up_window_is_counted_across_its_shards(client, streams):
     spring_campaign(client, signups_per_hour_alert=5)
     client.post("/v1/events/signups", {"member_id": "koc", "display_name": "K"}, token=SERVICE)
@@ -305,3 +443,11 @@ def test_the_hourly_sign_up_window_is_counted_across_its_shards(client, streams)
     assert held == [False] * 5 + [True] * 3  # the 6th sign-up in the hour passes the alert
     windows = list(SignupWindow.query(f"SIGNUPS#{code}"))
     assert len(windows) > 1 and sum(int(w.signups) for w in windows) == 8
+
+
+def test_no_campaign_takes_the_program_budget_key(client):
+    from tests.helpers import token
+
+    body = {"campaign_id": "program", "name": "P", "landing_url": "https://shop.example.com/p"}
+    answer = client.post("/v1/campaigns", body, token=token("olivia", "ops"))
+    assert answer.status_code == 422 and answer.json_body["error"]["code"] == "campaign_id_reserved"

@@ -516,3 +516,75 @@ def test_an_entry_written_from_a_stale_hold_after_the_rejection_is_voided_like_t
     assert (entry.status, entry.voided, entry.standing) == ("reversed", "fraud_rejected", 0)
     assert points("koc") == {"available": 0, "pending": 0}
     assert_balances_match_entries(["koc", "f0"])
+
+
+# -- a budget changed while the campaign runs -----------------------------------------------------
+
+def _change_budget(client, campaign: dict, budget_points: int) -> None:
+    body = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
+            "rules": {**campaign["rules"], "budget_points": budget_points}}
+    answer = client.put(f"/v1/campaigns/{campaign['campaign_id']}", body, token=token("olivia", "ops"))
+    assert answer.status_code == 200, answer.body
+
+
+def _friend_buys(client, friend: str, streams) -> int:
+    """A new friend of the advocate buys ¥100 (500 conversion + 300 commission wanted): what it paid."""
+    service = token("brand", "service")  # issued now: the clock moves by days here
+    client.post("/v1/events/signups", {"member_id": friend, "display_name": friend,
+                                       "referral": {"code": code_of("koc", "spring")}}, token=service)
+    client.post("/v1/events/purchases", {"order_id": f"o-{friend}", "member_id": friend, "amount_fen": 100_00},
+                token=service)
+    streams.drain()
+    return sum(int(e.amount) for e in entries("koc") if e.campaign_id == "spring" and e.order_id == f"o-{friend}")
+
+
+def _refund_all(client, streams, friend: str) -> None:
+    answer = client.post("/v1/events/refunds", {"order_id": f"o-{friend}", "refund_id": f"r-{friend}",
+                                                "amount_fen": 100_00}, token=token("brand", "service"))
+    assert answer.status_code == 200, answer.body
+    streams.drain()
+
+
+def test_a_budget_lowered_below_what_was_spent_pays_nothing_until_returns_bring_it_under(client, streams):
+    campaign = spring_campaign(client, budget_points=5_000, referee_signup_points=0)
+    signup(client, "koc")
+    assert [_friend_buys(client, f"f{i}", streams) for i in range(4)] == [800] * 4
+    assert budget_spent("spring") == 3_200
+    _change_budget(client, campaign, 2_000)
+    assert _friend_buys(client, "f4", streams) == 0  # spent is over the new budget: nothing more
+    clock.advance(timedelta(days=3))  # refunds past the quick-refund window: nothing held
+    _refund_all(client, streams, "f0")
+    assert budget_spent("spring") == 2_400  # still over
+    assert _friend_buys(client, "f5", streams) == 0
+    _refund_all(client, streams, "f1")
+    assert budget_spent("spring") == 1_600
+    assert _friend_buys(client, "f6", streams) == 400  # what the budget has left, no more
+    assert budget_spent("spring") == 2_000
+    _change_budget(client, campaign, 3_000)  # raised: pays at once
+    assert _friend_buys(client, "f7", streams) == 800
+    assert budget_spent("spring") == 2_800
+    assert_balances_match_entries(["koc"])
+
+
+def test_a_coupon_under_a_money_budget_lowered_after_its_referral_was_bound_issues_nothing(client, streams):
+    """The referral was bound under ¥30 of money budget; ops lowered it to ¥10: a ¥20 coupon does
+    not issue (whole or not at all), and nothing fails."""
+    from chalicelib.campaigns import service as campaigns
+    from chalicelib.rewards import ledger
+    from chalicelib.rewards.rules import Award
+
+    campaign = spring_campaign(client, budget_fen=30_00)
+    bound = campaigns.rules_of(campaigns.current("spring"))
+    signup(client, "m")
+    body = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
+            "rules": {**campaign["rules"], "budget_fen": 10_00}}
+    assert client.put("/v1/campaigns/spring", body, token=token("olivia", "ops")).status_code == 200
+    entry = ledger.award(Award("m", "coupon", "c1", 20_00, "test", unit="coupon_fen"), "spring", bound)
+    assert (int(entry.amount), int(entry.capped_from)) == (0, 20_00)
+    assert budget_spent_fen("spring") == 0
+
+
+def budget_spent_fen(campaign_id: str) -> int:
+    from chalicelib.rewards import budget
+
+    return budget.totals(campaign_id)["fen"]

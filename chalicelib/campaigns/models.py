@@ -26,6 +26,7 @@ class Campaign(MainItem, discriminator="campaign"):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     budget_spent_points = NumberAttribute(default=0)
+    budget_rev = NumberAttribute(null=True)  # counts changes of the budget: the shards' basis (rewards/budget.py)
 
     @classmethod
     def key(cls, campaign_id: str) -> tuple[str, str]:

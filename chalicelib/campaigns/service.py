@@ -75,8 +75,18 @@ def _snapshot(spec: CampaignIn, version: int, at: str) -> CampaignVersion:
                            version=version, rules=spec.rules.model_dump_json(), created_at=at)
 
 
+RESERVED_IDS = frozenset({"program"})
+
+
+def _budget_of(rules: Rules | None) -> tuple[int | None, int | None] | None:
+    return (rules.budget_points, rules.money_budget_fen) if rules is not None else None
+
+
 def create(spec: CampaignIn, actor: str = "system") -> Campaign:
     """A new campaign at version 1 (409 if the id is taken), audited."""
+    if spec.campaign_id in RESERVED_IDS:  # the program's win-back coupons use its budget key
+        raise Unprocessable(t("campaign id {campaign_id!r} is reserved", campaign_id=spec.campaign_id),
+                            code="campaign_id_reserved", details={"campaign_id": spec.campaign_id})
     _check_landing(spec)
     check_program_rules(spec.campaign_id, spec.rules)
     at = clock.now_iso()
@@ -109,6 +119,8 @@ def update(campaign_id: str, spec: CampaignIn, actor: str) -> Campaign:
     version = int(current.version) + 1
     item = _item(spec, version, at)
     item.created_at = current.created_at
+    item.budget_rev = int(current.budget_rev or 0) + (0 if _budget_of(usable_rules(current)) == _budget_of(spec.rules)
+                                                      else 1)
     try:
         with transaction() as tx:
             tx.save(item, condition=Campaign.version == int(current.version))
@@ -175,9 +187,9 @@ def get(campaign_id: str | None) -> Campaign:
                        code="campaign_not_found", details={"campaign_id": campaign_id}) from None
 
 
-def find(campaign_id: str | None) -> Campaign | None:
+def find(campaign_id: str | None, consistent: bool = False) -> Campaign | None:
     try:
-        return Campaign.get(*Campaign.key(campaign_id or DEFAULT_ID))
+        return Campaign.get(*Campaign.key(campaign_id or DEFAULT_ID), consistent_read=consistent)
     except Campaign.DoesNotExist:
         return None
 

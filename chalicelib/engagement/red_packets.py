@@ -120,12 +120,12 @@ def _reserve(tx: Any, campaign_id: str, packet_id: str, budget_fen: int | None, 
     """Take the packet's whole total from the campaign's money budget (sharded, rewards/budget.py):
     read the shards, place it, each shard conditioned on its slice. Raises Conflict when it does
     not fit; a shard taken meanwhile cancels the transaction instead (also `budget_exhausted`)."""
-    if budget_fen is None:
+    limit, spent = budget.ready(campaign_id, budget.FEN, budget.in_force(campaign_id, budget.FEN, budget_fen))
+    if limit is None or spent is None:
         budget.adjust(tx, campaign_id, packet_id, total, budget.FEN)
         return
-    spent = budget.usage(campaign_id, budget.FEN)
-    if total > budget_fen - spent.total or not budget.charge(tx, campaign_id, packet_id, total, budget.FEN,
-                                                             budget_fen, spent):
+    if total > limit.amount - spent.total or not budget.charge(tx, campaign_id, packet_id, total, budget.FEN,
+                                                               limit, spent):
         raise Conflict(t("the campaign's budget cannot fund this packet"), code="budget_exhausted")
 
 

@@ -103,7 +103,7 @@ INVENTORY: dict[str, Kind] = {
                        plain="day expiry_at notice_at remaining phase"),
     "cap_usage": kind("GetItem CAP#<member> by campaign and month", "keep: amounts", plain="points", exported=False),
     "budget_usage": kind(NOT_A_MEMBERS + " (BUDGET#<campaign>#<shard>, rewards/budget.py)", "none",
-                         plain="spent spent_fen", exported=False),
+                         plain="spent spent_fen basis basis_fen", exported=False),
     "ledger_export_row": kind(NOT_A_MEMBERS + " (a copy of the ledger for exports)", "keep: ids and amounts",
                               ids="entry_id member_id order_id referee_id seq",
                               plain="campaign_id rule unit amount reversed_amount status created_at available_at",
@@ -194,7 +194,7 @@ INVENTORY: dict[str, Kind] = {
                     exported=False),
     "program_version": kind(NOT_A_MEMBERS, "none", plain="version rules effective_from created_at", exported=False),
     "campaign": kind(NOT_A_MEMBERS, "none", plain="campaign_id name offer offer_i18n landing_url status starts_at "
-                     "ends_at rules version created_at updated_at budget_spent_points", exported=False),
+                     "ends_at rules version created_at updated_at budget_spent_points budget_rev", exported=False),
     "campaign_version": kind(NOT_A_MEMBERS, "none", plain="campaign_id version rules created_at", exported=False),
 }
 

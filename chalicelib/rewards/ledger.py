@@ -125,10 +125,14 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
     if points and grant.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
         cap = CapUsage(*CapUsage.key(grant.member_id, campaign_id, _month(at)))
         cap_used = _read(CapUsage, cap, "points") if read_usage else 0
-    # the budget that bounds this award: points, or a coupon's money (sharded, budget.py)
-    limit = rules.budget_points if points else rules.money_budget_fen
+    # the budget that bounds this award: points, or a coupon's money (sharded, budget.py), the
+    # campaign's limit now (cached; `budget.ready` reads it fresh before it re-cuts the shards)
     attribute = budget.POINTS if points else budget.FEN
-    spent = budget.usage(campaign_id, attribute) if read_usage and limit is not None else None
+    limit = budget.in_force(campaign_id, attribute, rules.budget_points if points else rules.money_budget_fen)
+    spent = None
+    if read_usage:
+        limit, spent = budget.ready(campaign_id, attribute, limit)
+    rules = _with_budget(rules, attribute, limit.amount if limit is not None else None)
     used = spent.total if spent is not None else 0
     amount = bounded_award(grant, rules, cap_used, used if points else 0, 0 if points else used)
     available_at = clock.iso(clock.parse(at) + timedelta(days=rules.hold_days))
@@ -161,7 +165,25 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
         if limit is not None and amount and not budget.charge(tx, campaign_id, grant.entry_id, amount, attribute,
                                                               limit, spent):
             raise _BudgetMoved()  # the shards as read cannot hold what the total allows: read again
+        if limit is None and amount and campaign_id:  # counted all the same: a budget set later counts it
+            budget.adjust(tx, campaign_id, grant.entry_id, amount, attribute)
     return entry
+
+
+def _with_budget(rules: Any, attribute: str, limit: int | None) -> Any:
+    """The rules with the budget in force in place of the one they were written with."""
+    name = "budget_points" if attribute == budget.POINTS else "money_budget_fen"
+    return rules if getattr(rules, name) == limit else _Overridden(rules, {name: limit})
+
+
+class _Overridden:
+    """Rules read through, a few values replaced (`money_budget_fen` is a derived property)."""
+
+    def __init__(self, rules: Any, values: dict[str, Any]) -> None:
+        self._rules, self._values = rules, values
+
+    def __getattr__(self, name: str) -> Any:
+        return self._values[name] if name in self._values else getattr(self._rules, name)
 
 
 class _BudgetMoved(Exception):
@@ -375,14 +397,16 @@ def restate(member_id: str, entry_id: str, amount: int, reversed_amount: int, ru
 def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: int, rules: Rules,
                   referee_id: str | None, held: bool, guard: Any = None) -> None:
     campaign_id = entry.campaign_id
-    cap = spent = None
+    cap = spent = limit = None
     if delta > 0:  # the increase is an award: bounded like one
         cap_used = 0
         if entry.rule in ADVOCATE_RULES and rules.monthly_cap_points is not None:
             cap = CapUsage(*CapUsage.key(entry.member_id, campaign_id, _month(entry.created_at)))
             cap_used = _read(CapUsage, cap, "points")
-        if rules.budget_points is not None and campaign_id:
-            spent = budget.usage(campaign_id, budget.POINTS)
+        if campaign_id:
+            limit, spent = budget.ready(campaign_id, budget.POINTS,
+                                        budget.in_force(campaign_id, budget.POINTS, rules.budget_points))
+            rules = _with_budget(rules, budget.POINTS, limit.amount if limit is not None else None)
         allowed = bounded_increase(delta, entry.rule, rules, cap_used, spent.total if spent else 0)
         if allowed < delta:
             amount -= delta - allowed
@@ -431,8 +455,7 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
             if entry.bucket == "available" and moved > 0:
                 lots.credit(tx, entry.member_id, moved, clock.now_iso())
             if spent is not None and moved > 0:  # an increase inside the budget, each shard conditioned
-                if not budget.charge(tx, campaign_id, entry.entry_id, moved, budget.POINTS, rules.budget_points,
-                                     spent):
+                if not budget.charge(tx, campaign_id, entry.entry_id, moved, budget.POINTS, limit, spent):
                     raise _BudgetMoved()
             elif campaign_id:
                 budget.adjust(tx, campaign_id, entry.entry_id, moved, budget.POINTS)

@@ -76,6 +76,8 @@ class BudgetUsage(MainItem, discriminator="budget_usage"):
 
     spent = NumberAttribute(default=0)  # points
     spent_fen = NumberAttribute(null=True)  # coupons and red packets, in the campaign currency's minor unit
+    basis = UnicodeAttribute(null=True)  # the points limit the shards are sliced for (budget.py)
+    basis_fen = UnicodeAttribute(null=True)  # the same for the money budget
 
     @classmethod
     def key(cls, campaign_id: str, shard: int | None = None) -> tuple[str, str]:
