@@ -5,8 +5,9 @@ partition's throughput.
 - `SHARDS` items `BUDGET#<campaign>#<n>` each hold a slice of the budget (the slices add up to
   the budget less the legacy spend); each increase is conditioned on its own shard's slice, so the
   sum of the shards can never pass the budget, even concurrently.
-- Every shard carries its basis: the limit its slices are cut for, and whether the spend was
-  inside it (`"<limit>"`) or over it (`"over:<limit>"`) when they were cut. A charge holds only on
+- Every shard carries its basis: the limit its slices are cut for (with the campaign's
+  `budget_rev`, see `Limit`), and whether the spend was inside it (`"<limit>@<rev>"`) or over it
+  (`"over:<limit>@<rev>"`) when they were cut. A charge holds only on
   a shard cut for the limit in force and inside it; the limit is the campaign's current one
   (`in_force`), whatever the rule version a referral was bound under. When ops change the budget,
   or returns bring an overspent campaign back under it, the first award that finds the basis out
