@@ -18,6 +18,13 @@ def spring_campaign(client, campaign_id: str = "spring", **rules):
     return response.json_body
 
 
+def change_rules(client, campaign: dict, **rules) -> None:
+    """PUT the campaign as created with `rules` changed (a token issued now: tests move the clock)."""
+    body = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")}, "rules": {**campaign["rules"], **rules}}
+    answer = client.put(f"/v1/campaigns/{campaign['campaign_id']}", body, token=token("olivia", "ops"))
+    assert answer.status_code == 200, answer.body
+
+
 def login(client, openid: str, name: str = "Lily", referral: dict | None = None, device_id: str | None = None):
     body = {"provider": "dev", "openid": openid, "display_name": name}
     if referral:

@@ -61,3 +61,8 @@ def assert_lots_match_balance(member_id: str) -> None:
 def budget_spent(campaign_id: str = "default") -> int:
     """Points spent: the sum of the budget's shards (and of the item written before sharding)."""
     return budget.totals(campaign_id)["points"]
+
+
+def budget_spent_fen(campaign_id: str = "default") -> int:
+    """Money spent (coupons, red packets), summed the same way."""
+    return budget.totals(campaign_id)["fen"]

@@ -14,7 +14,7 @@ from chalicelib.rewards import budget, sweeps
 from chalicelib.store import faults
 from chalicelib.store.base import transient
 from tests.conftest import BACKEND
-from tests.flows import SERVICE, code_of, login, member, spring_campaign
+from tests.flows import SERVICE, change_rules, code_of, login, member, spring_campaign
 from tests.ledger_checks import assert_balances_match_entries, entries
 
 class Scripted(faults.Plan):
@@ -263,6 +263,14 @@ def test_a_budget_written_before_sharding_still_counts(client, streams):
     assert budget.totals("spring")["points"] == 1_000
 
 
+def _pay(rules, member_id: str, source: str, points: int) -> int:
+    """Award `points` in the spring campaign straight through the ledger: what it paid."""
+    from chalicelib.rewards import ledger
+    from chalicelib.rewards.rules import Award
+
+    return int(ledger.award(Award(member_id, "adjustment_test", source, points, "test"), "spring", rules).amount)
+
+
 def _sources_at(shard: int, count: int) -> list[str]:
     """Award sources whose home shard is `shard` (budget.home hashes the entry id)."""
     found = (f"s{n}" for n in range(10_000) if budget.home("spring", f"adjustment_test.s{n}") == shard)
@@ -274,8 +282,6 @@ def test_a_lowered_budget_pays_nothing_even_on_a_shard_with_room(client, streams
     empty pays nothing, until a return brings the spend under the budget, then only what is left."""
     from chalicelib.campaigns import service as campaigns
     from chalicelib.rewards import ledger
-    from chalicelib.rewards.rules import Award
-    from tests.helpers import token
 
     campaign = spring_campaign(client, budget_points=8_000)  # slices of 1,000
     rules = campaigns.rules_of(campaigns.current("spring"))
@@ -283,12 +289,10 @@ def test_a_lowered_budget_pays_nothing_even_on_a_shard_with_room(client, streams
     big, *small = _sources_at(0, 1) + _sources_at(1, 3)
 
     def pay(source: str, points: int) -> int:
-        return int(ledger.award(Award("m", "adjustment_test", source, points, "test"), "spring", rules).amount)
+        return _pay(rules, "m", source, points)
 
     assert pay(big, 1_000) == 1_000
-    lowered = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
-               "rules": {**campaign["rules"], "budget_points": 800}}
-    assert client.put("/v1/campaigns/spring", lowered, token=token("olivia", "ops")).status_code == 200
+    change_rules(client, campaign, budget_points=800)
     assert pay(small[0], 50) == 0  # its shard has room; the budget has none
     ledger.reverse_to("m", f"adjustment_test.{big}", 300)  # 700 spent: 100 left
     assert [pay(small[1], 50), pay(small[2], 100)] == [50, 50]
@@ -300,9 +304,6 @@ def test_a_budget_removed_and_set_again_counts_what_was_spent_without_it(client,
     """Spend while no budget binds is counted; the same budget set again is a new basis: the
     shards are re-cut with that spend in, and nothing passes the budget."""
     from chalicelib.campaigns import service as campaigns
-    from chalicelib.rewards import ledger
-    from chalicelib.rewards.rules import Award
-    from tests.helpers import token
 
     campaign = spring_campaign(client, budget_points=800)  # slices of 100
     rules = campaigns.rules_of(campaigns.current("spring"))
@@ -310,17 +311,12 @@ def test_a_budget_removed_and_set_again_counts_what_was_spent_without_it(client,
     first, big = _sources_at(0, 2)
 
     def pay(source: str, points: int) -> int:
-        return int(ledger.award(Award("m", "adjustment_test", source, points, "test"), "spring", rules).amount)
-
-    def set_budget(points: int | None) -> None:
-        body = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
-                "rules": {**campaign["rules"], "budget_points": points}}
-        assert client.put("/v1/campaigns/spring", body, token=token("olivia", "ops")).status_code == 200
+        return _pay(rules, "m", source, points)
 
     assert pay(first, 100) == 100
-    set_budget(None)
+    change_rules(client, campaign, budget_points=None)
     assert pay(big, 600) == 600
-    set_budget(800)
+    change_rules(client, campaign, budget_points=800)
     assert [pay(source, 100) for shard in range(1, 8) for source in _sources_at(shard, 1)] == [100] + [0] * 6
     assert budget.totals("spring")["points"] == 800
     assert_balances_match_entries(["m"])
@@ -391,15 +387,13 @@ def test_a_budget_lowered_while_awards_and_returns_land_keeps_the_spend_exact(cl
     settles nothing is paid past the new budget."""
     from chalicelib.campaigns import service as campaigns
     from chalicelib.rewards import ledger
-    from chalicelib.rewards.rules import Award
-    from tests.helpers import token
 
     campaign = spring_campaign(client, budget_points=3_000)
     rules = campaigns.rules_of(campaigns.current("spring"))
     for i in range(3):
         client.post("/v1/events/signups", {"member_id": f"m{i}", "display_name": "M"}, token=SERVICE)
     for n in range(6):  # paid before: returned during the run
-        ledger.award(Award(f"m{n % 3}", "adjustment_test", f"early{n}", 170, "test"), "spring", rules)
+        _pay(rules, f"m{n % 3}", f"early{n}", 170)
     errors: list[Exception] = []
 
     def run(work) -> None:
@@ -409,12 +403,9 @@ def test_a_budget_lowered_while_awards_and_returns_land_keeps_the_spend_exact(cl
             errors.append(exc)
 
     def cut() -> None:
-        body = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
-                "rules": {**campaign["rules"], "budget_points": 1_500}}
-        assert client.put("/v1/campaigns/spring", body, token=token("olivia", "ops")).status_code == 200
+        change_rules(client, campaign, budget_points=1_500)
 
-    works = [lambda n=n: ledger.award(Award(f"m{n % 3}", "adjustment_test", f"s{n}", 170, "test"), "spring", rules)
-             for n in range(18)]
+    works = [lambda n=n: _pay(rules, f"m{n % 3}", f"s{n}", 170) for n in range(18)]
     works += [lambda n=n: ledger.reverse_to(f"m{n % 3}", f"adjustment_test.early{n}", 170) for n in range(6)]
     works.insert(9, cut)
     threads = [threading.Thread(target=run, args=(w,)) for w in works]
@@ -425,7 +416,7 @@ def test_a_budget_lowered_while_awards_and_returns_land_keeps_the_spend_exact(cl
     assert not errors
     standing = sum(e.standing for i in range(3) for e in entries(f"m{i}") if e.rule == "adjustment_test")
     assert standing == budget.totals("spring")["points"] <= 3_000
-    after = int(ledger.award(Award("m0", "adjustment_test", "last", 170, "test"), "spring", rules).amount)
+    after = _pay(rules, "m0", "last", 170)
     assert after == max(0, min(170, 1_500 - standing))
     assert budget.totals("spring")["points"] == standing + after
     assert_balances_match_entries([f"m{i}" for i in range(3)])

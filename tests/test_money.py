@@ -7,9 +7,9 @@ from datetime import timedelta
 from chalicelib.core import clock
 from chalicelib.rewards import sweeps
 from chalicelib.rewards.models import LedgerEntry
-from tests.flows import code_of, member, purchase, refund, signup, spring_campaign
+from tests.flows import change_rules, code_of, member, purchase, refund, signup, spring_campaign
 from tests.helpers import token
-from tests.ledger_checks import assert_balances_match_entries, budget_spent, by_rule, entries, points
+from tests.ledger_checks import assert_balances_match_entries, budget_spent, budget_spent_fen, by_rule, entries, points
 
 OPS = token("olivia", "ops")
 
@@ -520,13 +520,6 @@ def test_an_entry_written_from_a_stale_hold_after_the_rejection_is_voided_like_t
 
 # -- a budget changed while the campaign runs -----------------------------------------------------
 
-def _change_budget(client, campaign: dict, budget_points: int) -> None:
-    body = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
-            "rules": {**campaign["rules"], "budget_points": budget_points}}
-    answer = client.put(f"/v1/campaigns/{campaign['campaign_id']}", body, token=token("olivia", "ops"))
-    assert answer.status_code == 200, answer.body
-
-
 def _friend_buys(client, friend: str, streams) -> int:
     """A new friend of the advocate buys ¥100 (500 conversion + 300 commission wanted): what it paid."""
     service = token("brand", "service")  # issued now: the clock moves by days here
@@ -550,7 +543,7 @@ def test_a_budget_lowered_below_what_was_spent_pays_nothing_until_returns_bring_
     signup(client, "koc")
     assert [_friend_buys(client, f"f{i}", streams) for i in range(4)] == [800] * 4
     assert budget_spent("spring") == 3_200
-    _change_budget(client, campaign, 2_000)
+    change_rules(client, campaign, budget_points=2_000)
     assert _friend_buys(client, "f4", streams) == 0  # spent is over the new budget: nothing more
     clock.advance(timedelta(days=3))  # refunds past the quick-refund window: nothing held
     _refund_all(client, streams, "f0")
@@ -560,7 +553,7 @@ def test_a_budget_lowered_below_what_was_spent_pays_nothing_until_returns_bring_
     assert budget_spent("spring") == 1_600
     assert _friend_buys(client, "f6", streams) == 400  # what the budget has left, no more
     assert budget_spent("spring") == 2_000
-    _change_budget(client, campaign, 3_000)  # raised: pays at once
+    change_rules(client, campaign, budget_points=3_000)  # raised: pays at once
     assert _friend_buys(client, "f7", streams) == 800
     assert budget_spent("spring") == 2_800
     assert_balances_match_entries(["koc"])
@@ -576,15 +569,8 @@ def test_a_coupon_under_a_money_budget_lowered_after_its_referral_was_bound_issu
     campaign = spring_campaign(client, budget_fen=30_00)
     bound = campaigns.rules_of(campaigns.current("spring"))
     signup(client, "m")
-    body = {**{k: campaign[k] for k in ("campaign_id", "name", "landing_url")},
-            "rules": {**campaign["rules"], "budget_fen": 10_00}}
-    assert client.put("/v1/campaigns/spring", body, token=token("olivia", "ops")).status_code == 200
+    change_rules(client, campaign, budget_fen=10_00)
     entry = ledger.award(Award("m", "coupon", "c1", 20_00, "test", unit="coupon_fen"), "spring", bound)
     assert (int(entry.amount), int(entry.capped_from)) == (0, 20_00)
     assert budget_spent_fen("spring") == 0
 
-
-def budget_spent_fen(campaign_id: str) -> int:
-    from chalicelib.rewards import budget
-
-    return budget.totals(campaign_id)["fen"]
