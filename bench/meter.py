@@ -75,6 +75,15 @@ def item_size(item: dict | None) -> int:
     return sum(len(name.encode()) + value_size(value) for name, value in item.items())
 
 
+def item_type(item: dict | None) -> str:
+    """The stored item's type (its `type` attribute), else the prefix of its partition key."""
+    if not item:
+        return "?"
+    if "type" in item and "S" in item["type"]:
+        return item["type"]["S"]
+    return item.get("pk", {}).get("S", "?").split("#", 1)[0]
+
+
 def write_units(before: dict | None, after: dict | None, indexes: dict[str, tuple[str, str]]) -> int:
     """WRU of one standalone write turning `before` into `after` (None: absent)."""
     units = max(1, math.ceil(max(item_size(before), item_size(after)) / 1024))
@@ -103,8 +112,10 @@ class Tally:
     wru: float = 0.0
     model_rru: float = 0.0  # as DynamoDB bills (see the module docstring)
     model_wru: float = 0.0
+    wru_by_item: Counter = field(default_factory=Counter)  # model WRU by the written item's type
 
     def add(self, other: "Tally") -> None:
+        self.wru_by_item.update(other.wru_by_item)
         self.calls.update(other.calls)
         self.failed.update(other.failed)
         self.rru += other.rru
@@ -208,7 +219,9 @@ class Meter:
                         tally.model_rru += 2 * max(1, math.ceil(item_size(b) / 4096))
                         continue
                     units_one = write_units(b, a, self.indexes.get(table, {}))
-                    modelled += 2 * units_one if operation == "TransactWriteItems" else units_one
+                    units_one *= 2 if operation == "TransactWriteItems" else 1
+                    modelled += units_one
+                    tally.wru_by_item[item_type(a or b)] += units_one
                 tally.model_wru += modelled
                 if operation != "TransactWriteItems":
                     self.agreement["same" if math.isclose(modelled, units) else "different"] += 1

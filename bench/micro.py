@@ -254,6 +254,8 @@ class Bench:
                 "stream_records": lat["records"] / n, "stream_batches": lat["batches"] / n,
                 "stream_handler_ms": lat["handler_seconds"] / n * 1e3, "n_model": mod["count"],
                 "stream_records_by_type": {k: v / n for k, v in sorted(lat["records_by_type"].items())},
+                "wru_by_item": {k: v / mod["count"] for k, v in
+                                (mod["api"].wru_by_item + mod["stream"].wru_by_item).most_common()},
             }
             if self.by_handler:
                 m = mod["count"]
@@ -436,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
               f"stream calls {r['stream_calls']:.2f} RRU {r['stream_rru']:.2f} WRU {r['stream_wru']:.2f}")
         print(f"{'':15s} stream records {r['stream_records']:.1f}: " +
               ", ".join(f"{k} {v:.1f}" for k, v in r["stream_records_by_type"].items()))
+        print(f"{'':15s} WRU by item written: " + ", ".join(f"{k} {v:.1f}" for k, v in r["wru_by_item"].items()))
         for name, h in r.get("stream_by_handler", {}).items():
             if h["wru"] or h["rru"]:
                 print(f"{'':15s}   {name:45s} WRU {h['wru']:6.2f}  RRU {h['rru']:6.2f}  calls {h['calls']:.2f}")

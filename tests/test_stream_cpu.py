@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 from datetime import timedelta
 
 import botocore.session
 from botocore import parsers
 
-from chalicelib import streams as stream_module
+from chalicelib import bootstrap, streams as stream_module
 from chalicelib.core import aws, clock, wire
 from chalicelib.program import service as program
 from chalicelib.store.base import MainItem, table_name
@@ -136,3 +137,25 @@ def test_a_running_poller_reads_the_shards_it_knows_without_describing_the_strea
     assert described == []
     streams.poll_once()  # a draining round looks for new shards, as before
     assert "describe_stream" in described
+
+
+def test_between_table_checks_new_shards_are_looked_up_on_the_stream_alone(app, client, streams, monkeypatch):
+    """DescribeTable is the slow call of DynamoDB Local (it grows with the table): a running
+    poller looks for shards on the known stream each second and describes the table only
+    every half minute — or at once when the known stream stops, as a recreated table's does."""
+    streams.drain()  # the stream and its shards known
+    described = []
+    real = streams.ddb.describe_table
+    monkeypatch.setattr(streams.ddb, "describe_table",
+                        lambda *a, **k: described.append(k["TableName"]) or real(*a, **k))
+    signup(client, "shard-friend")
+    assert streams.poll_once(discover=True, tables=False) > 0
+    assert described == []
+    main = next(source for source in streams.sources if source.table == "main")
+    # the table recreated under the running poller: its old stream is gone or disabled
+    streams.ddb.delete_table(TableName=main.table_name)
+    streams.ddb.get_waiter("table_not_exists").wait(TableName=main.table_name, WaiterConfig={"Delay": 0.2})
+    bootstrap.prepare(streams.ddb, os.environ["TABLE_PREFIX"])
+    signup(client, "after-recreate")
+    assert streams.poll_once(discover=True, tables=False) > 0  # the new stream found through the table
+    assert main.table_name in described

@@ -149,20 +149,33 @@ class StreamPoller:
         return self._workers
 
     # -- discovery -----------------------------------------------------------------------
-    def _refresh(self, source: Source) -> None:
-        arn = self.ddb.describe_table(TableName=source.table_name)["Table"]["LatestStreamArn"]
-        if arn != source.stream_arn:  # the table was recreated: a new stream
-            source.stream_arn, source.shards = arn, {}
+    def _refresh(self, source: Source, table: bool = True) -> None:
+        """Find the source's shards. `table` False: from the stream already known, unless it
+        is gone or no longer enabled (its table was recreated): DescribeTable is the slow call
+        (tens of ms on DynamoDB Local, growing with the table), DescribeStream a few ms."""
+        if table or not source.stream_arn or not self._stream_shards(source, source.stream_arn):
+            arn = self.ddb.describe_table(TableName=source.table_name)["Table"]["LatestStreamArn"]
+            if arn != source.stream_arn:  # the table was recreated: a new stream
+                source.stream_arn, source.shards = arn, {}
+            self._stream_shards(source, arn)
+
+    def _stream_shards(self, source: Source, arn: str) -> bool:
+        """Add the stream's new shards; False when the stream is not (or no longer) enabled."""
         start: str | None = None
         while True:
             kwargs = {"StreamArn": arn, **({"ExclusiveStartShardId": start} if start else {})}
-            description = self.streams.describe_stream(**kwargs)["StreamDescription"]
+            try:
+                description = self.streams.describe_stream(**kwargs)["StreamDescription"]
+            except self.streams.exceptions.ResourceNotFoundException:
+                return False
+            if description.get("StreamStatus", "ENABLED") not in ("ENABLED", "ENABLING"):
+                return False
             for raw in description.get("Shards", []):
                 if raw["ShardId"] not in source.shards:
                     source.shards[raw["ShardId"]] = Shard(arn, raw["ShardId"], raw.get("ParentShardId"))
             start = description.get("LastEvaluatedShardId")
             if not start:
-                break
+                return True
 
     def _ready(self, source: Source, shard: Shard) -> bool:
         parent = source.shards.get(shard.parent_id) if shard.parent_id else None
@@ -180,13 +193,14 @@ class StreamPoller:
         return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
 
     # -- delivery ------------------------------------------------------------------------
-    def poll_once(self, discover: bool = True) -> int:
+    def poll_once(self, discover: bool = True, tables: bool = True) -> int:
         """One round over every ready shard. Returns how many records were delivered.
-        `discover` False: the shards known are read without describing the stream again."""
+        `discover` False: the shards known are read without describing the stream again;
+        `tables` False: new shards are looked for in the streams known (see `_refresh`)."""
         delivered = 0
         for source in self.sources:
             if discover or not source.shards:
-                self._refresh(source)
+                self._refresh(source, table=tables or not source.shards)
             for shard in list(source.shards.values()):
                 if self._ready(source, shard):
                     delivered += self._poll_shard(source, shard)
@@ -434,17 +448,23 @@ class StreamPoller:
                 return total
         return total
 
-    def run(self, stop: threading.Event, idle_sleep: float = 0.25, discover_every: float = 1.0) -> None:
-        """Poll until `stop`. New shards (splits, a recreated table) are looked for once every
-        `discover_every` seconds, not before every read: two Describe calls per table per round
-        were a call per purchase on top of the reads."""
-        discovered = 0.0
+    def run(self, stop: threading.Event, idle_sleep: float = 0.25, discover_every: float = 1.0,
+            tables_every: float = 30.0) -> None:
+        """Poll until `stop`. New shards (splits) are looked for once every `discover_every`
+        seconds, not before every read: two Describe calls per table per round were a call per
+        purchase on top of the reads. A recreated table is noticed when its old stream stops
+        (see `_refresh`), and its stream looked up again every `tables_every` seconds anyway."""
+        discovered = described = 0.0
         while not stop.is_set():
-            discover = self.monotonic() - discovered >= discover_every
+            now = self.monotonic()
+            discover = now - discovered >= discover_every
+            tables = now - described >= tables_every
             if discover:
-                discovered = self.monotonic()
+                discovered = now
+            if tables:
+                described = now
             try:
-                delivered = self.poll_once(discover)
+                delivered = self.poll_once(discover, tables)
             except Exception:
                 log.exception("stream poll round failed")
                 delivered = 0
