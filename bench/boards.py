@@ -53,9 +53,12 @@ def seed(raw, table: str, board: str, scores: dict[str, int]) -> None:
         key = (rules.shard(member), rules.bucket(score))
         buckets[key] = buckets.get(key, 0) + 1
     requests = [{"PutRequest": {"Item": item(m, s)}} for m, s in scores.items()]
-    requests += [{"PutRequest": {"Item": {"pk": {"S": f"LBH#{board}#{shard}"}, "sk": {"S": f"B#{b:03d}"},
-                                          "type": {"S": "board_bucket"}, "count": {"N": str(c)}}}}
-                 for (shard, b), c in buckets.items()]
+    groups: dict[tuple[int, int], dict] = {}  # as scores.py writes them: one item per bucket group
+    for (shard, b), c in buckets.items():
+        groups.setdefault((shard, rules.bucket_group(b)), {})[f"b{b:03d}"] = {"N": str(c)}
+    requests += [{"PutRequest": {"Item": {"pk": {"S": f"LBH#{board}#{shard}"}, "sk": {"S": f"G#{g:03d}"},
+                                          "type": {"S": "board_bucket_group"}, **counts}}}
+                 for (shard, g), counts in groups.items()]
 
     def write(chunk: list[dict]) -> None:
         pending = {table: chunk}

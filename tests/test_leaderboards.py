@@ -141,6 +141,31 @@ def test_rank_beyond_the_exact_range_is_estimated_with_its_error(client, streams
     assert (me["rank"], me["score"], me["exact"]) == (1, 1, True)  # tied with Ada (Cai's ¥5 converts no one)
 
 
+def test_bucket_counts_kept_one_item_per_bucket_before_the_groups_still_count(client, monkeypatch):
+    """An upgraded deployment holds single-bucket count items (`B#<bucket>`); from then on a
+    score's move is counted in the group items (`G#`): my rank adds both."""
+    from chalicelib.leaderboards import rules, scores
+    from chalicelib.leaderboards.models import BucketCount, BucketGroup
+
+    b = rules.board("spring", "gmv", "all")
+    members = ("m_a", "m_b")
+    assert rules.shard("m_a") == rules.shard("m_b")  # one shard: the counts below are its own
+    for n, member in enumerate(members):
+        scores.apply(f"old.{n}", {b: (member, 20_00)})
+    shard, bucket = rules.shard("m_a"), rules.bucket(20_00)
+    group = BucketGroup.get(*BucketGroup.key(b, shard, rules.bucket_group(bucket)))
+    group.delete()  # as the older deployment kept them:
+    BucketCount(*BucketCount.key(b, shard, bucket), count=2).save()
+    scores.apply("old.0", {b: ("m_a", 200_00)})  # Ada moves up, counted in the groups
+    monkeypatch.setattr(ranking, "EXACT_UP_TO", 0)
+    assert ranking.rank_of(b, "m_b") == {"rank": 2, "score": 20_00, "exact": True}  # alone in its bucket now
+    assert ranking.rank_of(b, "m_a") == {"rank": 1, "score": 200_00, "exact": True}
+    counts: dict[int, int] = {}
+    for found, count in ranking._bucket_counts(b, shard):
+        counts[found] = counts.get(found, 0) + count
+    assert {k: v for k, v in counts.items() if v} == {bucket: 1, rules.bucket(200_00): 1}
+
+
 def test_bad_queries(client):
     spring_campaign(client)
     assert client.get("/v1/leaderboards/spring?period=2026-13", token=ops()).status_code == 422

@@ -7,6 +7,8 @@ Access patterns:
 - a board's top N: Query gsi1 gsi1pk=LB#<board>#<shard> (RANK_SHARDS of them), gsi1sk = score
   then member, descending, one page each (sparse: members with a score above 0)
 - how many members a board has per score bucket (the approximate rank): Query pk=LBH#<board>#<shard>
+  (`BucketGroup` items, sk G#<group>, one number attribute b<bucket> per bucket of the group; and
+  `BucketCount` items, sk B#<bucket>, written before the groups: read and added, never written)
 """
 from __future__ import annotations
 
@@ -36,8 +38,25 @@ class Score(BoardItem, discriminator="board_score"):
 
 
 class BucketCount(BoardItem, discriminator="board_bucket"):
+    """One bucket's count: how the counts were kept before `BucketGroup` (read, never written)."""
+
     count = NumberAttribute(default=0)
 
     @classmethod
     def key(cls, board: str, shard: int, bucket: int) -> tuple[str, str]:
         return f"LBH#{board}#{shard}", f"B#{bucket:03d}"
+
+
+class BucketGroup(BoardItem, discriminator="board_bucket_group"):
+    """The counts of a group of buckets (rules.bucket_group), one number attribute per bucket
+    (`b016`): a score that moves within its group moves two of them in one item write."""
+
+    @classmethod
+    def key(cls, board: str, shard: int, group: int) -> tuple[str, str]:
+        return f"LBH#{board}#{shard}", f"G#{group:03d}"
+
+    @staticmethod
+    def counter(bucket: int) -> NumberAttribute:
+        attribute = NumberAttribute(attr_name=f"b{bucket:03d}")
+        attribute.attr_name = f"b{bucket:03d}"  # unbound: PynamoDB names it when a model declares it
+        return attribute

@@ -3,13 +3,14 @@
 Top N: one descending page of each rank shard (RANK_SHARDS queries), merged. A member's rank:
 1 + how many members score higher, counted on the rank index when that is at most
 EXACT_UP_TO per shard; beyond that the rank is estimated from the per-shard score buckets
-(counts of members per power-of-two score range, kept with every score change): the members in
+(counts of members per score range, kept with every score change; grouped in one item per power
+of two): the members in
 higher buckets are counted exactly, those in the member's own bucket are prorated, and the
 answer says `exact: false` with the error bound (the members of that bucket).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from pynamodb.constants import COUNT
 
@@ -17,7 +18,7 @@ from ..core.masking import mask_name
 from ..i18n import t
 from ..members.models import Member
 from . import rules
-from .models import BucketCount, Score
+from .models import Score
 
 EXACT_UP_TO = 1000
 
@@ -80,13 +81,31 @@ def _count_above(b: str, shard: int, score: int) -> int:
     return int(page.get("Count", 0))
 
 
+def _bucket_counts(b: str, shard: int) -> Iterator[tuple[int, int]]:
+    """(bucket, members) of one shard: from the group items (`G#`, a `b<bucket>` attribute per
+    bucket) and the single-bucket items written before them (`B#<bucket>`, `count`); a bucket
+    may be in both, and its members are the sum. Raw items: the group attributes are not declared."""
+    pages = Score._get_connection().query(f"LBH#{b}#{shard}")
+    while True:
+        for item in pages.get("Items", []):
+            sk = item["sk"]["S"]
+            if sk.startswith("B#"):
+                yield int(sk[2:]), int(item.get("count", {}).get("N", 0))
+            elif sk.startswith("G#"):
+                for name, value in item.items():
+                    if name[0] == "b" and name[1:].isdigit():
+                        yield int(name[1:]), int(value["N"])
+        if "LastEvaluatedKey" not in pages:
+            return
+        pages = Score._get_connection().query(f"LBH#{b}#{shard}", exclusive_start_key=pages["LastEvaluatedKey"])
+
+
 def _estimate(b: str, score: int) -> dict[str, Any]:
     mine = rules.bucket(score)
     low, high = rules.bucket_range(mine)
     higher = in_bucket = 0
     for shard in range(rules.RANK_SHARDS):
-        for item in BucketCount.query(f"LBH#{b}#{shard}"):
-            bucket, count = int(item.sk.split("#", 1)[1]), int(item.count)
+        for bucket, count in _bucket_counts(b, shard):
             if bucket > mine:
                 higher += count
             elif bucket == mine:

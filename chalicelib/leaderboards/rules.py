@@ -57,6 +57,16 @@ def bucket(score: int) -> int:
     return 16 + (n - 5) * SUB_BUCKETS + ((score >> (n - 4)) & (SUB_BUCKETS - 1))
 
 
+def bucket_group(b: int) -> int:
+    """The item a bucket's count lives in: one for scores 1-15, then one per power of two, so a
+    score that moves to the next bucket mostly writes one item (`BucketGroup`), not two.
+
+    >>> [bucket_group(b) for b in (1, 15, 16, 23, 24)]
+    [0, 0, 1, 1, 2]
+    """
+    return 0 if b < 16 else 1 + (b - 16) // SUB_BUCKETS
+
+
 def bucket_range(b: int) -> tuple[int, int]:
     """The lowest and highest score of bucket `b`.
 

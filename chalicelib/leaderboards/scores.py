@@ -9,7 +9,8 @@ A stream batch's facts are applied together (`apply_many`): every fact still wri
 record, but a score or a bucket count moved by several facts of the batch is written once, with
 their summed difference, in the same transaction (a transaction holds at most 100 items: a
 larger group is split). What a write costs is per item, so a score written once instead of
-twice saves its item, its two rank-index entries and their transactional double.
+twice saves its item, its two rank-index entries and their transactional double; and the bucket
+counts a score leaves and enters are one item when both buckets are in one group.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from ..store.base import cancelled_by_condition, cancelled_by_conflict, transaction
 from . import rules
-from .models import BucketCount, Contribution, Score
+from .models import BucketGroup, Contribution, Score
 
 MAX_CONFLICTS = 8
 MAX_ITEMS = 100  # DynamoDB's limit on one transaction
@@ -61,7 +62,7 @@ def _apply_group(facts: dict[str, Desired]) -> int:
         totals = {key: delta for key, delta in totals.items() if delta}  # facts that cancel: no score write
         found = _scores(list(totals))
         buckets = _bucket_steps(totals, found)
-        if len(plans) + len(totals) + len(buckets) > MAX_ITEMS and len(plans) > 1:
+        if len(plans) + len(totals) + len({key[:2] + (rules.bucket_group(key[2]),) for key in buckets}) > MAX_ITEMS and len(plans) > 1:
             ids = list(plans)
             half = len(ids) // 2
             return _apply_group({i: facts[i] for i in ids[:half]}) + _apply_group({i: facts[i] for i in ids[half:]})
@@ -109,9 +110,11 @@ def _write(plans: dict, totals: dict[Key, int], found: dict[Key, Score], buckets
             old = int(item.score) if item else 0
             tx.update(Score(*Score.key(b, member)), actions=_score_actions(b, member, max(0, old + delta)),
                       condition=(Score.score == old) if item else Score.pk.does_not_exist())
+        groups: dict[tuple[str, int, int], list[Any]] = {}
         for (b, shard, bucket), step in buckets.items():
-            tx.update(BucketCount(*BucketCount.key(b, shard, bucket)),
-                      actions=[BucketCount.count.add(step), BucketCount.type.set(BucketCount)])
+            groups.setdefault((b, shard, rules.bucket_group(bucket)), []).append(BucketGroup.counter(bucket).add(step))
+        for (b, shard, group), actions in groups.items():
+            tx.update(BucketGroup(*BucketGroup.key(b, shard, group)), actions=[*actions, BucketGroup.type.set(BucketGroup)])
 
 
 def _score_actions(b: str, member: str, score: int) -> list[Any]:

@@ -157,6 +157,8 @@ INVENTORY: dict[str, Kind] = {
     "board_score": kind("GetItem LBS#<board>#<member> (names are looked up when shown, never copied)", "keep",
                         ids="member_id", plain="board score", exported=False),
     "board_bucket": kind(NOT_A_MEMBERS, "none", plain="count", exported=False),
+    "board_bucket_group": kind(NOT_A_MEMBERS + " (members per score bucket: b<bucket> counts)", "none",
+                               exported=False),
     "quality_fact": kind("GetItem QF#<member> (as a referee)", "keep: ids and amounts", ids="referee_id",
                          plain="values orders rev", exported=False),
     "quality_tally": kind(NOT_A_MEMBERS, "none", plain=_TALLY, exported=False),
