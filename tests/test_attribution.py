@@ -86,6 +86,23 @@ def test_click_id_is_linked_when_recent_and_on_the_same_code(client):
     assert member("c").referral_channel == "code"  # no usable click: the code was typed
 
 
+def test_a_sign_up_through_a_click_waits_on_four_calls(client):
+    """Identity, code and click are read in one BatchGetItem; then the referrer, the hour's
+    sign-up window (one Query over its shards) and the transaction that creates the member."""
+    from chalicelib.referrals.models import Click
+    from tests.helpers import count_dynamodb_calls
+
+    _, referrer, _ = login(client, "ada", "Ada")
+    code = code_of(referrer)
+    Click(*Click.key("k1"), click_id="k1", code=code, channel="wechat", at=clock.now_iso()).save()
+    login(client, "warm-up", "Warm")  # the login rate limit's window written (one write per limit/20 logins)
+    with count_dynamodb_calls() as calls:
+        _, friend, answer = login(client, "bo", "Bo", referral={"code": code, "click_id": "k1"})
+    assert answer["attribution"]["status"] == "bound" and answer["attribution"]["click_linked"] is True
+    assert sorted(calls.calls) == ["BatchGetItem", "GetItem", "Query", "TransactWriteItems"]
+    assert member(friend).referral_click_id == "k1" and member(friend).referrer_id == referrer
+
+
 def test_purchase_converts_referral_once(client, streams):
     signup(client, "a")
     signup(client, "b", code_of("a"))

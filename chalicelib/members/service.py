@@ -50,18 +50,26 @@ def find_or_create(provider: str, subject: str, display_name: str | None = None,
     from ..referrals import attribution
 
     pk, sk = Identity.key(provider, subject)
+    # With a referral, the code and the click are read with the identity: one round trip
+    prefetched = attribution.prefetch(referral, extra=[(Identity, (pk, sk))]) if referral else None
     for consistent in (False, True):
         try:
-            existing = Member.find(Identity.get(pk, sk, consistent_read=consistent).member_id, consistent=consistent)
+            if prefetched is not None and not consistent:
+                identity = prefetched.get((Identity, (pk, sk)))
+                if identity is None:
+                    break
+            else:
+                identity = Identity.get(pk, sk, consistent_read=consistent)
+            existing = Member.find(identity.member_id, consistent=consistent)
         except Identity.DoesNotExist:
             break
         if existing is not None and not existing.erased_at:
-            return LoginResult(existing, False, attribution.refusal_for_existing(existing, referral))
+            return LoginResult(existing, False, attribution.refusal_for_existing(existing, referral, prefetched))
         # An erasure deleted the identity with the tombstone, in one transaction: a consistent
         # read of the identity now finds it gone, and this login makes a new, unlinked member.
     at = at or clock.now_iso()
     member_id = member_id or new_member_id(provider, subject)
-    binding = attribution.plan(member_id, referral, at, device_id, phone_hash) if referral else None
+    binding = attribution.plan(member_id, referral, at, device_id, phone_hash, prefetched) if referral else None
     member = Member.new(member_id, at, display_name=display_name or "", device_id=device_id,
                         phone_hash=phone_hash, source=source)
     try:

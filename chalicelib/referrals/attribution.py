@@ -1,7 +1,7 @@
 """Who gets credit for what, exactly once.
 
-- Sign-up: `plan()` reads the code, campaign, referrer, click and the code's hourly sign-up
-  count; `Binding.contribute()` adds the binding to the transaction that creates the member,
+- Sign-up: `plan()` reads the code and click (with the identity, in one call), campaign,
+  referrer and the code's hourly sign-up count; `Binding.contribute()` adds the binding to the transaction that creates the member,
   so a member is bound once, at creation, or never (see graph.py for why that rules out
   cycles).
 - Purchase and refund facts are attributed by stream handlers (`apply_purchase`,
@@ -24,10 +24,11 @@ from ..core.masking import mask_name
 from ..facts.models import Order, Refund, SignupWindow
 from ..fraud.models import FraudFlag
 from ..members.models import DownlineEntry, Member
-from ..store.base import cancelled_by_condition, transaction
+from ..store.base import cancelled_by_condition, get_many, transaction
 from ..streams import Change, on_change
 from . import codes, graph
 from .models import Click, Code, Conversion
+from .rules import normalize_code
 
 log = get_logger("attribution")
 MAX_RETRIES = 5
@@ -93,12 +94,27 @@ def new_flag(referee_id: str, referrer_id: str, code: str | None, reasons: list[
                      **FraudFlag.index_keys("open", at), **FraudFlag.referrer_keys(referrer_id, referee_id, at))
 
 
+def prefetch(referral: Any, extra: list[tuple[type, tuple[str, str]]] = ()) -> dict[tuple[type, tuple[str, str]], Any]:
+    """The referral's code and click (and `extra` items), read in one BatchGetItem."""
+    wanted = list(extra)
+    canonical = normalize_code(referral.code)
+    if canonical is not None:
+        wanted.append((Code, Code.key(canonical)))
+    if referral.click_id:
+        wanted.append((Click, Click.key(referral.click_id)))
+    return get_many(wanted) if wanted else {}
+
+
 def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
-         phone_hash: str | None = None) -> Binding | dict[str, Any]:
+         phone_hash: str | None = None, prefetched: dict | None = None) -> Binding | dict[str, Any]:
     """Everything a binding needs, read up front; or the refusal to show the caller.
-    Reads: the code; the referrer (GetItem) and this hour's sign-up window (one Query over its
-    shards); the click (clicks table) if one is named. The campaign comes from the short cache."""
-    code = codes.resolve(referral.code)
+    Reads: the code and the click (`prefetch`, one BatchGetItem, unless the caller read them
+    already); the referrer (GetItem) and this hour's sign-up window (one Query over its shards).
+    The campaign comes from the short cache."""
+    if prefetched is None:
+        prefetched = prefetch(referral)
+    canonical = normalize_code(referral.code)
+    code = prefetched.get((Code, Code.key(canonical))) if canonical is not None else None
     if code is None or code.status != "active":
         return not_bound("unknown_code")
     campaign = campaigns.current(code.campaign_id)
@@ -112,26 +128,26 @@ def plan(referee_id: str, referral: Any, at: str, device_id: str | None = None,
     if refusal:
         return not_bound(refusal)
     click_id, channel = None, "code"
-    if referral.click_id:
-        try:
-            click = Click.get(*Click.key(referral.click_id))
-            if graph.click_usable(click.code, click.at, code.code, at):
-                click_id, channel = click.click_id, click.channel or "other"
-        except Click.DoesNotExist:
-            pass
+    click = prefetched.get((Click, Click.key(referral.click_id))) if referral.click_id else None
+    if click is not None and graph.click_usable(click.code, click.at, code.code, at):
+        click_id, channel = click.click_id, click.channel or "other"
     seen = SignupWindow.count(code.code, hour)
     rules = campaigns.rules_of(campaign)
     fraud = graph.fraud_reasons(device_id, phone_hash, person(referrer), seen + 1, rules.signups_per_hour_alert)
     return Binding(referrer, code, campaign, click_id, fraud, hour, channel)
 
 
-def refusal_for_existing(member: Member, referral: Any) -> dict[str, Any] | None:
+def refusal_for_existing(member: Member, referral: Any, prefetched: dict | None = None) -> dict[str, Any] | None:
     """The answer when a sign-up with a referral names a member who already exists."""
     if referral is None:
         return None
     if member.referrer_id:
         return not_bound("already_referred")
-    code = codes.resolve(referral.code)
+    canonical = normalize_code(referral.code)
+    if prefetched is not None and canonical is not None:
+        code = prefetched.get((Code, Code.key(canonical)))
+    else:
+        code = codes.resolve(referral.code)
     if code is None:
         return not_bound("unknown_code")
     referrer = Member.find(code.member_id)

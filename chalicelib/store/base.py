@@ -212,6 +212,37 @@ def bind(prefix: str | None = None, host: str | None = None, region: str | None 
 bind()  # the stage's tables, as soon as a model is imported (app.py imports none: cold start)
 
 
+def get_many(wanted: list[tuple[type[Model], tuple[str, str]]]) -> dict[tuple[type[Model], tuple[str, str]], Any]:
+    """Items of several models, in several tables, in one BatchGetItem (eventually consistent):
+    {(model, key): item} for those that exist. PynamoDB batches per model; a request path that
+    needs a few unrelated items up front (a sign-up: identity, code, click) waits once, not thrice."""
+    requests: dict[str, dict[str, Any]] = {}
+    for model, (pk, sk) in wanted:
+        keys = requests.setdefault(model.Meta.table_name, {"Keys": []})["Keys"]
+        if {"pk": {"S": pk}, "sk": {"S": sk}} not in keys:
+            keys.append({"pk": {"S": pk}, "sk": {"S": sk}})
+    raw: list[tuple[str, dict[str, Any]]] = []
+    for attempt in range(BUSY_TRIES):
+        if not requests:
+            break
+        answer = shared_connection()._make_api_call("BatchGetItem", {"RequestItems": requests})
+        raw += [(table, item) for table, items in answer.get("Responses", {}).items() for item in items]
+        requests = answer.get("UnprocessedKeys") or {}
+        if requests:
+            time.sleep(_conflict_pause(attempt))
+    if requests:  # throttled past the tries: the caller answers 503 `service_busy` (see `transient`)
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                     "Message": "keys of a batch read left unprocessed"}}, "BatchGetItem")
+    found = {}
+    for model, key in wanted:
+        for table, item in raw:
+            if table == model.Meta.table_name and (item["pk"]["S"], item["sk"]["S"]) == key:
+                found[(model, key)] = model.from_raw_data(item)
+    return found
+
+
 def table_name(logical: str) -> str:
     return ROOTS[logical].Meta.table_name
 
