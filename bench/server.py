@@ -154,13 +154,17 @@ def main(argv: list[str] | None = None) -> int:
 
     class Poller(StreamPoller):
         """Lambda's event source mapping does not describe the table before every batch: look
-        for new shards once a second."""
+        for new shards once a second, on the known stream (the table every 30 s), as
+        `StreamPoller.run` does."""
 
-        def _refresh(self, source) -> None:
+        def _refresh(self, source, table: bool = True) -> None:
             now = time.monotonic()
             if now - getattr(source, "refreshed_at", 0.0) > 1.0:
-                super()._refresh(source)
+                described = now - getattr(source, "described_at", 0.0) > 30.0
+                super()._refresh(source, table=described or not source.shards)
                 source.refreshed_at = now
+                if described:
+                    source.described_at = now
 
     poller = Poller(app, aws.dynamodb(), aws.streams(), table_name, invoke=invoke, region=settings().region)
 
