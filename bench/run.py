@@ -5,7 +5,7 @@ which runs the service in a subprocess) each start their own DynamoDB Local (in 
 port); cold start and package size come from bench/coldstart.py. The simulator's exact
 check decides the exit status: BENCHMARKS.md is written either way, with the diff.
 
-    python -m bench.run [--members 2000] [--seed 7] [--concurrency 8] [--n 150]
+    python -m bench.run [--members 1000] [--seed 7] [--concurrency 8] [--n 60]
 """
 from __future__ import annotations
 
@@ -317,9 +317,9 @@ def steady_section(s: dict | None, rc: int | None, seconds: float | None) -> lis
         "## Steady-state stream lag",
         "",
         f"`python -m bench.steady --rate {s['rate']:g} --seconds {s['seconds']:g}` ({fmt(seconds or 0, 0)} s; "
-        "`make bench` sends at the rate the local stream keeps up with on two cores (`--steady-rate`, "
+        "`make bench` sends at half of what the local stream drains on two quiet cores (`--steady-rate`, "
         "`--steady-seconds`); run alone, `bench.steady` defaults to 20/s for 300 s, where the local stream falls "
-        "behind: DynamoDB Local's CPU is four fifths of a purchase's stream cost, docs/streams.md). "
+        "behind: two cores drain about 11 purchases/s, docs/streams.md). "
         f"{s['members']:,} members seeded first, not timed (referrers, referees signed up through a click on "
         f"their link, {s['setup_purchases']:,} of them converted beforehand); then {s['purchases']:,} purchases "
         "sent open loop (request i due at start + i / rate, whatever the answers' latency): converting first "
@@ -597,16 +597,15 @@ def write_report(args, meta: dict, micro: dict | None, sim: dict | None, cold: d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument("--members", type=int, default=1000)  # make bench stays under 10 minutes on two cores
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--n", type=int, default=60)
     parser.add_argument("--n-model", type=int, default=30)
-    parser.add_argument("--steady-rate", type=float, default=0.3,
-                        help="purchases/s of the steady-traffic run: what the local stream keeps up with on two "
-                             "cores (DynamoDB Local's CPU is four fifths of a purchase's stream cost); at 20/s the "
-                             "backlog grows by ~19.5 purchases a second")
-    parser.add_argument("--steady-seconds", type=float, default=120.0, help="its length (bench.steady alone: 300 s)")
+    parser.add_argument("--steady-rate", type=float, default=5.0,
+                        help="purchases/s of the steady-traffic run: half of what the local stream drains on two "
+                             "quiet cores (~11/s, docs/streams.md); at 20/s its backlog grows")
+    parser.add_argument("--steady-seconds", type=float, default=60.0, help="its length (bench.steady alone: 300 s)")
     parser.add_argument("--faults", type=float, default=0.05,
                         help="rate of injected DynamoDB faults (conflicts; half as many throttles and timeouts) in the "
                              "faults run")
