@@ -222,6 +222,33 @@ def test_approving_a_late_flag_releases_what_it_held(client, streams):
     assert_balances_match_entries(["a", "b"])
 
 
+def test_an_approval_read_while_the_orders_index_lags_is_handled_again_and_releases_all(client, streams,
+                                                                                      monkeypatch):
+    """The flag's entries are found by key from the referee's orders; an orders index behind the
+    member's order count would miss a commission, so the handler fails and the record comes again."""
+    from chalicelib.facts.models import Order
+
+    signup(client, "a")
+    signup(client, "b", code_of("a"))
+    purchase(client, "o1", "b", 100_00)
+    streams.drain()
+    refund(client, "o1", "r1", 10_00)  # a quick refund: the flag opens, every entry held
+    streams.drain()
+    clock.advance(timedelta(days=8))
+    sweeps.release_due()
+    assert points("a") == {"available": 0, "pending": 770}
+    with monkeypatch.context() as lagging:
+        lagging.setattr(Order.by_gsi1, "query", lambda *a, **k: iter(()))  # o1's index copy not there yet
+        _resolve(client, "b", "approve")
+        streams.drain()
+        sweeps.release_due()
+        assert points("a") == {"available": 0, "pending": 770}  # nothing released from a partial view
+    streams.drain(ignore_backoff=True)
+    sweeps.release_due()
+    assert points("a") == {"available": 770, "pending": 0}
+    assert_balances_match_entries(["a", "b"])
+
+
 def test_a_quick_refund_after_an_approval_opens_the_flag_again(client, streams):
     """A new quick refund is a new signal: ops review the referral again, and can approve it
     again (before, the referral stayed held under an approved flag nobody could resolve)."""

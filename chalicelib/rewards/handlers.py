@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..campaigns import service as campaigns
 from ..facts.models import Order
 from ..fraud.models import FraudFlag
-from ..members.models import Member
+from ..members.models import Member, member_pk
 from ..referrals.models import Conversion
 from ..streams import Change, on_change
 from . import ledger, ranks, rules
@@ -174,11 +174,31 @@ def on_flag(change: Change) -> None:
         ledger.set_hold(entry, held=False)
 
 
+class OrdersIndexLag(Exception):
+    """The referee's orders index does not yet show every order the member has counted: the
+    stream delivers the record again, by when it does."""
+
+
 def _referral_entries(referee_id: str) -> list[LedgerEntry]:
-    """Every ledger entry tied to a referral, read from the item (the index copy may lag)."""
-    found = []
-    for hit in LedgerEntry.by_gsi1.query(f"REFEREE#{referee_id}"):
-        entry = ledger.find(hit.member_id, hit.entry_id)
-        if entry is not None and entry.referee_id == referee_id:
-            found.append(entry)
-    return found
+    """Every ledger entry tied to a referral, by its key (entry ids follow from the facts), read
+    strongly consistent: the referee's welcome points and coupon; on each of the referee's
+    orders the referrer's conversion and commission and the grandparent's share; the referrer's
+    milestones tied to this friend (a milestone moves between friends: those with its tie). No
+    index of entries by referral: one written just before its flag resolves is found all the same."""
+    referee = Member.find(referee_id, consistent=True)
+    if referee is None:
+        return []
+    keys = [LedgerEntry.key(referee_id, f"{rule}.{referee_id}") for rule in ("welcome", "coupon")]
+    milestones: list[LedgerEntry] = []
+    if referee.referrer_id:
+        orders = [hit.order_id for hit in Order.by_gsi1.query(f"ORDERS#{referee_id}", attributes_to_get=["order_id"])]
+        if len(orders) < int(referee.orders or 0):
+            raise OrdersIndexLag(referee_id)
+        for order_id in orders:
+            keys += [LedgerEntry.key(referee.referrer_id, f"{rule}.{order_id}") for rule in ("conversion", "commission")]
+            if referee.grandparent_id:
+                keys.append(LedgerEntry.key(referee.grandparent_id, f"second_level.{order_id}"))
+        milestones = list(LedgerEntry.query(member_pk(referee.referrer_id), LedgerEntry.sk.startswith("LEDGER#milestone."),
+                                            consistent_read=True))
+    found = list(LedgerEntry.batch_get(keys, consistent_read=True)) + milestones
+    return sorted((e for e in found if e.referee_id == referee_id), key=lambda e: (e.member_id, e.entry_id))

@@ -144,9 +144,6 @@ def _award_once(grant: Award, campaign_id: str, rules: Rules, held: bool, at: st
                         available_at=available_at if points else at,
                         capped_from=grant.amount if amount != grant.amount else None,
                         lsi1sk=f"LEDGER#{at}#{grant.entry_id}")
-    if grant.referee_id:  # findable by its referral: a flag holds, releases or voids it
-        entry.gsi1pk, entry.gsi1sk = LedgerEntry.referral_keys(grant.referee_id, grant.member_id,
-                                                               grant.entry_id).values()
     if points and held and grant.referee_id:
         entry.hold = "fraud_review"
     elif points:
@@ -327,6 +324,7 @@ def untie(entry: LedgerEntry) -> None:
         return
     tied = _tied(entry)
     try:
+        # (gsi1: the referral index keys an older deployment wrote on entries, dropped with the tie)
         entry.update(actions=[LedgerEntry.referee_id.remove(), LedgerEntry.gsi1pk.remove(), LedgerEntry.gsi1sk.remove(),
                               LedgerEntry.hold.remove()],
                      condition=(LedgerEntry.status == "reversed") & tied)
@@ -438,9 +436,7 @@ def _restate_once(entry: LedgerEntry, amount: int, reversed_amount: int, delta: 
     if hold_now:
         actions.append(LedgerEntry.hold.set("fraud_review"))
     if referee_id is not None:
-        keys = LedgerEntry.referral_keys(referee_id, entry.member_id, entry.entry_id)
-        actions += [LedgerEntry.referee_id.set(referee_id), LedgerEntry.gsi1pk.set(keys["gsi1pk"]),
-                    LedgerEntry.gsi1sk.set(keys["gsi1sk"])]
+        actions.append(LedgerEntry.referee_id.set(referee_id))
     # Tied as read: a milestone untied meanwhile (`untie`) is restored with a tie, on a retry
     tied = _tied(entry)
     with transaction() as tx:

@@ -5,8 +5,9 @@ Access patterns:
 - one entry (idempotent award): GetItem pk=M#<member>, sk=LEDGER#<rule>.<source>
 - entries due for release: Query gsi2 gsi2pk=RELEASE#<shard>, gsi2sk <= <now> (sparse: pending, unheld)
 - every entry tied to a referral (welcome, coupon, conversion, commission, second level, the
-  milestone its conversion reached): Query gsi1 gsi1pk=REFEREE#<referee> — what a fraud flag holds,
-  releases or voids, and what a re-ranked conversion restates
+  milestone its conversion reached) — what a fraud flag holds, releases or voids: by key, from the
+  referee's orders (BatchGetItem; rewards/handlers._referral_entries), no index. Entries an older
+  deployment wrote carry gsi1 keys REFEREE#<referee>, which nothing reads any more
 - a member's monthly cap usage in a campaign: GetItem pk=CAP#<member>, sk=<campaign>#<yyyy-mm>
 - a campaign's budget usage: BatchGetItem pk=BUDGET#<campaign>#<shard>, sk=BUDGET (budget.py), plus
   pk=BUDGET#<campaign>, sk=BUDGET, the unsharded item written before sharding (read, never written)
@@ -57,10 +58,6 @@ class LedgerEntry(MainItem, discriminator="ledger_entry"):
     def release_keys(member_id: str, entry_id: str, available_at: str) -> dict[str, str]:
         shard = zlib.crc32(member_id.encode()) % RELEASE_SHARDS
         return {"gsi2pk": f"RELEASE#{shard}", "gsi2sk": f"{available_at}#{member_id}#{entry_id}"}
-
-    @staticmethod
-    def referral_keys(referee_id: str, member_id: str, entry_id: str) -> dict[str, str]:
-        return {"gsi1pk": f"REFEREE#{referee_id}", "gsi1sk": f"{member_id}#{entry_id}"}
 
 
 class CapUsage(MainItem, discriminator="cap_usage"):

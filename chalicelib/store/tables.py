@@ -93,8 +93,7 @@ MAIN = TableSpec(
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk",
               serves="a referrer's downline (REF#<member>, by bind time); fraud flags by status; audit log; "
-                     "every ledger entry tied to a referral (REFEREE#<referee>: held, released or voided by its "
-                     "fraud flag, restated when its conversion is re-ranked); a campaign's quizzes (QUIZZES#<campaign>, "
+                     "a campaign's quizzes (QUIZZES#<campaign>, "
                      "newest first); a member's login identities (IDS#<member>, member 360); a member's codes "
                      "(CODES#<member>) and share links (LINKS#<member>): personal-data export and erasure"),
         Index("gsi2", "gsi2pk", "gsi2sk",
