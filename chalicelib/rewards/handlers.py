@@ -191,10 +191,12 @@ def _referral_entries(referee_id: str) -> list[LedgerEntry]:
     keys = [LedgerEntry.key(referee_id, f"{rule}.{referee_id}") for rule in ("welcome", "coupon")]
     milestones: list[LedgerEntry] = []
     if referee.referrer_id:
-        orders = [hit.order_id for hit in Order.by_gsi1.query(f"ORDERS#{referee_id}", attributes_to_get=["order_id"])]
-        if len(orders) < int(referee.orders or 0):
+        indexed = list(Order.by_gsi1.query(f"ORDERS#{referee_id}", attributes_to_get=["order_id", "counted"]))
+        # Counted copies against the member's count (as lifecycle.facts_of): an uncounted order's
+        # copy must not stand in for a counted one whose copy is late
+        if sum(1 for hit in indexed if hit.counted) < int(referee.orders or 0):
             raise OrdersIndexLag(referee_id)
-        for order_id in orders:
+        for order_id in (hit.order_id for hit in indexed):
             keys += [LedgerEntry.key(referee.referrer_id, f"{rule}.{order_id}") for rule in ("conversion", "commission")]
             if referee.grandparent_id:
                 keys.append(LedgerEntry.key(referee.grandparent_id, f"second_level.{order_id}"))
