@@ -157,6 +157,33 @@ def test_one_member_from_sign_up_to_reactivated(client, streams):
     assert_balances_match_entries([lily, "bob"])
 
 
+def test_a_repeat_purchase_writes_no_lifecycle_state_yet_at_risk_counts_from_it(client, streams):
+    """A purchase that changes no stage or tier leaves the member's lifecycle as it was (its
+    due time stays the earlier one: no write); the sweep at that time finds the member active,
+    moves the due time on, and at-risk comes 60 days after the last purchase, not the first."""
+    put_program(client)
+    _, lily, _ = login(client, "lily", "Lily")
+    watch = Watcher(client, lily)
+    for order_id in ("o1", "o2", "o3"):  # loyal after the third
+        assert purchase(client, order_id, lily, 100_00).status_code == 200
+        settle(streams)
+        days(1)
+    assert watch.me()["stage"] == "loyal"
+    days(20)
+    settle(streams)  # the sweep moves the due time on (the second purchase had left the nudge's)
+    rev = int(member(lily).lifecycle_rev)
+    assert purchase(client, "o4", lily, 100_00).status_code == 200
+    streams.drain()
+    assert int(member(lily).lifecycle_rev) == rev  # nothing to write: same stage, same tier
+    assert by_rule(lily)["purchase"] == 400  # its own points paid all the same
+    days(45)  # 60 days after o3, 45 after o4
+    settle(streams)
+    assert watch.me()["stage"] == "loyal"
+    days(16)  # 61 days after o4
+    settle(streams)
+    assert watch.me()["stage"] == "at_risk"
+
+
 def test_refund_in_the_return_window_cancels_an_upgrade_and_takes_points_back(client, streams):
     put_program(client)
     _, lily, _ = login(client, "lily")

@@ -222,6 +222,17 @@ def latest_fact(facts: MemberFacts) -> str:
     return max(times, default="")
 
 
+def _due_kept(member: Member, due: str | None, now: str) -> str | None:
+    """A fact that moves the next change later (a purchase postpones at-risk) keeps the stored,
+    earlier due time: the sweep then finds nothing to change there but the due time, and moves
+    it on. A repeat purchase that changes no stage or tier so writes nothing (the member item
+    and its due entry were ~8 WRU per purchase); an earlier due time is written at once."""
+    stored = member.lifecycle_due_at
+    if stored and stored > now and (due is None or due > stored):
+        return stored
+    return due
+
+
 def _changed(member: Member, fields: dict[str, Any]) -> bool:
     """Whether the derived state differs from the stored one (a member never reconciled holds
     the defaults: new, the base tier, both since sign-up)."""
@@ -244,6 +255,8 @@ def reconcile(member_id: str, now: str | None = None, new_facts: bool = True) ->
         decided = plan(member, facts, now_at)
         if only_history(facts):  # the imported past sets stage and tier quietly: no messages, no gifts
             decided["moments"], decided["gifts"] = [], []
+        if new_facts:
+            decided["fields"]["lifecycle_due_at"] = _due_kept(member, decided["fields"]["lifecycle_due_at"], now_at)
         if new_facts:
             settle_purchase_points(member_id, facts, decided["state"])
         if not decided["moments"] and not decided["timeline"] and not _changed(member, decided["fields"]):
