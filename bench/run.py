@@ -159,23 +159,29 @@ def waste_section(ops: dict) -> list[str]:
         "condition already tells a replay; the stored fact is read only then. 3 → "
         f"{fmt(ops['purchase']['api_calls'], 2)} and 3 → {fmt(ops['refund']['api_calls'], 2)} calls.",
         "4. **Sign-up with a referral made sequential reads** (identity, code, campaign, referrer, click, "
-        "sign-up window): the referrer and the hour's sign-up window are now one BatchGetItem and the campaign "
-        f"is cached: 7.11 → {fmt(ops['login_referral']['api_calls'], 2)} calls.",
+        "sign-up window): identity, code and click are now one BatchGetItem across two tables "
+        "(`store.base.get_many`), the campaign is cached, the window's shards are one Query: 7.11 → "
+        f"{fmt(ops['login_referral']['api_calls'], 2)} calls.",
         "5. **Click counters woke the main table's stream**: the `CNT#…` items lived in `main`, so every counter "
         "update was a record the main handlers decoded and ignored "
         f"({BEFORE_FIXES['stream_records']['click']} stream records per click). They now live in the `control` "
         f"table, which has no stream: {fmt(ops['click']['stream_records'], 2)} records per click.",
         "6. **Refund reversal re-read what it had just read**: the entry (passed on now) and the member (needed "
         "only when reversing from the available balance, where points may already be spent).",
+        "7. **Leaderboard bucket counts**: a score moving to the next bucket wrote two count items; the counts "
+        "of a group of buckets (scores 1–15, then each power of two) now share one item (−9 WRU per converting "
+        "purchase and per refund, measured with `bench.micro`).",
+        "8. **Ledger entries indexed by referral**: every entry tied to a referee carried a `REFEREE#` index "
+        "entry, rewritten with every change of the entry, for the rare fraud flag; the flag's handler now finds "
+        "them by key from the referee's orders (−2 WRU per tied entry write).",
+        "9. **Repeat purchases rewrote the lifecycle**: a purchase postpones at-risk, so each one moved the "
+        "member's due time (member item + due index entry, in a transaction); the earlier due time now stands "
+        "and the sweep moves it on when it wakes.",
         "",
         "Still open:",
         "",
-        "- **Hot keys under a viral code (not measurable locally).** The sign-up transaction updates the "
-        "referrer's member item (`referrals_signed_up`) and the code's hourly `SIGNUPS#<code>`/`H#<hour>` item; "
-        "every award updates the campaign's single `BUDGET#<campaign>` item. Under concurrency DynamoDB cancels "
-        "such transactions with TransactionConflict (emulators never do; PITFALLS.md) and the stream retries "
-        "them. Shard the budget (`BUDGET#<campaign>#<n>`, each shard a slice of the budget) and the hourly "
-        "window, and count the referrer's sign-ups from the stream.",
+        "- **Hot keys under a viral code** are sharded (budget, sign-up window; docs/hot-keys-and-faults.md); "
+        "the referrer's `referrals_signed_up` counter is still one item per advocate.",
         f"- **Stream handlers re-read current state**: {fmt(calls('purchase', 'GetItem', 'stream'), 2)} GetItems "
         "per purchase. The order and the member are read again by each handler on purpose (records of one "
         "transaction arrive separately, in any order); a handler-level cache per batch would save a few.",
@@ -274,6 +280,15 @@ def floor_section(ops: dict) -> list[str]:
         "redelivery, so each writes its own per-fact record transactionally.",
         "",
     ]
+    by_item: dict[str, float] = {}
+    for op in chain:
+        for kind, units in (ops[op].get("wru_by_item") or {}).items():
+            by_item[kind] = by_item.get(kind, 0.0) + units
+    if by_item:
+        ranked = sorted(by_item.items(), key=lambda kv: -kv[1])
+        L += ["The same chain by the item written (its `type`; index entries and the transactional double "
+              "included): " + ", ".join(f"{kind} {fmt(units, 1)}" for kind, units in ranked if units >= 0.5) + ".",
+              ""]
     return L
 
 
