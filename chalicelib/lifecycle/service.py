@@ -257,7 +257,6 @@ def reconcile(member_id: str, now: str | None = None, new_facts: bool = True) ->
             decided["moments"], decided["gifts"] = [], []
         if new_facts:
             decided["fields"]["lifecycle_due_at"] = _due_kept(member, decided["fields"]["lifecycle_due_at"], now_at)
-        if new_facts:
             settle_purchase_points(member_id, facts, decided["state"])
         if not decided["moments"] and not decided["timeline"] and not _changed(member, decided["fields"]):
             return None
