@@ -3,10 +3,9 @@
 Top N: one descending page of each rank shard (RANK_SHARDS queries), merged. A member's rank:
 1 + how many members score higher, counted on the rank index when that is at most
 EXACT_UP_TO per shard; beyond that the rank is estimated from the per-shard score buckets
-(counts of members per score range, kept with every score change; grouped in one item per power
-of two): the members in
-higher buckets are counted exactly, those in the member's own bucket are prorated, and the
-answer says `exact: false` with the error bound (the members of that bucket).
+(counts of members per score range, kept with every score change, one item per power of two):
+the members in higher buckets are counted exactly, those in the member's own bucket are
+prorated, and the answer says `exact: false` with the error bound (the members of that bucket).
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from ..core.masking import mask_name
 from ..i18n import t
 from ..members.models import Member
 from . import rules
-from .models import Score
+from .models import BucketGroup, Score
 
 EXACT_UP_TO = 1000
 
@@ -85,7 +84,7 @@ def _bucket_counts(b: str, shard: int) -> Iterator[tuple[int, int]]:
     """(bucket, members) of one shard: from the group items (`G#`, a `b<bucket>` attribute per
     bucket) and the single-bucket items written before them (`B#<bucket>`, `count`); a bucket
     may be in both, and its members are the sum. Raw items: the group attributes are not declared."""
-    pages = Score._get_connection().query(f"LBH#{b}#{shard}")
+    pages = BucketGroup._get_connection().query(f"LBH#{b}#{shard}")
     while True:
         for item in pages.get("Items", []):
             sk = item["sk"]["S"]
@@ -97,7 +96,7 @@ def _bucket_counts(b: str, shard: int) -> Iterator[tuple[int, int]]:
                         yield int(name[1:]), int(value["N"])
         if "LastEvaluatedKey" not in pages:
             return
-        pages = Score._get_connection().query(f"LBH#{b}#{shard}", exclusive_start_key=pages["LastEvaluatedKey"])
+        pages = BucketGroup._get_connection().query(f"LBH#{b}#{shard}", exclusive_start_key=pages["LastEvaluatedKey"])
 
 
 def _estimate(b: str, score: int) -> dict[str, Any]:

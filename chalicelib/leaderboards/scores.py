@@ -61,8 +61,8 @@ def _apply_group(facts: dict[str, Desired]) -> int:
                 totals[key] = totals.get(key, 0) + delta
         totals = {key: delta for key, delta in totals.items() if delta}  # facts that cancel: no score write
         found = _scores(list(totals))
-        buckets = _bucket_steps(totals, found)
-        if len(plans) + len(totals) + len({key[:2] + (rules.bucket_group(key[2]),) for key in buckets}) > MAX_ITEMS and len(plans) > 1:
+        buckets = _bucket_groups(_bucket_steps(totals, found))
+        if len(plans) + len(totals) + len(buckets) > MAX_ITEMS and len(plans) > 1:
             ids = list(plans)
             half = len(ids) // 2
             return _apply_group({i: facts[i] for i in ids[:half]}) + _apply_group({i: facts[i] for i in ids[half:]})
@@ -98,6 +98,14 @@ def _bucket_steps(totals: dict[Key, int], found: dict[Key, Score]) -> dict[tuple
     return {key: step for key, step in steps.items() if step}
 
 
+def _bucket_groups(steps: dict[tuple[str, int, int], int]) -> dict[tuple[str, int, int], list[Any]]:
+    """The bucket steps by the item that holds them: (board, shard, group) → their ADD actions."""
+    groups: dict[tuple[str, int, int], list[Any]] = {}
+    for (b, shard, bucket), step in steps.items():
+        groups.setdefault((b, shard, rules.bucket_group(bucket)), []).append(BucketGroup.counter(bucket).add(step))
+    return groups
+
+
 def _write(plans: dict, totals: dict[Key, int], found: dict[Key, Score], buckets: dict) -> None:
     with transaction() as tx:
         for fact_id, (record, wanted, _) in plans.items():
@@ -110,10 +118,7 @@ def _write(plans: dict, totals: dict[Key, int], found: dict[Key, Score], buckets
             old = int(item.score) if item else 0
             tx.update(Score(*Score.key(b, member)), actions=_score_actions(b, member, max(0, old + delta)),
                       condition=(Score.score == old) if item else Score.pk.does_not_exist())
-        groups: dict[tuple[str, int, int], list[Any]] = {}
-        for (b, shard, bucket), step in buckets.items():
-            groups.setdefault((b, shard, rules.bucket_group(bucket)), []).append(BucketGroup.counter(bucket).add(step))
-        for (b, shard, group), actions in groups.items():
+        for (b, shard, group), actions in buckets.items():
             tx.update(BucketGroup(*BucketGroup.key(b, shard, group)), actions=[*actions, BucketGroup.type.set(BucketGroup)])
 
 

@@ -45,7 +45,7 @@ class Member(MainItem, discriminator="member"):
     tier = UnicodeAttribute(default="bronze")
     tier_since = UnicodeAttribute(null=True)
     tier_warning = UnicodeAttribute(null=True)  # the review that announced a downgrade
-    lifecycle_due_at = UnicodeAttribute(null=True)  # when the sweep looks again: at or before the next change the clock alone can make
+    lifecycle_due_at = UnicodeAttribute(null=True)  # the sweep's next look: at or before the clock's next change
     lifecycle_rev = NumberAttribute(default=0)  # optimistic lock of the derived state
     nudged_for = UnicodeAttribute(null=True)  # the first order a second-purchase nudge was sent for
     birthday_year = NumberAttribute(null=True)  # last year the birthday gift was given

@@ -1,9 +1,9 @@
 """Who gets credit for what, exactly once.
 
 - Sign-up: `plan()` reads the code and click (with the identity, in one call), campaign,
-  referrer and the code's hourly sign-up count; `Binding.contribute()` adds the binding to the transaction that creates the member,
-  so a member is bound once, at creation, or never (see graph.py for why that rules out
-  cycles).
+  referrer and the code's hourly sign-up count; `Binding.contribute()` adds the binding to the
+  transaction that creates the member, so a member is bound once, at creation, or never (see
+  graph.py for why that rules out cycles).
 - Purchase and refund facts are attributed by stream handlers (`apply_purchase`,
   `apply_refund`). Each one is tied to a conditional write on the fact itself (`counted`), so
   redelivery changes nothing, and converting checks the order's refunded amount it read, so a
