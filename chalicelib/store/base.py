@@ -221,12 +221,13 @@ def get_many(wanted: list[tuple[type[Model], tuple[str, str]]]) -> dict[tuple[ty
         keys = requests.setdefault(model.Meta.table_name, {"Keys": []})["Keys"]
         if {"pk": {"S": pk}, "sk": {"S": sk}} not in keys:
             keys.append({"pk": {"S": pk}, "sk": {"S": sk}})
-    raw: list[tuple[str, dict[str, Any]]] = []
+    raw: dict[tuple[str, str, str], dict[str, Any]] = {}  # (table, pk, sk) → item
     for attempt in range(BUSY_TRIES):
         if not requests:
             break
         answer = shared_connection()._make_api_call("BatchGetItem", {"RequestItems": requests})
-        raw += [(table, item) for table, items in answer.get("Responses", {}).items() for item in items]
+        raw.update(((table, item["pk"]["S"], item["sk"]["S"]), item)
+                   for table, items in answer.get("Responses", {}).items() for item in items)
         requests = answer.get("UnprocessedKeys") or {}
         if requests:
             time.sleep(_conflict_pause(attempt))
@@ -235,12 +236,8 @@ def get_many(wanted: list[tuple[type[Model], tuple[str, str]]]) -> dict[tuple[ty
 
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
                                      "Message": "keys of a batch read left unprocessed"}}, "BatchGetItem")
-    found = {}
-    for model, key in wanted:
-        for table, item in raw:
-            if table == model.Meta.table_name and (item["pk"]["S"], item["sk"]["S"]) == key:
-                found[(model, key)] = model.from_raw_data(item)
-    return found
+    return {(model, key): model.from_raw_data(raw[(model.Meta.table_name, *key)])
+            for model, key in wanted if (model.Meta.table_name, *key) in raw}
 
 
 def table_name(logical: str) -> str:
