@@ -319,6 +319,37 @@ LATENCY_REASONS = {
 }
 
 
+GOAL_MEMBERS, GOAL_HOURS = 100_000, 2.0
+
+
+def size_bound(s: dict) -> list[str]:
+    """What this run says of a larger one: its wall time and CPU per member, scaled (a lower bound:
+    a larger run has more generations and rank phases, each drained before the next)."""
+    cpu = s.get("cpu_seconds")
+    if not cpu or not s.get("members"):
+        return []
+    m, wall, cores = s["members"], s["wall_seconds"], s.get("cores") or 1
+    total = sum(cpu.values())
+    hours = lambda n, per_member: n * per_member / 3600  # noqa: E731
+    by_linear = {n: hours(n, wall / m) for n in (20_000, GOAL_MEMBERS)}
+    by_cpu = {n: hours(n, total / m / cores) for n in (20_000, GOAL_MEMBERS)}
+    need = total / m / (GOAL_HOURS * 3600 * cores / GOAL_MEMBERS)
+    return [
+        "**What bounds a larger run.** The run is CPU-bound on this machine's "
+        f"{cores} cores: {fmt(total, 0)} CPU-seconds in {fmt(wall, 0)} s of wall time "
+        f"({fmt(total / (cores * wall) * 100, 0)} % of the cores), per member "
+        + ", ".join(f"{name.replace('_', ' ')} {fmt(v / m * 1e3, 0)} ms" for name, v in cpu.items())
+        + f" (the service's share is its HTTP routes, its {fmt(s['stream']['records'] / m, 0)} stream records per "
+        f"member through the handlers, and the poller). Scaled from this run, {GOAL_MEMBERS:,} members need at "
+        f"least {fmt(max(by_linear[GOAL_MEMBERS], by_cpu[GOAL_MEMBERS]), 1)} h here (wall time per member: "
+        f"{fmt(by_linear[GOAL_MEMBERS], 1)} h; every core busy all the time: {fmt(by_cpu[GOAL_MEMBERS], 1)} h), and "
+        f"20,000 members {fmt(max(by_linear[20_000], by_cpu[20_000]), 1)} h; finishing {GOAL_MEMBERS:,} in "
+        f"{fmt(GOAL_HOURS, 0)} h on {cores} cores needs ×{fmt(need, 1)} less CPU per member, service and DynamoDB "
+        "Local together.",
+        "",
+    ]
+
+
 def steady_section(s: dict | None, rc: int | None, seconds: float | None) -> list[str]:
     """Stream lag under steady arrivals (bench/steady.py), beside the simulator's burst figure."""
     if s is None:
@@ -551,6 +582,7 @@ def write_report(args, meta: dict, micro: dict | None, sim: dict | None, cold: d
               for op, r in s["ops"].items()],
             "",
         ]
+        L += size_bound(s)
         calls = s.get("server_aws_calls") or {}
         if calls:
             L += ["AWS calls made by the service process during the run (HTTP routes, stream handlers, sweeps and "

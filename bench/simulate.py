@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import model  # noqa: E402
-from bench.stack import DynamoDBLocal, HttpClient, Service, batch_get_all, percentile  # noqa: E402
+from bench.stack import DynamoDBLocal, HttpClient, Service, batch_get_all, percentile, process_cpu  # noqa: E402
 from chalicelib.rewards.budget import SHARDS as BUDGET_SHARDS  # noqa: E402
 
 DAY = 86400
@@ -101,8 +102,6 @@ class Simulation:
         out = Path(self.args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.service = Service(endpoint, self.prefix, log_path=out / "simulate-server.log")
-        import os
-
         os.environ.update({"JWT_SECRET": self.service.jwt_secret, "STAGE": "local"})
         settings.cache_clear()
         self.http = HttpClient(self.service.port)
@@ -112,6 +111,15 @@ class Simulation:
 
         self.raw = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                                 aws_access_key_id="bench", aws_secret_access_key="bench")
+        self.cpu_start = self.cpu_now()
+
+    def cpu_now(self) -> dict[str, float]:
+        """CPU seconds used so far by the service process, DynamoDB Local and this process (the
+        clients, the model and the verification): what a larger run needs of the machine."""
+        own = os.times()
+        return {"service": process_cpu(self.service.process.pid),
+                "dynamodb_local": process_cpu(self.ddb.process.pid) if self.ddb else 0.0,
+                "simulator": own.user + own.system}
 
     def stop(self) -> None:
         """Also after a start that failed half-way (e.g. CreateTable timing out under load): what
@@ -553,6 +561,8 @@ class Simulation:
             "stream": {"records": stats["records"], "batches": stats["batches"], "failed_batches": stats["failed_batches"],
                        "handler_seconds": stats["handler_seconds"], "errors": stats["errors"]},
             "server_aws_calls": stats["calls"], "faults": stats.get("faults", {}),
+            "cpu_seconds": {k: v - self.cpu_start[k] for k, v in self.cpu_now().items()},
+            "cores": os.cpu_count(),
             "busy_retries": self.http.busy_retries,
             "stream_lag": lag, "ops": ops, "steps": self.steps,
             "board_rows": self.board_rows,

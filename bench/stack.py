@@ -28,6 +28,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used; 0 when it cannot be read."""
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def batch_get_all(raw: Any, table: str, keys: list[dict], consistent: bool = False) -> list[dict]:
     """Every item of `keys` that exists, 100 keys per BatchGetItem, unprocessed keys retried."""
     found: list[dict] = []

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import model  # noqa: E402
 from bench.simulate import Failure, Simulation  # noqa: E402
-from bench.stack import batch_get_all, percentile  # noqa: E402
+from bench.stack import batch_get_all, percentile, process_cpu  # noqa: E402
 
 CAMPAIGN = "steady-1"
 FIRST_SHARE = 0.25     # of the timed purchases: converting first purchases (one per waiting referee)
@@ -52,19 +52,6 @@ LAG_KINDS = ("conversion", "commission", "second_level")  # own-purchase points 
 
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) a process has used, from /proc; 0 when unknown. DynamoDB
-    Local's Java CPU is half of a purchase's stream cost, and on a loaded machine CPU time is
-    the figure to trust, not wall time."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError, TypeError):
-        return 0.0
-    import os
-
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the open-loop schedule ----------------------------------------------------------------------

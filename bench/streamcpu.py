@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -29,21 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.micro import Bench  # noqa: E402
-from bench.stack import DynamoDBLocal  # noqa: E402
+from bench.stack import DynamoDBLocal, process_cpu  # noqa: E402
 from bench.steady import FIRST_SHARE, REPEATS_EACH, UNREFERRED_SHARE  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) a process has used; 0 when it cannot be read."""
-    if not pid:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 class StreamCpu(Bench):
