@@ -34,7 +34,7 @@ FLOOR_CALLS = {
     "click": "GetItem code + PutItem click",
     "code_lookup": "GetItem code + BatchGetItem (campaign, referrer)",
     "login_referral": "GetItem identity + GetItem code + BatchGetItem (referrer, campaign, sign-up window, click) "
-                      "+ TransactWriteItems (identity, member, referrer counter, window counter)",
+                      "+ TransactWriteItems (identity, member, referrer count shard, window counter)",
     "purchase": "GetItem member + PutItem order (condition: new)",
     "refund": "GetItem order + TransactWriteItems (refund, order's refunded total)",
     "ledger_page": "Query (lsi1, 20 entries)",
@@ -326,8 +326,9 @@ class Bench:
                          "ConditionExpression": "attribute_not_exists(pk)"}},
                 {"Put": {"TableName": floor_main, "Item": rekey(referee_item, pk=f"M#{new_id}"),
                          "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Update": {"TableName": floor_main, "Key": {"pk": {"S": "M#floor-referrer"}, "sk": {"S": "PROFILE"}},
-                            "UpdateExpression": "ADD referrals_signed_up :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+                {"Update": {"TableName": floor_main, "Key": {"pk": {"S": "M#floor-referrer"}, "sk": {"S": "PROFILE#SIGNUPS#0"}},
+                            "UpdateExpression": "ADD #c :one", "ExpressionAttributeNames": {"#c": "count"},
+                            "ExpressionAttributeValues": {":one": {"N": "1"}}}},
                 {"Update": {"TableName": floor_main, "Key": {"pk": {"S": f"SIGNUPS#{r0['code']}"}, "sk": {"S": f"H#{hour}"}},
                             "UpdateExpression": "ADD signups :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}},
             ])

@@ -180,8 +180,9 @@ def waste_section(ops: dict) -> list[str]:
         "",
         "Still open:",
         "",
-        "- **Hot keys under a viral code** are sharded (budget, sign-up window; docs/hot-keys-and-faults.md); "
-        "the referrer's `referrals_signed_up` counter is still one item per advocate.",
+        "- **Hot keys under a viral code** are sharded (budget, sign-up window, the referrer's sign-up count; "
+        "docs/hot-keys-and-faults.md); the referrer's member item still takes each of their rewards' balance "
+        "moves, written by stream handlers that retry a cancelled transaction.",
         f"- **Stream handlers re-read current state**: {fmt(calls('purchase', 'GetItem', 'stream'), 2)} GetItems "
         "per purchase. The order and the member are read again by each handler on purpose (records of one "
         "transaction arrive separately, in any order); a handler-level cache per batch would save a few.",
@@ -228,7 +229,7 @@ def faults_section(f: dict | None, rc: int | None, seconds: float | None, rate: 
 FLOOR_ITEMS = {
     "click": [("click", False)],
     "code_lookup": [],
-    "login_referral": [("identity", True), ("member", True), ("referrer's sign-up counter", True),
+    "login_referral": [("identity", True), ("member", True), ("referrer's sign-up count shard", True),
                        ("referee's welcome entry", True), ("referee's balance", True)],
     "purchase": [("order", False), ("referrer's conversion entry", True), ("referrer's commission entry", True),
                  ("referrer's balance", True), ("budget", True), ("monthly cap", True),

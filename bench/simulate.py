@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import model  # noqa: E402
 from bench.stack import DynamoDBLocal, HttpClient, Service, batch_get_all, percentile, process_cpu  # noqa: E402
+from chalicelib.members.models import SignupCount  # noqa: E402
 from chalicelib.rewards.budget import SHARDS as BUDGET_SHARDS  # noqa: E402
 
 DAY = 86400
@@ -513,9 +514,17 @@ class Simulation:
         return diffs
 
     def stored_members(self, member_ids: list[str]) -> dict[str, dict]:
-        keys = [{"pk": {"S": f"M#{m}"}, "sk": {"S": "PROFILE"}} for m in member_ids]
-        return {item["member_id"]["S"]: item
-                for item in batch_get_all(self.raw, self.prefix + "main", keys, consistent=True)}
+        """Member items, with `referrals_signed_up` made the total of the item and its count's shards."""
+        keys = [{"pk": {"S": pk}, "sk": {"S": sk}} for m in member_ids
+                for pk, sk in [(f"M#{m}", "PROFILE"), *SignupCount.keys(m)]]
+        items = batch_get_all(self.raw, self.prefix + "main", keys, consistent=True)
+        members = {item["pk"]["S"]: dict(item) for item in items if item["sk"]["S"] == "PROFILE"}
+        for item in items:
+            if item["sk"]["S"] != "PROFILE" and item["pk"]["S"] in members:
+                member = members[item["pk"]["S"]]
+                total = int(member.get("referrals_signed_up", {"N": "0"})["N"]) + int(item["count"]["N"])
+                member["referrals_signed_up"] = {"N": str(total)}
+        return {item["member_id"]["S"]: item for item in members.values()}
 
     def stream_lag(self) -> dict[str, Any]:
         """Purchase written (order.created_at) → ledger entry written (entry.created_at), both on

@@ -66,3 +66,10 @@ def member(member_id: str):
     from chalicelib.members.models import Member
 
     return Member.get(*Member.key(member_id), consistent_read=True)
+
+
+def signed_up(member_id: str) -> int:
+    """Friends signed up through the member, as their profile counts them (every shard)."""
+    from chalicelib.members.models import with_signups
+
+    return with_signups(member_id, consistent=True)[1]

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.core import clock
-from tests.flows import SERVICE, code_of, login, member, purchase, refund, signup
+from tests.flows import SERVICE, code_of, login, member, purchase, refund, signed_up, signup
 from tests.helpers import token
 
 
@@ -38,7 +38,7 @@ def test_existing_member_is_not_rebound(client):
     answer = login(client, "bob", referral={"code": code_of(alice)})[2]
     assert answer["attribution"] == {"status": "not_bound", "reason": "existing_member"}
     assert member(bob).referrer_id is None
-    assert member(alice).referrals_signed_up == 0
+    assert signed_up(alice) == 0
 
 
 def test_self_referral_and_unknown_code_are_refused(client):
@@ -56,7 +56,7 @@ def test_three_member_cycle_is_impossible(client):
     answer = signup(client, "a", code_of("c"))["attribution"]
     assert answer["status"] == "not_bound" and answer["reason"] == "would_create_cycle"
     assert member("a").referrer_id is None
-    assert member("c").referrals_signed_up == 0
+    assert signed_up("c") == 0
 
 
 def test_ended_campaign_does_not_bind(client):
@@ -211,10 +211,10 @@ def test_shared_device_is_flagged_and_resolution_is_audited(client, streams):
 def test_rejected_referral_stops_counting(client, streams):
     signup(client, "a", device_id="d")
     signup(client, "b", code_of("a"), device_id="d")
-    assert member("a").referrals_signed_up == 1
+    assert signed_up("a") == 1
     response = client.post("/v1/ops/fraud-flags/b/resolve", {"action": "reject"}, token=token("olivia", "admin"))
     assert response.status_code == 200
-    assert member("b").referral_status == "void" and member("a").referrals_signed_up == 0
+    assert member("b").referral_status == "void" and signed_up("a") == 0
     purchase(client, "o1", "b", 100_00)
     streams.drain()
     assert member("b").referral_status == "void" and member("a").referrals_converted == 0
@@ -258,4 +258,4 @@ def test_concurrent_signups_with_two_codes_bind_exactly_once(client):
         assert sorted(a["status"] for a in answers) == ["bound", "not_bound"], answers
         referrer = member(member_id).referrer_id
         assert referrer in ("r1", "r2")
-    assert member("r1").referrals_signed_up + member("r2").referrals_signed_up == 5
+    assert signed_up("r1") + signed_up("r2") == 5

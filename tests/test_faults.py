@@ -14,7 +14,7 @@ from chalicelib.rewards import budget, sweeps
 from chalicelib.store import faults
 from chalicelib.store.base import transient
 from tests.conftest import BACKEND
-from tests.flows import SERVICE, change_rules, code_of, login, member, spring_campaign
+from tests.flows import SERVICE, change_rules, code_of, login, member, signed_up, spring_campaign
 from tests.ledger_checks import assert_balances_match_entries, entries
 
 class Scripted(faults.Plan):
@@ -199,7 +199,7 @@ def viral_scenario(client, streams, ns: str) -> dict:
     return {
         "ledger": sorted((strip(e.member_id), strip(e.entry_id), e.rule, int(e.amount), int(e.reversed_amount or 0),
                           e.status, bool(e.hold), strip(e.campaign_id)) for m in everyone for e in entries(m)),
-        "balances": {strip(m): (int(x.points_available), int(x.points_pending), int(x.referrals_signed_up),
+        "balances": {strip(m): (int(x.points_available), int(x.points_pending), signed_up(m),
                                 int(x.referrals_converted), int(x.orders), int(x.gmv_fen))
                      for m in everyone for x in [member(m)]},
         "budget": budget.totals(campaign),
@@ -442,3 +442,47 @@ def test_no_campaign_takes_the_program_budget_key(client):
     body = {"campaign_id": "program", "name": "P", "landing_url": "https://shop.example.com/p"}
     answer = client.post("/v1/campaigns", body, token=token("olivia", "ops"))
     assert answer.status_code == 422 and answer.json_body["error"]["code"] == "campaign_id_reserved"
+
+
+def test_a_viral_codes_sign_ups_count_in_shards_and_never_write_the_referrers_item(client, streams, monkeypatch):
+    """DynamoDB cancels transactions that meet on one item: the sign-up transaction adds to a
+    shard of the referrer's count (by the friend's id), not to the referrer's member item, and
+    the profile and the ops view count every shard; a rejected friend comes off the count."""
+    from botocore.client import BaseClient
+
+    from chalicelib.members.models import Member, SignupCount
+    from tests.helpers import token
+
+    spring_campaign(client, signups_per_hour_alert=5)
+    client.post("/v1/events/signups", {"member_id": "koc", "display_name": "K"}, token=SERVICE)
+    code = code_of("koc", "spring")
+    written: list[tuple[str, str]] = []
+    original = BaseClient._make_api_call
+
+    def capture(self, operation, params):
+        if operation == "TransactWriteItems":
+            for action in params["TransactItems"]:
+                (body,) = action.values()
+                key = body.get("Key") or body["Item"]
+                written.append((key["pk"]["S"], key["sk"]["S"]))
+        return original(self, operation, params)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", capture)
+        for i in range(8):
+            answer = client.post("/v1/events/signups", {"member_id": f"f{i}", "display_name": "F",
+                                                        "referral": {"code": code}}, token=SERVICE)
+            assert answer.status_code == 200 and answer.json_body["attribution"]["status"] == "bound"
+    assert Member.key("koc") not in written
+    shards = [key for key in written if key[0] == "M#koc"]
+    assert len(shards) == 8 and len(set(shards)) > 1 and set(shards) <= set(SignupCount.keys("koc"))
+    streams.drain()
+    me = client.get("/v1/members/me", token=token("koc")).json_body
+    assert me["advocate"]["referrals"]["signed_up"] == 8
+    view = client.get("/v1/ops/members/koc", token=token("olivia", "ops")).json_body
+    assert view["downline"]["level_1"]["signed_up"] == 8
+    # the 6th to 8th sign-ups of the hour were held for review: rejecting one takes it off the count
+    answer = client.post("/v1/ops/fraud-flags/f7/resolve", {"action": "reject"}, token=token("olivia", "ops"))
+    assert answer.status_code == 200, answer.body
+    assert signed_up("koc") == 7
+    assert client.get("/v1/members/me", token=token("koc")).json_body["advocate"]["referrals"]["signed_up"] == 7

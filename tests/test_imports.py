@@ -13,7 +13,7 @@ from chalicelib.core import aws
 from chalicelib.imports import parallel
 from chalicelib.store.base import table_name
 from tests.conftest import BACKEND
-from tests.flows import SERVICE, login, member, purchase, spring_campaign
+from tests.flows import SERVICE, login, member, purchase, signed_up, spring_campaign
 from tests.helpers import token
 
 ADMIN = token("ada-admin", "admin")
@@ -232,7 +232,7 @@ def test_a_busy_engine_or_a_lost_answer_leaves_the_rows_imported_once(client, mo
                for i in range(6)])
     body = imported(client, "members", rows)
     assert (body["accepted"], body["rejected"]) == (8, [])
-    assert [int(member(f"r{i}").referrals_signed_up) for i in range(2)] == [3, 3]
+    assert [signed_up(f"r{i}") for i in range(2)] == [3, 3]
     assert len(items_of("member")) == 8
 
 
@@ -263,7 +263,7 @@ def test_a_group_the_engine_keeps_refusing_is_a_busy_answer_and_a_resend_imports
     refusing["on"] = False
     body = imported(client, "members", rows)
     assert (body["accepted"], body["rejected"]) == (2, [])
-    assert int(member("r0").referrals_signed_up) == 1
+    assert signed_up("r0") == 1
 
 
 def test_code_and_order_rows_outlast_a_busy_engine_and_a_lost_answer(client):
@@ -316,7 +316,7 @@ def test_imported_history_writes_no_ledger_entry_but_counts_for_the_member(clien
     stored = member("ben")
     assert (int(stored.orders), int(stored.gmv_fen), stored.referral_status) == (2, 600_00, "signed_up")
     assert stored.stage != "new"  # the stage follows the history
-    assert int(member("ana").referrals_signed_up) == 1 and member("cyd").grandparent_id == "ana"
+    assert signed_up("ana") == 1 and member("cyd").grandparent_id == "ana"
     assert client.get("/v1/codes/ANA2026").json_body["valid"] is True
 
 

@@ -17,7 +17,7 @@ from chalicelib.privacy import inventory
 from chalicelib.referrals.models import Click, ClickCounter, Code, Link
 from chalicelib.store.base import table_name
 from chalicelib.webhooks import delivery
-from tests.flows import OPS, SERVICE, code_of, login, purchase, refund, spring_campaign
+from tests.flows import OPS, SERVICE, code_of, login, purchase, refund, signed_up, spring_campaign
 from tests.helpers import token
 from tests.test_engagement import assist, open_share
 from tests.webhook_receiver import Receiver
@@ -140,7 +140,7 @@ def totals(client, ids: list[str]) -> dict:
     funnel.pop("generated_at", None)
     return {
         "balances": {m: (int(v.points_available), int(v.points_pending), int(v.points_redeemed), int(v.orders),
-                         int(v.gmv_fen), int(v.referrals_signed_up), int(v.referrals_converted), v.referrer_id)
+                         int(v.gmv_fen), signed_up(m), int(v.referrals_converted), v.referrer_id)
                      for m, v in members.items()},
         "ledger": sorted((e.member_id, e.entry_id, int(e.amount), e.status, int(e.reversed_amount or 0))
                          for m in ids for e in LedgerEntry.query(member_pk(m), LedgerEntry.sk.startswith("LEDGER#"))),

@@ -12,7 +12,7 @@ from ..core.errors import Conflict, NotFound
 from ..core.pagination import PageQuery, page
 from ..i18n import t
 from ..insight import audit
-from ..members.models import Member
+from ..members.models import Member, SignupCount
 from ..referrals.models import Conversion
 from ..store.base import cancelled_by_condition, transaction
 from .models import FraudFlag
@@ -51,11 +51,11 @@ def resolve(flag_id: str, action: str, actor: str) -> dict[str, Any]:
                       condition=FraudFlag.status == "open")
             if status == "rejected" and member.referral_status in ("signed_up", "converted"):
                 member_actions.append(Member.referral_status.set("void"))
-                referrer_actions = [Member.referrals_signed_up.add(-1)]
+                # the sign-up counted in the shard of the referee (attribution), and comes off it
+                tx.update(SignupCount.of(flag.referrer_id, flag.referee_id), actions=SignupCount.actions(-1))
                 if member.referral_status == "converted":
-                    referrer_actions.append(Member.referrals_converted.add(-1))
+                    tx.update(Member(*Member.key(flag.referrer_id)), actions=[Member.referrals_converted.add(-1)])
                     tx.delete(Conversion(*Conversion.key(flag.referrer_id, member.converted_at, flag.referee_id)))
-                tx.update(Member(*Member.key(flag.referrer_id)), actions=referrer_actions)
             # a flag may name a member without a referral (assist farming): their status is absent
             tx.update(member, actions=member_actions,
                       condition=(Member.referral_status == member.referral_status) if member.referral_status

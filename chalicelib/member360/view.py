@@ -21,7 +21,7 @@ from ..fraud import service as fraud
 from ..fraud.models import FraudFlag
 from ..i18n import t
 from ..members import service as members
-from ..members.models import Identity, Member
+from ..members.models import Identity, Member, SignupCount, signed_up
 from ..points.lots import expiring
 from ..referrals import downline
 from ..referrals.models import MemberCode
@@ -39,7 +39,7 @@ PLAIN_SUBJECTS = {"backend"}
 
 def build(member_id: str, timeline_limit: int) -> dict[str, Any]:
     first = list(MainItem.batch_get([Member.key(member_id), FraudFlag.key(member_id),
-                                     *downline.count_keys(member_id)]))
+                                     *downline.count_keys(member_id), *SignupCount.keys(member_id)]))
     member = next((i for i in first if isinstance(i, Member)), None)
     if member is None:
         raise NotFound(t("member {member_id!r} does not exist", member_id=member_id), code="member_not_found")
@@ -49,7 +49,7 @@ def build(member_id: str, timeline_limit: int) -> dict[str, Any]:
         "identities": [identity(i) for i in Identity.of_member(member_id)],
         "referral": referral(member),
         "upline": upline(member),
-        "downline": {"level_1": {"signed_up": int(member.referrals_signed_up),
+        "downline": {"level_1": {"signed_up": signed_up(member, first),
                                  "converted": int(member.referrals_converted)},
                      "level_2": downline.second_level(first)},
         "ledger": ledger_summary(member),

@@ -1,7 +1,8 @@
 """Member and identity items (main table).
 
 Access patterns:
-- member by id: GetItem pk=M#<id>, sk=PROFILE
+- member by id: GetItem pk=M#<id>, sk=PROFILE; with the shards of its sign-up counter: Query
+  pk=M#<id>, sk begins_with PROFILE (`SignupCount`, sk PROFILE#SIGNUPS#<n>, sorts right after it)
 - member by login identity: GetItem pk=ID#<provider>#<subject>, sk=ID → member_id
 - a member's identities (ops' member 360): Query gsi1 gsi1pk=IDS#<member> (an index entry per
   identity, written with it: the member item itself never carries the subjects)
@@ -18,6 +19,9 @@ transaction. A small item carries the keys instead and is written only when what
 serves changes: the downline entry once, at binding; the due entry when the due time moves.
 """
 from __future__ import annotations
+
+import zlib
+from typing import Iterable
 
 from pynamodb.attributes import BooleanAttribute, ListAttribute, NumberAttribute, UnicodeAttribute
 
@@ -157,3 +161,46 @@ class LifecycleDue(MainItem, discriminator="lifecycle_due"):
     @classmethod
     def key(cls, member_id: str) -> tuple[str, str]:
         return member_pk(member_id), "DUE"
+
+
+class SignupCount(MainItem, discriminator="signup_count"):
+    """One shard of an advocate's count of friends signed up through them. Every sign-up through
+    a viral code adds to its referrer's count inside the sign-up transaction, and DynamoDB cancels
+    transactions that meet on one item (TransactionConflict): the count is split over `SHARDS`
+    items, a friend's sign-up (and its rejection as fraud) adding to the shard of the friend's id.
+    The member item's own `referrals_signed_up` counted before the shards, and member imports
+    still add there: the count is the two together (`signed_up`)."""
+
+    SHARDS = 8
+    count = NumberAttribute(default=0)
+
+    @classmethod
+    def key(cls, member_id: str, shard: int) -> tuple[str, str]:
+        return member_pk(member_id), f"{PROFILE}#SIGNUPS#{shard}"
+
+    @classmethod
+    def keys(cls, member_id: str) -> list[tuple[str, str]]:
+        return [cls.key(member_id, n) for n in range(cls.SHARDS)]
+
+    @classmethod
+    def of(cls, referrer_id: str, referee_id: str) -> "SignupCount":
+        """The shard a friend's sign-up counts in."""
+        return cls(*cls.key(referrer_id, zlib.crc32(referee_id.encode()) % cls.SHARDS))
+
+    @classmethod
+    def actions(cls, step: int) -> list:
+        """An update that may create the shard: it names its type, or a batch read could not tell it."""
+        return [cls.count.add(step), cls.type.set(cls)]
+
+
+def signed_up(member: Member, items: Iterable[object]) -> int:
+    """Friends signed up through `member`: its own counter and its shards among `items`."""
+    return int(member.referrals_signed_up or 0) + sum(
+        int(i.count) for i in items if isinstance(i, SignupCount) and i.pk == member.pk)
+
+
+def with_signups(member_id: str, consistent: bool = False) -> tuple[Member | None, int]:
+    """The member and its friends signed up, in one Query (the shards sort after the profile)."""
+    items = list(MainItem.query(member_pk(member_id), MainItem.sk.startswith(PROFILE), consistent_read=consistent))
+    member = next((i for i in items if isinstance(i, Member)), None)
+    return member, (signed_up(member, items) if member is not None else 0)

@@ -34,9 +34,9 @@ def login(req: Req) -> Any:
 
 @routes.get("/v1/members/me", roles=(MEMBER,), summary="My profile, points, tier, referrals")
 def me(req: Req) -> Any:
-    member = service.get(req.member_id)
+    member, signed_up = service.get_with_signups(req.member_id)
     referrer = service.Member.find(member.referrer_id) if member.referrer_id else None
-    return service.profile(member, referrer)
+    return service.profile(member, referrer, signed_up)
 
 
 @routes.put("/v1/members/me/preferences", roles=(MEMBER,), body=PreferencesIn,

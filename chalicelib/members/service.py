@@ -14,7 +14,7 @@ from ..core.masking import mask_name
 from ..i18n import t
 from ..store.base import MainItem, cancelled_by_condition, condition_failed, transaction
 from . import wechat
-from .models import DownlineEntry, Identity, Member
+from .models import DownlineEntry, Identity, Member, with_signups
 from .schemas import LoginIn
 
 
@@ -108,6 +108,14 @@ def get(member_id: str) -> Member:
     return _member(member_id)
 
 
+def get_with_signups(member_id: str) -> tuple[Member, int]:
+    """The member (as `get`) and the friends signed up through them (models.signed_up)."""
+    member, signed_up = with_signups(member_id)
+    if member is None or member.erased_at:
+        raise NotFound(t("member {member_id!r} does not exist", member_id=member_id), code="member_not_found")
+    return member, signed_up
+
+
 def locale_of(member_id: str) -> str | None:
     """The member's language preference (one small read; None for an unknown member)."""
     try:
@@ -151,7 +159,7 @@ def set_preferences(member_id: str, body: Any) -> dict[str, Any]:
     return preferences(member)
 
 
-def profile(member: Member, referrer: Member | None) -> dict[str, Any]:
+def profile(member: Member, referrer: Member | None, signed_up: int) -> dict[str, Any]:
     from ..lifecycle.service import standing
     from ..points.lots import expiring
     from ..rewards.levels import advocate_level  # the advocate level is the rewards rules'
@@ -165,7 +173,7 @@ def profile(member: Member, referrer: Member | None) -> dict[str, Any]:
                    "expiring": expiring(member) if int(member.points_available) > 0 else None},
         "preferences": preferences(member),
         "advocate": {"level": advocate_level(member),
-                     "referrals": {"signed_up": int(member.referrals_signed_up),
+                     "referrals": {"signed_up": signed_up,
                                    "converted": int(member.referrals_converted)}},
         "referred_by": ({"display_name": mask_name(referrer.display_name), "since": member.bound_at}
                         if referrer else None),

@@ -54,6 +54,8 @@ INVENTORY: dict[str, Kind] = {
                          "bound_at window_ends_at referral_status referral_hold converted_at orders gmv_fen "
                          "first_purchase_at last_purchase_at points_available points_pending points_redeemed lot_debt "
                          "referrals_signed_up referrals_converted erased_at"),
+    "signup_count": kind(MEMBER_PARTITION + " PROFILE#SIGNUPS# (shards of their count of friends signed up)",
+                         "keep: a count, like the tombstone's referrals_signed_up", plain="count"),
     "downline_entry": kind(MEMBER_PARTITION + " REF (their place in their referrer's downline)",
                            "keep: ids and the bind time, like the tombstone's own", ids="member_id referrer_id",
                            exported=False),

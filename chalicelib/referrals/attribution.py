@@ -23,7 +23,7 @@ from ..core.logs import get_logger
 from ..core.masking import mask_name
 from ..facts.models import Order, Refund, SignupWindow
 from ..fraud.models import FraudFlag
-from ..members.models import DownlineEntry, Member
+from ..members.models import DownlineEntry, Member, SignupCount, with_signups
 from ..store.base import cancelled_by_condition, get_many, transaction
 from ..streams import Change, on_change
 from . import codes, graph
@@ -34,11 +34,11 @@ log = get_logger("attribution")
 MAX_RETRIES = 5
 
 
-def person(member: Member | None) -> graph.Person | None:
+def person(member: Member | None, downline: int = 0) -> graph.Person | None:
     if member is None:
         return None
-    return graph.Person(member.member_id, member.referrer_id, member.grandparent_id,
-                        int(member.referrals_signed_up or 0), member.device_id, member.phone_hash)
+    return graph.Person(member.member_id, member.referrer_id, member.grandparent_id, downline, member.device_id,
+                        member.phone_hash)
 
 
 def not_bound(reason: str, **extra: Any) -> dict[str, Any]:
@@ -71,9 +71,10 @@ class Binding:
         member.referral_hold = "fraud_review" if self.fraud else None
         # the downline index entry is its own small item: the member's later updates write none
         tx.save(DownlineEntry.new(member.member_id, self.referrer.member_id, at))
-        # The referee condition (does not exist yet) is on the member put; the referrer must
-        # still exist. Counters move only together with that conditional put.
-        tx.update(self.referrer, actions=[Member.referrals_signed_up.add(1)], condition=Member.pk.exists())
+        # The referee condition (does not exist yet) is on the member put: counters move only
+        # together with it. The referrer's count is sharded (a viral code's sign-ups would meet
+        # on one item); its member item is not written (members are never deleted, only erased).
+        tx.update(SignupCount.of(self.referrer.member_id, member.member_id), actions=SignupCount.actions(1))
         window = SignupWindow(*SignupWindow.key(self.code.code, self.hour, SignupWindow.shard_of(member.member_id)))
         # The update may create the item: it names its type, or a batch read could not tell it.
         tx.update(window, actions=[SignupWindow.signups.add(1), SignupWindow.type.set(SignupWindow),
@@ -151,7 +152,11 @@ def refusal_for_existing(member: Member, referral: Any, prefetched: dict | None 
     if code is None:
         return not_bound("unknown_code")
     referrer = Member.find(code.member_id)
-    reason = graph.refusal(person(member), person(referrer), is_new=False) if referrer else "unknown_code"
+    if referrer is None:
+        return not_bound("unknown_code")
+    reason = graph.refusal(person(member), person(referrer), is_new=False)
+    if reason == "existing_member":  # unless friends of their own would make it a cycle: read their count
+        reason = graph.refusal(person(member, with_signups(member.member_id)[1]), person(referrer), is_new=False)
     return not_bound(reason or "existing_member")
 
 

@@ -1,5 +1,6 @@
 """Second-level downline counts: how many of a member's referees' referees signed up and
-converted (the first level is on the member: `referrals_signed_up`, `referrals_converted`).
+converted (the first level is counted at binding: `members.models.signed_up`, and the member's
+`referrals_converted`).
 
 Kept from the stream, exactly, with the leaderboards' pattern: each grandchild remembers what
 it contributes to its grandparent (`SecondLevelFact`, in the grandchild's partition), and a
