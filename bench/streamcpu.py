@@ -32,7 +32,6 @@ from bench.stack import DynamoDBLocal, process_cpu  # noqa: E402
 from bench.steady import FIRST_SHARE, REPEATS_EACH, UNREFERRED_SHARE  # noqa: E402
 
 
-
 class StreamCpu(Bench):
     def __init__(self, endpoint: str, engine_pid: int | None, purchases: int, group: int, seed: int,
                  plain_parser: bool = False):

@@ -98,7 +98,10 @@ def find_or_create(provider: str, subject: str, display_name: str | None = None,
 
 
 def _member(member_id: str, consistent: bool = False) -> Member:
-    member = Member.find(member_id, consistent=consistent)
+    return _profile_of(member_id, Member.find(member_id, consistent=consistent))
+
+
+def _profile_of(member_id: str, member: Member | None) -> Member:
     if member is None or member.erased_at:  # an erased member is nobody's profile any more
         raise NotFound(t("member {member_id!r} does not exist", member_id=member_id), code="member_not_found")
     return member
@@ -111,9 +114,7 @@ def get(member_id: str) -> Member:
 def get_with_signups(member_id: str) -> tuple[Member, int]:
     """The member (as `get`) and the friends signed up through them (models.signed_up)."""
     member, signed_up = with_signups(member_id)
-    if member is None or member.erased_at:
-        raise NotFound(t("member {member_id!r} does not exist", member_id=member_id), code="member_not_found")
-    return member, signed_up
+    return _profile_of(member_id, member), signed_up
 
 
 def locale_of(member_id: str) -> str | None:
