@@ -152,21 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 control.failed_batches += 1
         return result
 
-    class Poller(StreamPoller):
-        """Lambda's event source mapping does not describe the table before every batch: look
-        for new shards once a second, on the known stream (the table every 30 s), as
-        `StreamPoller.run` does."""
-
-        def _refresh(self, source, table: bool = True) -> None:
-            now = time.monotonic()
-            if now - getattr(source, "refreshed_at", 0.0) > 1.0:
-                described = now - getattr(source, "described_at", 0.0) > 30.0
-                super()._refresh(source, table=described or not source.shards)
-                source.refreshed_at = now
-                if described:
-                    source.described_at = now
-
-    poller = Poller(app, aws.dynamodb(), aws.streams(), table_name, invoke=invoke, region=settings().region)
+    poller = StreamPoller(app, aws.dynamodb(), aws.streams(), table_name, invoke=invoke, region=settings().region)
 
     sweep_name = "release_matured_rewards"
     original_sweep = app.handler_map[sweep_name]
@@ -186,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     def poll_loop() -> None:
         while not stop.is_set():
             try:
-                delivered = poller.poll_once()
+                delivered = poller.poll_paced()  # as `make run` polls
             except Exception as exc:  # noqa: BLE001 - reported through /stats
                 delivered = -1
                 with control.lock:

@@ -130,6 +130,7 @@ class StreamPoller:
         self.checkpoints = checkpoints or Checkpoints()
         self.lock = threading.Lock()
         self.lane_cpu_seconds = 0.0  # CPU used by lanes run on the worker threads
+        self._discovered_at = self._described_at = float("-inf")  # `poll_paced`: never yet
         self._workers: ThreadPoolExecutor | None = None
         self._invoke = invoke or (lambda name, event: app.handler_map[name](event, LambdaContext(name)))
         self.sources = [
@@ -448,23 +449,29 @@ class StreamPoller:
                 return total
         return total
 
-    def run(self, stop: threading.Event, idle_sleep: float = 0.25, discover_every: float = 1.0,
-            tables_every: float = 30.0) -> None:
-        """Poll until `stop`. New shards (splits) are looked for once every `discover_every`
-        seconds, not before every read: two Describe calls per table per round were a call per
-        purchase on top of the reads. A recreated table is noticed when its old stream stops
-        (see `_refresh`), and its stream looked up again every `tables_every` seconds anyway."""
-        discovered = described = 0.0
+    DISCOVER_EVERY = 1.0  # seconds between looks for new shards (splits) in the known streams
+    TABLES_EVERY = 30.0  # seconds between looks up of each table's stream
+
+    def poll_paced(self) -> int:
+        """One round, as Lambda's event source mapping reads: new shards are looked for once
+        every DISCOVER_EVERY seconds, not before every read (two Describe calls per table per
+        round were a call per purchase on top of the reads). A recreated table is noticed when
+        its old stream stops (see `_refresh`), and its stream looked up again every
+        TABLES_EVERY seconds anyway."""
+        now = self.monotonic()
+        discover = now - self._discovered_at >= self.DISCOVER_EVERY
+        tables = now - self._described_at >= self.TABLES_EVERY
+        if discover:
+            self._discovered_at = now
+        if tables:
+            self._described_at = now
+        return self.poll_once(discover, tables)
+
+    def run(self, stop: threading.Event, idle_sleep: float = 0.25) -> None:
+        """Poll until `stop` (`make run`), resting `idle_sleep` after a round that found nothing."""
         while not stop.is_set():
-            now = self.monotonic()
-            discover = now - discovered >= discover_every
-            tables = now - described >= tables_every
-            if discover:
-                discovered = now
-            if tables:
-                described = now
             try:
-                delivered = self.poll_once(discover, tables)
+                delivered = self.poll_paced()
             except Exception:
                 log.exception("stream poll round failed")
                 delivered = 0
