@@ -652,7 +652,7 @@ def write_report(args, meta: dict, micro: dict | None, sim: dict | None, cold: d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument("--members", type=int, default=1000)  # make bench stays under 10 minutes on two cores
+    parser.add_argument("--members", type=int, default=1000)  # sized for BENCH_BUDGET_S
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--n", type=int, default=40)
